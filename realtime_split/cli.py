@@ -1,0 +1,98 @@
+"""Command line: ``realtime-split --input FILE|mic --stem ... --output FILE|DIR/|speakers``.
+
+Parses arguments and hands over to file mode (``file_mode.run``) or live mode
+(``live.run``). A ``UserError`` becomes one line on stderr and a non-zero exit;
+Ctrl-C exits with 130 after the mode has finalized its outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import UserError
+
+LIVE_INPUT = "mic"
+LIVE_OUTPUT = "speakers"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="realtime-split",
+        description="Separate music into stems (vocals, drums, bass, other) while it plays.",
+        epilog="examples:\n"
+        "  realtime-split --input mic --stem vocals            # hear the vocals of what the mic picks up\n"
+        "  realtime-split --input song.flac --stem all --output stems/\n"
+        "  realtime-split --input song.flac --output speakers --gain vocals=-inf   # karaoke",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-i", "--input", nargs="+", metavar="FILE|mic",
+                   help="audio file(s) to separate, or 'mic' for the default input device")
+    p.add_argument("-o", "--output", metavar="FILE|DIR/|speakers",
+                   help="a file (one stem), a directory (one file per stem; DIR/<name>/<stem>.wav for several "
+                        "inputs) or 'speakers'; default: speakers for live input, separated/ for files")
+    p.add_argument("-s", "--stem", metavar="STEMS",
+                   help="comma-separated stems (vocals,drums,bass,other,accompaniment) or 'all'; "
+                        "default: all for files, vocals for live input")
+    p.add_argument("--latency", default=None, metavar="PRESET",
+                   help="latency preset: low, balanced (default) or quality")
+    p.add_argument("--hop", type=int, metavar="SAMPLES",
+                   help="explicit hop in model samples instead of a preset (latency = hop + crossfade + lookahead)")
+    p.add_argument("--offline", action="store_true",
+                   help="files only: full-context best quality instead of streaming")
+    p.add_argument("--gain", action="append", default=[], metavar="STEM=DB",
+                   help="per-stem gain in dB, repeatable; 'vocals=-inf' mutes the vocals (karaoke)")
+    p.add_argument("--model", metavar="PATH", help="ONNX model file (default: the bundled model)")
+    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="ONNX Runtime provider (default: auto = CUDA when available, else CPU)")
+    p.add_argument("--channels", metavar="N,M",
+                   help="1-based input channels to separate when the input has more than two")
+    p.add_argument("--format", dest="file_format", metavar="FMT",
+                   help="output file format (wav, flac, ogg, mp3...; default: from the output name, else wav)")
+    p.add_argument("--subtype", metavar="SUBTYPE",
+                   help="output sample subtype (PCM_16, PCM_24, FLOAT...; default: the format's default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or status line")
+    live = p.add_argument_group("live audio")
+    live.add_argument("-l", "--list-devices", action="store_true", help="list audio devices and exit")
+    live.add_argument("--input-device", metavar="ID|NAME", help="input device by index or name substring")
+    live.add_argument("--output-device", metavar="ID|NAME", help="output device by index or name substring")
+    live.add_argument("--blocksize", type=int, default=None, metavar="FRAMES",
+                      help="audio callback block size (default: the hop of the latency preset)")
+    live.add_argument("--duration", type=float, metavar="SECONDS", help="stop live mode after this long")
+    p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def is_live(args: argparse.Namespace) -> bool:
+    return bool(args.input and args.input == [LIVE_INPUT]) or args.output == LIVE_OUTPUT
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.list_devices:
+            from . import live
+
+            return live.list_devices()
+        if not args.input:
+            parser.print_usage(sys.stderr)
+            raise UserError("no input given; pass --input FILE or --input mic")
+        if is_live(args):
+            from . import live
+
+            return live.run(args)
+        from . import file_mode
+
+        return file_mode.run(args)
+    except UserError as exc:
+        print(f"realtime-split: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("realtime-split: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""The model contract shared by training, export and the runtime.
+
+One ONNX file per model. Input ``mix``: float32 ``[batch, 2, time]`` (stereo
+waveform at the model's sample rate). Output ``stems``: float32
+``[batch, n_stems, 2, time]`` in the order named by the metadata. ``time`` must
+be a multiple of ``length_multiple``.
+
+Everything the runtime needs to stream the model lives in the file's
+``metadata_props`` under the ``realtime_split.`` prefix, so the runtime
+hard-codes no geometry. docs/model-format.md is the prose version of this module.
+This module must stay free of TensorFlow and of the ``onnx`` package: training
+and export import it, the runtime reads metadata through ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+from .errors import ModelFormatError
+
+FORMAT_VERSION = 1
+PREFIX = "realtime_split."
+INPUT_NAME = "mix"
+OUTPUT_NAME = "stems"
+PRESET_NAMES = ("low", "balanced", "quality")
+OFFLINE = "offline"
+KNOWN_STEMS = ("vocals", "drums", "bass", "other", "accompaniment")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one model run maps onto the stream (all lengths in model samples).
+
+    Every ``hop`` new input samples the model runs on the latest ``window``
+    samples. The window is ``context | hop + crossfade | lookahead``: the region
+    of ``hop + crossfade`` samples after the past ``context`` is kept and
+    overlap-added, its first and last ``crossfade`` samples faded against the
+    neighbouring runs. A sample is final once the run that sees ``lookahead``
+    samples past its region's fade-out has happened, so the algorithmic latency
+    is ``hop + crossfade + lookahead``.
+    """
+
+    window: int
+    hop: int
+    crossfade: int
+    lookahead: int
+
+    @property
+    def context(self) -> int:
+        return self.window - self.hop - self.crossfade - self.lookahead
+
+    @property
+    def latency(self) -> int:
+        return self.hop + self.crossfade + self.lookahead
+
+    @property
+    def keep_start(self) -> int:
+        """Index in the window of the first kept sample."""
+        return self.context
+
+    @property
+    def keep_length(self) -> int:
+        return self.hop + self.crossfade
+
+    def validate(self, length_multiple: int = 1, where: str = "geometry") -> "Geometry":
+        for name in ("window", "hop", "crossfade", "lookahead"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ModelFormatError(f"{where}: {name} must be a non-negative integer, got {value!r}")
+        if self.hop < 1:
+            raise ModelFormatError(f"{where}: hop must be at least 1 sample")
+        if self.crossfade > self.hop:
+            raise ModelFormatError(f"{where}: crossfade ({self.crossfade}) must not exceed hop ({self.hop})")
+        if self.context < 0:
+            raise ModelFormatError(
+                f"{where}: hop + crossfade + lookahead ({self.latency}) exceeds the window ({self.window}); "
+                "use a smaller hop"
+            )
+        if length_multiple > 1 and self.window % length_multiple:
+            raise ModelFormatError(f"{where}: window {self.window} is not a multiple of {length_multiple}")
+        return self
+
+    def with_hop(self, hop: int) -> "Geometry":
+        """The same window and lookahead with another hop (for an explicit ``--hop``)."""
+        return Geometry(self.window, hop, min(self.crossfade, hop), self.lookahead)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str) -> "Geometry":
+        try:
+            return cls(
+                window=int(data["window"]),
+                hop=int(data["hop"]),
+                crossfade=int(data["crossfade"]),
+                lookahead=int(data["lookahead"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"{where}: needs integer window, hop, crossfade and lookahead ({exc})") from None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything the runtime knows about a model, read from its metadata."""
+
+    sample_rate: int
+    stems: tuple[str, ...]
+    length_multiple: int
+    presets: dict[str, Geometry]
+    default_preset: str = "balanced"
+    channels: int = 2
+    name: str = ""
+    description: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def geometry(self, preset: str | None = None, hop: int | None = None) -> Geometry:
+        """The geometry for a preset name (``low``/``balanced``/``quality``/``offline``) or an explicit hop."""
+        preset = preset or self.default_preset
+        if preset not in self.presets:
+            raise ModelFormatError(
+                f"unknown latency preset {preset!r}; choose one of {', '.join(self.presets)}"
+            )
+        geometry = self.presets[preset]
+        if hop is not None:
+            geometry = geometry.with_hop(int(hop)).validate(self.length_multiple, where=f"--hop {hop}")
+        return geometry
+
+    def loss_region(self) -> tuple[int, int]:
+        """Window indices ``[start, stop)`` covered by some preset's kept region.
+
+        Training puts its loss here, so the network is trained on exactly the
+        samples the runtime keeps. Only meaningful when all presets share a window.
+        """
+        start = min(g.keep_start for g in self.presets.values())
+        stop = max(g.keep_start + g.keep_length for g in self.presets.values())
+        return start, stop
+
+    def to_metadata(self) -> dict[str, str]:
+        """The ``metadata_props`` entries (string to string) that describe this model."""
+        props = {
+            "format_version": str(FORMAT_VERSION),
+            "sample_rate": str(self.sample_rate),
+            "channels": str(self.channels),
+            "stems": ",".join(self.stems),
+            "length_multiple": str(self.length_multiple),
+            "presets": json.dumps({k: asdict(v) for k, v in self.presets.items()}, sort_keys=True),
+            "default_preset": self.default_preset,
+            "name": self.name,
+            "description": self.description,
+        }
+        props.update(self.extra)
+        return {PREFIX + k: v for k, v in props.items()}
+
+
+def _require(props: dict[str, str], key: str, source: str) -> str:
+    value = props.get(PREFIX + key)
+    if value is None or value == "":
+        raise ModelFormatError(
+            f"{source}: metadata key {PREFIX + key!r} is missing; "
+            "is this a realtime-split model? export it with `python -m export` (see docs/model-format.md)"
+        )
+    return value
+
+
+def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
+    """Validate ``metadata_props`` and build a :class:`ModelInfo`, or raise ModelFormatError."""
+    version = _require(props, "format_version", source)
+    if version != str(FORMAT_VERSION):
+        raise ModelFormatError(
+            f"{source}: model format version {version} is not supported (this realtime-split reads "
+            f"version {FORMAT_VERSION}); re-export the model or upgrade realtime-split"
+        )
+    try:
+        sample_rate = int(_require(props, "sample_rate", source))
+        channels = int(props.get(PREFIX + "channels", "2"))
+        length_multiple = int(_require(props, "length_multiple", source))
+        presets_raw = json.loads(_require(props, "presets", source))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{source}: invalid metadata value ({exc})") from None
+    if sample_rate <= 0 or length_multiple <= 0 or channels != 2:
+        raise ModelFormatError(f"{source}: sample_rate and length_multiple must be positive and channels 2")
+    stems = tuple(s.strip() for s in _require(props, "stems", source).split(",") if s.strip())
+    if not stems or len(set(stems)) != len(stems):
+        raise ModelFormatError(f"{source}: metadata 'stems' must list distinct stem names")
+    if not isinstance(presets_raw, dict) or not presets_raw:
+        raise ModelFormatError(f"{source}: metadata 'presets' must be a JSON object of geometries")
+    presets = {
+        name: Geometry.from_dict(g, f"{source}: preset {name!r}").validate(
+            length_multiple, where=f"{source}: preset {name!r}"
+        )
+        for name, g in presets_raw.items()
+    }
+    default = props.get(PREFIX + "default_preset") or "balanced"
+    if default not in presets:
+        raise ModelFormatError(f"{source}: default preset {default!r} is not among the presets")
+    known = {PREFIX + k for k in ("format_version", "sample_rate", "channels", "stems", "length_multiple",
+                                   "presets", "default_preset", "name", "description")}
+    extra = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX) and k not in known}
+    return ModelInfo(
+        sample_rate=sample_rate,
+        stems=stems,
+        length_multiple=length_multiple,
+        presets=presets,
+        default_preset=default,
+        channels=channels,
+        name=props.get(PREFIX + "name", ""),
+        description=props.get(PREFIX + "description", ""),
+        extra=extra,
+    )
+
+
+def ms_to_samples(ms: float, sample_rate: int) -> int:
+    return int(math.floor(ms * sample_rate / 1000.0))

@@ -1,0 +1,125 @@
+"""Small, real ONNX models that follow docs/model-format.md, built with the onnx helper API.
+
+They are real files run by real ONNX Runtime sessions; only their weights are
+simple, so a test can predict their output exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from realtime_split.model_format import INPUT_NAME, OUTPUT_NAME, Geometry, ModelInfo
+
+STEMS4 = ("vocals", "drums", "bass", "other")
+
+# Small geometry, model rate 44.1 kHz; all presets share one window like a trained model.
+TEST_PRESETS = {
+    "low": Geometry(window=2048, hop=128, crossfade=32, lookahead=64),
+    "balanced": Geometry(window=2048, hop=256, crossfade=64, lookahead=128),
+    "quality": Geometry(window=2048, hop=512, crossfade=128, lookahead=256),
+    "offline": Geometry(window=2048, hop=1024, crossfade=256, lookahead=384),
+}
+
+
+def test_info(stems=STEMS4, sample_rate=44100, presets=None, length_multiple=64, **extra) -> ModelInfo:
+    return ModelInfo(
+        sample_rate=sample_rate,
+        stems=tuple(stems),
+        length_multiple=length_multiple,
+        presets=dict(presets or TEST_PRESETS),
+        name="test-model",
+        description="tiny test model",
+        extra={k: str(v) for k, v in extra.items()},
+    )
+
+
+def _save(graph: onnx.GraphProto, path: Path, info: ModelInfo | None, opset: int = 17) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    if info is not None:
+        for key, value in info.to_metadata().items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    path = Path(path)
+    onnx.save(model, str(path))
+    return path
+
+
+def _io(n_stems: int):
+    x = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", 2, "time"])
+    y = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", n_stems, 2, "time"])
+    return x, y
+
+
+def make_scaled_identity_model(path, scales=None, info: ModelInfo | None = None) -> Path:
+    """stems[:, s] = scales[s] * mix. With all scales 1 this is the identity model."""
+    info = info or test_info()
+    n = len(info.stems)
+    scales = np.ones(n, np.float32) if scales is None else np.asarray(scales, np.float32)
+    x, y = _io(n)
+    scale = numpy_helper.from_array(scales.reshape(1, n, 1, 1), "scales")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [
+        helper.make_node("Unsqueeze", [INPUT_NAME, "axes"], ["mix4"]),
+        helper.make_node("Mul", ["mix4", "scales"], [OUTPUT_NAME]),
+    ]
+    graph = helper.make_graph(nodes, "scaled_identity", [x], [y], initializer=[scale, axes])
+    return _save(graph, path, info)
+
+
+def make_identity_model(path, info: ModelInfo | None = None) -> Path:
+    return make_scaled_identity_model(path, None, info)
+
+
+def make_conv_model(path, kernel_size=33, seed=0, info: ModelInfo | None = None) -> Path:
+    """stems[:, s, c] = conv(mix[:, c], k_s) with zero 'same' padding: output depends on the window edges,
+    so streaming must reproduce the exact windows to match offline windowed processing."""
+    info = info or test_info()
+    n = len(info.stems)
+    rng = np.random.default_rng(seed)
+    x, y = _io(n)
+    pad = kernel_size // 2
+    # group=2 Conv: group 0 reads L and writes n filters, group 1 reads R and writes n filters;
+    # every filter is its own random kernel, so each (stem, channel) output differs.
+    w_grouped = (rng.standard_normal((2 * n, 1, kernel_size)) / kernel_size).astype(np.float32)
+    init = [
+        numpy_helper.from_array(w_grouped, "w"),
+        numpy_helper.from_array(np.array([0, 2, n, -1], np.int64), "shape4"),  # [b, 2, n, t]
+    ]
+    nodes = [
+        helper.make_node("Conv", [INPUT_NAME, "w"], ["conv"], group=2, pads=[pad, pad], kernel_shape=[kernel_size]),
+        # conv: [b, 2n, t] ordered (channel, stem) -> [b, 2, n, t] -> [b, n, 2, t]
+        helper.make_node("Reshape", ["conv", "shape4"], ["r4"]),
+        helper.make_node("Transpose", ["r4"], [OUTPUT_NAME], perm=[0, 2, 1, 3]),
+    ]
+    graph = helper.make_graph(nodes, "conv", [x], [y], initializer=init)
+    return _save(graph, path, info)
+
+
+def conv_model_reference(window: np.ndarray, path) -> np.ndarray:
+    """Run the saved model's math in numpy on one window [2, t] -> [n, 2, t] (for cross-checks)."""
+    model = onnx.load(str(path))
+    w = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "w"))
+    n = w.shape[0] // 2
+    out = np.zeros((n, 2, window.shape[-1]), np.float32)
+    for c in range(2):
+        for s in range(n):
+            k = w[c * n + s, 0]
+            out[s, c] = np.convolve(window[c], k[::-1], mode="same")
+    return out
+
+
+def make_model_without_metadata(path) -> Path:
+    info = test_info()
+    x, y = _io(len(info.stems))
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    graph = helper.make_graph(
+        [helper.make_node("Unsqueeze", [INPUT_NAME, "axes"], ["m"]),
+         helper.make_node("Concat", ["m"] * len(info.stems), [OUTPUT_NAME], axis=1)],
+        "no_metadata", [x], [y], initializer=[axes])
+    return _save(graph, path, None)
