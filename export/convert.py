@@ -1,0 +1,77 @@
+"""Keras -> ONNX in the layout of the model contract, with the contract's metadata.
+
+Keras models see audio as ``(batch, time, 2)`` and return ``(batch, time, S, 2)``;
+the contract is ``mix [batch, 2, time] -> stems [batch, S, 2, time]`` with batch
+and time dynamic. The transposes live inside the exported graph, so the runtime
+never reshapes anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import onnx
+
+from realtime_split.model_format import INPUT_NAME, OUTPUT_NAME, ModelInfo
+
+DEFAULT_OPSET = 17
+
+
+def contract_function(model):
+    """A tf.function in the contract layout wrapping ``model`` in inference mode."""
+    import tensorflow as tf
+
+    @tf.function
+    def separate(mix):
+        stems = model(tf.transpose(mix, [0, 2, 1]), training=False)  # (b, t, S, 2)
+        return tf.transpose(stems, [0, 2, 3, 1])  # [b, S, 2, t]
+
+    return separate
+
+
+def keras_reference(model):
+    """numpy ``[b, 2, t] -> [b, S, 2, t]`` through Keras, for parity checks."""
+    import tensorflow as tf
+
+    separate = contract_function(model)
+    return lambda mix: separate(tf.constant(mix)).numpy()
+
+
+def _name_io(proto: onnx.ModelProto) -> None:
+    """tf2onnx names the output after TF's Identity op and the dynamic axes ``unk__N``; use contract names."""
+    graph = proto.graph
+    old = graph.output[0].name
+    for node in graph.node:
+        node.output[:] = [OUTPUT_NAME if o == old else o for o in node.output]
+        node.input[:] = [OUTPUT_NAME if i == old else i for i in node.input]
+    graph.output[0].name = OUTPUT_NAME
+    for value, axes in ((graph.input[0], (0, 2)), (graph.output[0], (0, 3))):
+        dims = value.type.tensor_type.shape.dim
+        dims[axes[0]].dim_param, dims[axes[1]].dim_param = "batch", "time"
+
+
+def set_metadata(proto: onnx.ModelProto, info: ModelInfo) -> None:
+    del proto.metadata_props[:]
+    for key, value in info.to_metadata().items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def keras_to_onnx(model, info: ModelInfo, output: Path, extra: dict[str, str] | None = None,
+                  opset: int = DEFAULT_OPSET) -> Path:
+    """Convert ``model`` with tf2onnx and write it to ``output`` with ``info`` (plus ``extra`` keys) as metadata."""
+    import tensorflow as tf
+    import tf2onnx
+
+    signature = [tf.TensorSpec([None, 2, None], tf.float32, name=INPUT_NAME)]
+    proto, _ = tf2onnx.convert.from_function(contract_function(model), input_signature=signature, opset=opset)
+    _name_io(proto)
+    if extra:
+        info = dataclasses.replace(info, extra={**info.extra, **{k: str(v) for k, v in extra.items()}})
+    set_metadata(proto, info)
+    proto.doc_string = info.description
+    onnx.checker.check_model(proto)
+    output = Path(output)
+    onnx.save(proto, str(output))
+    return output

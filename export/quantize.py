@@ -1,0 +1,32 @@
+"""Smaller variants of an exported model: fp16 weights or int8 dynamic quantization.
+
+Both keep float32 ``mix``/``stems`` so the runtime treats them like any model;
+they are lossy, so the export reports their error instead of enforcing the
+float32 tolerance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+KINDS = ("fp16", "int8")
+
+
+def quantize(source: Path, destination: Path, kind: str) -> Path:
+    if kind == "fp16":
+        # ONNX Runtime ships onnxconverter-common's float16 converter, so no extra dependency is needed.
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+        onnx.save(model, str(destination))
+    elif kind == "int8":
+        # Dynamic quantization: int8 weights, activations quantized per run from their actual range, so
+        # no calibration set is needed and loud and quiet passages both keep their resolution.
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(source), str(destination), weight_type=QuantType.QInt8)
+    else:
+        raise ValueError(f"unknown quantization {kind!r}; choose one of {', '.join(KINDS)}")
+    return Path(destination)
