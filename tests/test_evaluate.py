@@ -1,0 +1,95 @@
+"""Quality evaluation: the metrics give known answers, and the CLI scores a real run of the runtime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from training.evaluate import bsseval_sdr, si_sdr
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = 44100
+
+
+def with_noise(reference: np.ndarray, snr_db: float, rng) -> np.ndarray:
+    noise = rng.standard_normal(reference.shape)
+    noise *= np.sqrt(np.sum(reference**2) / np.sum(noise**2) / 10 ** (snr_db / 10))
+    return reference + noise
+
+
+@pytest.mark.parametrize("snr_db", [5.0, 20.0])
+def test_sdr_of_reference_plus_noise_is_the_snr(snr_db):
+    rng = np.random.default_rng(1)
+    references = rng.standard_normal((2, 2 * RATE, 2)) * np.array([[[0.3]], [[0.05]]])  # (stems, n, ch)
+    estimates = np.stack([with_noise(r, snr_db, rng) for r in references])
+    for r, e in zip(references, estimates):
+        assert si_sdr(r, e) == pytest.approx(snr_db, abs=0.5)
+    assert bsseval_sdr(references, estimates, RATE) == pytest.approx([snr_db, snr_db], abs=0.5)
+
+
+def test_si_sdr_ignores_gain_and_is_nan_for_silent_reference():
+    rng = np.random.default_rng(2)
+    reference = rng.standard_normal((RATE, 2))
+    estimate = with_noise(reference, 12.0, rng)
+    assert si_sdr(reference, 0.1 * estimate) == pytest.approx(si_sdr(reference, estimate), abs=1e-9)
+    assert np.isnan(si_sdr(np.zeros((RATE, 2)), estimate))
+
+
+def write_track(folder: Path, stems: dict[str, np.ndarray]) -> None:
+    folder.mkdir(parents=True)
+    for name, audio in stems.items():
+        sf.write(folder / f"{name}.wav", audio.astype(np.float32), RATE, subtype="FLOAT")
+
+
+def test_evaluate_cli_scores_the_scaled_model_as_predicted(scaled_model, tmp_path):
+    """The scaled model returns 0.5/0.25/0.125/0.125 x the mix, so the scores follow from the stems alone.
+
+    Track "copies": every stem is that scaled copy of one signal, so the model is perfect (very high SDR).
+    Track "independent": independent noises of powers p_k, so stem k's estimate is its reference plus
+    the other stems (scaled), and SDR = SI-SDR = 10 log10(p_k / sum of the other p_j).
+    """
+    rng = np.random.default_rng(3)
+    n = 2 * RATE
+    x = 0.3 * rng.standard_normal((n, 2))
+    write_track(tmp_path / "data" / "copies",
+                {"vocals": 0.5 * x, "drums": 0.25 * x, "bass": 0.125 * x, "other": 0.125 * x})
+    stds = {"vocals": 0.2, "drums": 0.1, "bass": 0.1, "other": 0.1}
+    write_track(tmp_path / "data" / "independent", {s: std * rng.standard_normal((n, 2)) for s, std in stds.items()})
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "training.evaluate", "--model", str(scaled_model), "--data",
+         f"folder:{tmp_path / 'data'}", "--split", "all", "--presets", "low,offline", "--out", str(out),
+         "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    markdown = (out / "evaluation.md").read_text()
+    assert markdown.splitlines()[0].startswith("| preset | latency | vocals SDR | vocals SI-SDR |")
+    assert [line.split("|")[1].strip() for line in markdown.splitlines()[2:4]] == ["low", "offline"]
+    assert markdown.strip() in proc.stdout
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["tracks"] == ["copies", "independent"]
+    power = {s: std**2 for s, std in stds.items()}
+    for preset in ("low", "offline"):
+        scores = result["presets"][preset]
+        assert scores["latency_ms"] > 0
+        for stem in stds:
+            assert scores["per_track"]["copies"][stem]["sdr"] > 60
+            assert scores["per_track"]["copies"][stem]["si_sdr"] > 60
+            expected = 10 * np.log10(power[stem] / (sum(power.values()) - power[stem]))
+            assert scores["per_track"]["independent"][stem]["sdr"] == pytest.approx(expected, abs=0.5)
+            assert scores["per_track"]["independent"][stem]["si_sdr"] == pytest.approx(expected, abs=0.5)
+    assert result["presets"]["low"]["latency_ms"] < result["presets"]["offline"]["latency_ms"]
+
+
+def test_evaluate_cli_rejects_bad_data_spec_in_one_line(scaled_model):
+    proc = subprocess.run([sys.executable, "-m", "training.evaluate", "--model", str(scaled_model),
+                           "--data", "nowhere"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("evaluate: error: --data 'nowhere'")
+    assert len(proc.stderr.strip().splitlines()) == 1
