@@ -1,0 +1,151 @@
+"""Opening an ONNX model with ONNX Runtime: provider choice, low-latency threading, contract checks.
+
+Every way a model file can be unusable becomes a ``UserError`` that names the
+file and the fix, because users pass their own ``--model``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import ModelFormatError, UserError
+from .model_format import INPUT_NAME, OUTPUT_NAME, ModelInfo, parse_metadata
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+PROVIDERS = ("auto", "cpu", "cuda")
+MAX_THREADS = 4
+
+
+@dataclass
+class LoadedModel:
+    session: ort.InferenceSession
+    info: ModelInfo
+    provider: str  # the provider that really runs the model, e.g. "CPUExecutionProvider"
+    path: Path
+
+
+def physical_cores() -> int:
+    """Physical cores (hyper-threads share a core's units, so they add latency jitter, not speed)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            cores, physical = set(), "0"
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    physical = value.strip()
+                elif key == "core id":
+                    cores.add((physical, value.strip()))
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
+def session_options() -> ort.SessionOptions:
+    """Options for small, frequent runs: a few intra-op threads, no inter-op parallelism, quiet logs."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = min(physical_cores(), MAX_THREADS)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    return options
+
+
+def _providers(provider: str) -> list[str]:
+    if provider not in PROVIDERS:
+        raise UserError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    cuda_available = CUDA in ort.get_available_providers()
+    if provider == "cuda" and not cuda_available:
+        raise UserError(
+            "provider cuda requested but this onnxruntime has no CUDA support; "
+            "install it with `pip install realtime-split[gpu]` (needs an NVIDIA driver), or use --provider cpu"
+        )
+    if provider == "cpu" or not cuda_available:
+        return [CPU]
+    return [CUDA, CPU]
+
+
+def _dim_ok(dim, want: int) -> bool:
+    return dim is None or isinstance(dim, str) or dim == want  # symbolic axes are fine
+
+
+def _check_io(session: ort.InferenceSession, info: ModelInfo, source: str) -> None:
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    mix, stems = inputs.get(INPUT_NAME), outputs.get(OUTPUT_NAME)
+    if len(inputs) != 1 or mix is None or len(mix) != 3 or not _dim_ok(mix[1], 2):
+        raise ModelFormatError(
+            f"{source}: model input must be {INPUT_NAME!r} float32 [batch, 2, time], found {inputs}; "
+            "see docs/model-format.md"
+        )
+    if stems is None or len(stems) != 4 or not (_dim_ok(stems[1], len(info.stems)) and _dim_ok(stems[2], 2)):
+        raise ModelFormatError(
+            f"{source}: model output must be {OUTPUT_NAME!r} float32 [batch, {len(info.stems)}, 2, time] "
+            f"for the stems {','.join(info.stems)} in its metadata, found {outputs}; see docs/model-format.md"
+        )
+
+
+def load_model(path: str | os.PathLike | None = None, provider: str = "auto") -> LoadedModel:
+    """Open ``path`` (None = the bundled default model) and check it against the model contract."""
+    if path is None:
+        if not DEFAULT_MODEL.is_file():
+            raise UserError("no bundled default model in this build; pass --model PATH (see docs/model-card.md)")
+        path = DEFAULT_MODEL
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {str(path)!r} not found; pass --model PATH to an exported .onnx file")
+    providers = _providers(provider)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=session_options(), providers=providers)
+    except Exception as exc:  # onnxruntime raises its own pybind exception types for bad files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"{str(path)!r} is not a readable ONNX model ({reason}); export one with `python -m export`"
+        ) from None
+    source = str(path)
+    info = parse_metadata(dict(session.get_modelmeta().custom_metadata_map), source=source)
+    _check_io(session, info, source)
+    active = session.get_providers()[0]
+    if provider == "cuda" and active != CUDA:
+        raise UserError(
+            "provider cuda requested but ONNX Runtime could not start CUDA (driver or CUDA/cuDNN libraries "
+            "missing?); see `pip install realtime-split[gpu]`, or use --provider cpu"
+        )
+    return LoadedModel(session=session, info=info, provider=active, path=path)
+
+
+class BatchRunner:
+    """Runs up to ``max_batch`` windows in one ORT call, reading and writing preallocated buffers.
+
+    ``inputs[:n]`` is filled by the caller; ``run(n)`` leaves the result in ``outputs[:n]``. IO
+    bindings over numpy memory are prepared for every batch size, so a run allocates no arrays.
+    """
+
+    def __init__(self, model: LoadedModel, window: int, max_batch: int):
+        n_stems = len(model.info.stems)
+        self.session = model.session
+        self.inputs = np.zeros((max_batch, 2, window), np.float32)
+        self.outputs = np.zeros((max_batch, n_stems, 2, window), np.float32)
+        self._bindings = [None]
+        for n in range(1, max_batch + 1):
+            binding = self.session.io_binding()
+            binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.inputs[:n]))
+            binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.outputs[:n]))
+            self._bindings.append(binding)
+
+    def run(self, n: int) -> float:
+        """Run the model on ``inputs[:n]`` into ``outputs[:n]``; returns the seconds the call took."""
+        start = time.perf_counter()
+        self.session.run_with_iobinding(self._bindings[n])
+        return time.perf_counter() - start

@@ -1,0 +1,127 @@
+"""soxr streams to and from the model rate, with a fixed delay at the caller's rate.
+
+soxr keeps the signal time-aligned (output sample ``j`` is input time
+``j * in_rate / out_rate``) but holds samples back before it can filter them,
+so how many frames come out of a call varies. The separator must return exactly
+as many frames as it was given, so the resampled stems pass through a FIFO that
+starts with ``prefill`` zeros, enough to cover the largest possible hold-back of
+both streams. The total delay is therefore fixed and known:
+
+    latency_samples = prefill + (model latency + extra_model_delay) * caller_rate / model_rate
+
+``extra_model_delay`` (< model_rate / gcd, only for common rate pairs) makes the
+second term an integer so the stems stay sample-exact against the input.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import soxr
+
+QUALITY = "HQ"
+MEASURE_SECONDS = 0.25  # soxr's hold-back pattern repeats within this (checked up to 5 s: < 0.5 sample more)
+SAFETY_FRAMES = 2
+MAX_EXTRA_DELAY_SECONDS = 0.01
+
+
+@lru_cache(maxsize=None)
+def max_hold_back(in_rate: int, out_rate: int) -> float:
+    """The most output samples one soxr stream ever owes: max over t of ``t * out/in - produced(t)``.
+
+    soxr's output count depends only on the total input so far, not on how it was chunked, so
+    feeding one sample at a time visits every state.
+    """
+    stream = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality=QUALITY)
+    one = np.zeros(1, np.float32)
+    produced, worst = 0, 0.0
+    for t in range(1, int(MEASURE_SECONDS * in_rate) + 1):
+        produced += len(stream.resample_chunk(one))
+        worst = max(worst, t * out_rate / in_rate - produced)
+    return worst
+
+
+def extra_model_delay(model_latency: int, caller_rate: int, model_rate: int) -> int:
+    """Model samples to add so ``(model_latency + extra) * caller_rate / model_rate`` is an integer."""
+    period = model_rate // math.gcd(caller_rate, model_rate)
+    if period > MAX_EXTRA_DELAY_SECONDS * model_rate:
+        return 0  # exotic rate pair: accept a sub-sample offset rather than a long extra delay
+    return -model_latency % period
+
+
+class Resampler:
+    """Caller rate -> model rate for the input, model rate -> caller rate for the stems, fixed delay."""
+
+    def __init__(self, caller_rate: int, model_rate: int, in_channels: int, out_stems: int, out_channels: int,
+                 model_latency: int):
+        self.caller_rate, self.model_rate = caller_rate, model_rate
+        self.in_channels, self.out_stems, self.out_channels = in_channels, out_stems, out_channels
+        self.extra_model_delay = extra_model_delay(model_latency, caller_rate, model_rate)
+        owed = max_hold_back(caller_rate, model_rate) * caller_rate / model_rate + max_hold_back(model_rate, caller_rate)
+        self.prefill = math.ceil(owed) + SAFETY_FRAMES
+        model_delay = (model_latency + self.extra_model_delay) * caller_rate / model_rate
+        self.latency_samples = self.prefill + round(model_delay)
+        self.underruns = 0  # frames the FIFO lacked; stays 0 unless the hold-back bound is wrong
+        width = out_stems * out_channels
+        self._staging = np.zeros((0, width), np.float32)
+        self._fifo = np.zeros((1 << (self.prefill + 4096).bit_length(), width), np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        self._in = soxr.ResampleStream(self.caller_rate, self.model_rate, self.in_channels, "float32", QUALITY)
+        self._out = soxr.ResampleStream(
+            self.model_rate, self.caller_rate, self.out_stems * self.out_channels, "float32", QUALITY)
+        self._fifo[:] = 0.0
+        self._read = 0
+        self._level = self.prefill
+
+    def to_model(self, frames: np.ndarray) -> np.ndarray:
+        """Caller-rate frames ``[n, channels]`` (finite float32) -> whatever model-rate frames are ready."""
+        return self._in.resample_chunk(frames)
+
+    def push_stems(self, stems: np.ndarray) -> None:
+        """Resample model-rate stems ``[stems, m, channels]`` to the caller rate and queue them."""
+        m = stems.shape[1]
+        if m == 0:
+            return
+        if len(self._staging) < m:
+            self._staging = np.zeros((m, self._staging.shape[1]), np.float32)
+        staging = self._staging[:m]
+        staging.reshape(m, self.out_stems, self.out_channels)[:] = stems.transpose(1, 0, 2)
+        self._queue(self._out.resample_chunk(staging))
+
+    def _queue(self, frames: np.ndarray) -> None:
+        k = len(frames)
+        if self._level + k > len(self._fifo):
+            self._grow(self._level + k)
+        start = (self._read + self._level) % len(self._fifo)
+        first = min(k, len(self._fifo) - start)
+        self._fifo[start:start + first] = frames[:first]
+        self._fifo[:k - first] = frames[first:]
+        self._level += k
+
+    def _grow(self, needed: int) -> None:
+        fifo = np.zeros((1 << (needed - 1).bit_length(), self._fifo.shape[1]), np.float32)
+        for i, chunk in enumerate(self._chunks(self._level)):
+            offset = 0 if i == 0 else len(self._fifo) - self._read
+            fifo[offset:offset + len(chunk)] = chunk
+        self._fifo, self._read = fifo, 0
+
+    def _chunks(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        first = min(n, len(self._fifo) - self._read)
+        return self._fifo[self._read:self._read + first], self._fifo[:n - first]
+
+    def pull(self, out: np.ndarray, offset: int, n: int) -> None:
+        """Write the next ``n`` caller-rate frames into ``out[:, offset:offset + n]``."""
+        available = min(n, self._level)
+        self.underruns += n - available
+        done = offset
+        for chunk in self._chunks(available):
+            k = len(chunk)
+            out[:, done:done + k] = chunk.reshape(k, self.out_stems, self.out_channels).transpose(1, 0, 2)
+            done += k
+        out[:, done:offset + n] = 0.0
+        self._read = (self._read + available) % len(self._fifo)
+        self._level -= available

@@ -1,0 +1,214 @@
+"""``StreamingSeparator``: audio blocks of any size in, stems out, delayed by a fixed ``latency_samples``.
+
+Every ``hop`` model samples the model runs on the latest ``window`` samples
+(docs/model-format.md); the kept region of each run is overlap-added with
+complementary crossfades. A block that spans several hops runs its windows as
+one batched ONNX Runtime call, which gives the same numbers as running them one
+by one, so file mode is fast and live mode (one hop per block) is identical.
+When the caller's sample rate differs from the model's, soxr streams convert in
+and out and a prefilled FIFO keeps the delay fixed (see resampling.py).
+
+One instance holds one stream's state and no global state: separate instances
+may run on separate threads, and one instance may be driven from any single
+thread at a time (``process`` is not reentrant).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import overlap_add as ola
+from .errors import UserError
+from .inference import BatchRunner, load_model
+from .model_format import Geometry, ModelInfo
+from .resampling import Resampler
+from .stems import linear_gains, parse_gains, parse_stems, stem_sources
+
+
+@dataclass
+class SeparatorStats:
+    """Counters since construction (``reset`` keeps them); plain attributes, cheap to read from any thread."""
+
+    runs: int = 0  # model windows processed
+    batches: int = 0  # ONNX Runtime calls (each runs up to max_batch windows)
+    nonfinite_samples: int = 0  # NaN/Inf input samples replaced by 0
+    nonfinite_outputs: int = 0  # NaN/Inf model output samples replaced by 0
+    resampler_underruns: int = 0  # frames the resampling FIFO lacked (0 unless its bound is wrong)
+    last_inference_seconds: float = 0.0  # duration of the latest ONNX Runtime call
+    total_inference_seconds: float = 0.0
+
+    @property
+    def avg_inference_seconds(self) -> float:
+        return self.total_inference_seconds / self.batches if self.batches else 0.0
+
+
+class _ModelRateStream:
+    """The overlap-add engine at the model rate: frames in, selected stems out, ``delay`` samples later."""
+
+    def __init__(self, runner: BatchRunner, geometry: Geometry, delay: int, max_batch: int,
+                 sources: np.ndarray, gains: np.ndarray, n_model_stems: int):
+        g = geometry
+        self.runner, self.geometry, self.delay, self.max_batch = runner, g, delay, max_batch
+        self.sources, self.gains = sources, gains
+        self.fade_in, self.fade_out = ola.crossfade_pair(g.crossfade)
+        longest_segment = max_batch * g.hop
+        # The input ring also serves as the delay line for the mix (accompaniment = mix - vocals).
+        self.input_ring = np.zeros((2, ola.ring_size(g.window + delay + longest_segment)), np.float32)
+        self.accumulator = np.zeros((n_model_stems, 2, ola.ring_size(delay + longest_segment + 1)), np.float32)
+        self.position = 0  # input frames consumed so far
+
+    def reset(self) -> None:
+        self.input_ring[:] = 0.0
+        self.accumulator[:] = 0.0
+        self.position = 0
+
+    def process(self, frames: np.ndarray, out: np.ndarray, stats: SeparatorStats) -> None:
+        """Consume ``frames`` ``[m, 1|2]`` and write ``m`` delayed output frames into ``out[:, :m]``."""
+        g, runner = self.geometry, self.runner
+        done, total = 0, len(frames)
+        while done < total:
+            # Up to max_batch hop boundaries per segment: their windows go into one ORT call.
+            until_boundary = g.hop - self.position % g.hop
+            n = min(total - done, until_boundary + (self.max_batch - 1) * g.hop)
+            stats.nonfinite_samples += ola.write_ring(frames, done, n, self.input_ring, self.position)
+            first_end = self.position + until_boundary
+            runs = (self.position + n) // g.hop - self.position // g.hop
+            if runs:
+                ola.gather_windows(self.input_ring, first_end, g.hop, runs, runner.inputs)
+                seconds = runner.run(runs)
+                stats.nonfinite_outputs += ola.overlap_add(
+                    runner.outputs, runs, g.keep_start, g.keep_length, self.fade_in, self.fade_out,
+                    self.accumulator, first_end - g.latency, g.hop)
+                stats.runs += runs
+                stats.batches += 1
+                stats.last_inference_seconds = seconds
+                stats.total_inference_seconds += seconds
+            ola.read_output(self.accumulator, self.input_ring, self.position - self.delay, n,
+                            self.sources, self.gains, out, done)
+            self.position += n
+            done += n
+
+
+class StreamingSeparator:
+    """Separate a stream pushed block by block; see the module docstring and README for the API."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        stems: str | Iterable[str] = "all",
+        provider: str = "auto",
+        latency: str | None = "balanced",
+        hop: int | None = None,
+        sample_rate: int | None = None,
+        channels: int = 2,
+        gains: Mapping[str, float] | str | Iterable[str] | None = None,
+        max_batch: int = 16,
+    ):
+        if channels not in (1, 2):
+            raise UserError(f"channels must be 1 or 2, got {channels!r}")
+        if int(max_batch) < 1:
+            raise UserError(f"max_batch must be at least 1, got {max_batch!r}")
+        loaded = load_model(model, provider)
+        self.info: ModelInfo = loaded.info
+        self.provider: str = loaded.provider
+        self.geometry: Geometry = self.info.geometry(latency, hop)
+        self.stems: tuple[str, ...] = parse_stems(stems, self.info.stems)
+        self.gains_db: dict[str, float] = parse_gains(gains, self.stems)
+        self.channels = channels
+        self.model_sample_rate = self.info.sample_rate
+        self.sample_rate = int(sample_rate or self.model_sample_rate)
+        if self.sample_rate <= 0:
+            raise UserError(f"sample rate must be positive, got {sample_rate!r}")
+        self.stats = SeparatorStats()
+
+        self._resampler = None
+        delay = self.geometry.latency
+        if self.sample_rate != self.model_sample_rate:
+            self._resampler = Resampler(self.sample_rate, self.model_sample_rate, channels, len(self.stems),
+                                        channels, self.geometry.latency)
+            delay += self._resampler.extra_model_delay
+        self.latency_samples: int = self._resampler.latency_samples if self._resampler else delay
+        self.latency_seconds: float = self.latency_samples / self.sample_rate
+
+        runner = BatchRunner(loaded, self.geometry.window, int(max_batch))
+        self._stream = _ModelRateStream(
+            runner, self.geometry, delay, int(max_batch), stem_sources(self.stems, self.info.stems),
+            linear_gains(self.stems, self.gains_db), len(self.info.stems))
+        # Resampling path scratch (grown on demand; a steady block size stops reallocating).
+        self._input = np.zeros((0, channels), np.float32)
+        self._model_stems = np.zeros((len(self.stems), 0, channels), np.float32)
+        ola.warm_up()
+
+    def __repr__(self) -> str:
+        g = self.geometry
+        return (f"StreamingSeparator(stems={self.stems}, sample_rate={self.sample_rate}, "
+                f"latency_samples={self.latency_samples}, window={g.window}, hop={g.hop}, "
+                f"provider={self.provider!r})")
+
+    def _frames(self, block) -> np.ndarray:
+        frames = np.asarray(block)
+        if frames.ndim == 1:
+            frames = frames.reshape(-1, 1)
+        if frames.ndim != 2:
+            raise UserError(f"audio blocks must be (frames, channels) or (frames,), got shape {frames.shape}")
+        found = frames.shape[1]
+        if found > 2:
+            raise UserError(f"input has {found} channels; pick two with --channels 1,2")
+        if found != self.channels:
+            raise UserError(
+                f"input has {found} channel{'s' if found != 1 else ''} but the separator was made for "
+                f"{self.channels}; create it with channels={found}")
+        return np.ascontiguousarray(frames, dtype=np.float32)
+
+    def _output(self, out: np.ndarray | None, n: int) -> np.ndarray:
+        shape = (len(self.stems), n, self.channels)
+        if out is None:
+            return np.empty(shape, np.float32)
+        if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}, "
+                             f"got {out.dtype} {out.shape}")
+        return out
+
+    def process(self, block, out: np.ndarray | None = None) -> np.ndarray:
+        """Push ``block`` ``(n, channels)`` (or ``(n,)`` mono) and get the stems ``(len(stems), n, channels)``
+        of the input ``latency_samples`` earlier. Pass a preallocated ``out`` to allocate nothing."""
+        frames = self._frames(block)
+        n = len(frames)
+        out = self._output(out, n)
+        if n == 0:
+            return out
+        if self._resampler is None:
+            self._stream.process(frames, out, self.stats)
+            return out
+        if len(self._input) < n:
+            self._input = np.zeros((n, self.channels), np.float32)
+        frames_in = self._input[:n]
+        frames_in[:] = frames
+        self.stats.nonfinite_samples += ola.sanitize(frames_in, n)
+        model_frames = self._resampler.to_model(frames_in)
+        m = len(model_frames)
+        if self._model_stems.shape[1] < m:
+            self._model_stems = np.zeros((len(self.stems), m, self.channels), np.float32)
+        self._stream.process(model_frames, self._model_stems, self.stats)
+        self._resampler.push_stems(self._model_stems[:, :m])
+        self._resampler.pull(out, 0, n)
+        self.stats.resampler_underruns = self._resampler.underruns
+        return out
+
+    def flush(self) -> np.ndarray:
+        """The last ``latency_samples`` frames still inside (fed with silence).
+
+        All ``process`` outputs plus ``flush()``, minus the first ``latency_samples`` frames, line up
+        sample for sample with the input. Call ``reset`` before starting another stream.
+        """
+        return self.process(np.zeros((self.latency_samples, self.channels), np.float32))
+
+    def reset(self) -> None:
+        """Forget the stream (audio state only; ``stats`` keep counting)."""
+        self._stream.reset()
+        if self._resampler is not None:
+            self._resampler.reset()

@@ -1,0 +1,105 @@
+"""Which stems come out, in which order, and how loud.
+
+``accompaniment`` is not a model output: it is the mix minus the vocals, so
+vocals + accompaniment reproduce the input exactly. Karaoke is simply the
+gain ``vocals=-inf`` (``--gain vocals=-inf``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from .errors import UserError
+
+ALL = "all"
+ACCOMPANIMENT = "accompaniment"
+VOCALS = "vocals"
+
+
+def available_stems(model_stems: Iterable[str]) -> tuple[str, ...]:
+    """Every stem name a user may ask for with this model."""
+    model_stems = tuple(model_stems)
+    return model_stems + ((ACCOMPANIMENT,) if VOCALS in model_stems and ACCOMPANIMENT not in model_stems else ())
+
+
+def parse_stems(selection: str | Iterable[str] | None, model_stems: Iterable[str]) -> tuple[str, ...]:
+    """``"all"``, ``"vocals,drums"`` or ``["vocals", "accompaniment"]`` -> output stem names in order."""
+    model_stems = tuple(model_stems)
+    valid = available_stems(model_stems)
+    if selection is None:
+        selection = ALL
+    tokens = selection.split(",") if isinstance(selection, str) else list(selection)
+    stems: list[str] = []
+    for token in tokens:
+        name = str(token).strip().lower()
+        if not name:
+            continue
+        for stem in model_stems if name == ALL else (name,):
+            if stem not in valid:
+                raise UserError(f"unknown stem {stem!r}; this model offers {', '.join(valid)} (or 'all')")
+            if stem not in stems:
+                stems.append(stem)
+    if not stems:
+        raise UserError(f"no stem selected; choose from {', '.join(valid)} (or 'all')")
+    return tuple(stems)
+
+
+def _parse_db(stem: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or value == math.inf:
+        raise UserError(f"gain for {stem!r} must be a number of dB or -inf, got {text!r} (e.g. --gain {stem}=-6)")
+    return value
+
+
+def parse_gains(spec: str | Mapping[str, float] | Iterable[str] | None, stems: Iterable[str]) -> dict[str, float]:
+    """Per-stem gains in dB for the output ``stems``.
+
+    ``spec`` is a mapping, ``"vocals=-inf,drums=-6"`` or a list of such strings (the CLI's repeated
+    ``--gain``). Unnamed stems keep 0 dB.
+    """
+    stems = tuple(stems)
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        pairs = [(str(k), str(v)) for k, v in spec.items()]
+    else:
+        items = spec.split(",") if isinstance(spec, str) else [p for s in spec for p in str(s).split(",")]
+        pairs = []
+        for item in (i.strip() for i in items):
+            if not item:
+                continue
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                raise UserError(f"gain {item!r} must look like STEM=DB, e.g. vocals=-inf or drums=-6")
+            pairs.append((name, value))
+    gains: dict[str, float] = {}
+    for name, value in pairs:
+        stem = name.strip().lower()
+        if stem not in stems:
+            raise UserError(
+                f"gain for {stem!r}, which is not an output stem; the output stems are {', '.join(stems)} "
+                "(add it with --stem)"
+            )
+        gains[stem] = _parse_db(stem, value.strip())
+    return gains
+
+
+def stem_sources(stems: Iterable[str], model_stems: Iterable[str]) -> np.ndarray:
+    """For each output stem, its model stem index, or ``-1 - vocals index`` for mix minus vocals."""
+    model_stems = tuple(model_stems)
+    return np.array(
+        [-1 - model_stems.index(VOCALS) if s == ACCOMPANIMENT and s not in model_stems else model_stems.index(s)
+         for s in stems],
+        np.int64,
+    )
+
+
+def linear_gains(stems: Iterable[str], gains_db: Mapping[str, float]) -> np.ndarray:
+    """dB to amplitude factors in output stem order (-inf dB -> 0)."""
+    return np.array([10.0 ** (gains_db.get(s, 0.0) / 20.0) for s in stems], np.float32)
