@@ -1,0 +1,201 @@
+"""File mode: ``realtime-split --input FILE [FILE ...] --stem ... --output FILE|DIR/``.
+
+Each input streams through a StreamingSeparator in fixed-size blocks, so memory
+stays flat for any length, and every stem is written as it comes out. Outputs
+are time-aligned with the input (the separator's latency is cut off the front
+and its flushed tail appended), exactly as long as the input and at its sample
+rate. Every check that can fail (inputs, format, model, stems, output folder)
+runs before the first sample is separated; writers are closed in ``finally``
+so an interrupted run leaves valid, shorter files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .audio_files import AudioReader, AudioWriter, default_extension, open_input, output_format
+from .errors import UserError
+from .separator import StreamingSeparator
+
+DEFAULT_OUTPUT_DIR = "separated/"
+# Large enough that the separator batches many hops per ONNX Runtime call, small enough to keep memory flat.
+BLOCK_FRAMES = 65536
+
+
+@dataclass
+class Job:
+    """One input file and where its stems go."""
+
+    input: Path
+    samplerate: int
+    channels: int
+    channel_selection: str | None  # --channels, applied again when the file is reopened
+    outputs: list[Path] = field(default_factory=list)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.offline and args.latency:
+        raise UserError("--offline and --latency exclude each other; --offline already means best quality")
+    jobs = [_probe(Path(p), args.channels) for p in args.input]
+    target = Path(args.output or DEFAULT_OUTPUT_DIR)
+    to_dir = _is_directory_target(args.output or DEFAULT_OUTPUT_DIR)
+    if to_dir:
+        ext = default_extension(args.file_format)
+        fmt, subtype = output_format(Path(f"stem.{ext}"), args.file_format, args.subtype)
+    else:
+        fmt, subtype = output_format(target, args.file_format, args.subtype)
+
+    separators: dict[tuple[int, int], StreamingSeparator] = {}
+    first = _separator(args, jobs[0], separators)
+    stems = first.stems
+    if to_dir:
+        names = _output_names([job.input for job in jobs])
+        for job, name in zip(jobs, names):
+            folder = target / name if len(jobs) > 1 else target
+            job.outputs = [folder / f"{stem}.{ext}" for stem in stems]
+    else:
+        if len(jobs) > 1 or len(stems) > 1:
+            what = f"{len(jobs)} inputs" if len(jobs) > 1 else f"{len(stems)} stems ({', '.join(stems)})"
+            raise UserError(
+                f"--output {target} is one file, but {what} need one file each; "
+                f"pass a directory such as --output {target.with_suffix('')}/"
+            )
+        jobs[0].outputs = [target]
+    _check_writable(jobs)
+
+    for job in jobs:
+        sep = _separator(args, job, separators)
+        label = (_preset(args) or sep.info.default_preset) + (f", hop {sep.geometry.hop}" if args.hop else "")
+        _separate(job, sep, fmt, subtype, label, show_progress=_show_progress(args))
+    return 0
+
+
+def _probe(path: Path, channels: str | None) -> Job:
+    """Open and close an input so a bad file fails before any separation starts."""
+    with open_input(path, channels) as reader:
+        return Job(path, reader.samplerate, reader.channels, channels)
+
+
+def _is_directory_target(output: str) -> bool:
+    path = Path(output)
+    return output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix
+
+
+def _output_names(inputs: list[Path]) -> list[str]:
+    """One folder name per input: its file name, prefixed by its folder when two inputs share a name."""
+    names = [p.stem for p in inputs]
+    names = [f"{p.resolve().parent.name}-{n}" if names.count(n) > 1 else n for p, n in zip(inputs, names)]
+    for name in names:
+        if names.count(name) > 1:
+            raise UserError(f"two inputs would both be written to the folder {name!r}; rename one of them")
+    return names
+
+
+def _check_writable(jobs: list[Job]) -> None:
+    for job in jobs:
+        for out in job.outputs:
+            if out.exists() and out.resolve() == job.input.resolve():
+                raise UserError(f"the output {out} is the input file; choose another --output")
+        folder = job.outputs[0].parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise UserError(f"cannot write to {folder}: {exc.strerror or exc}; choose another --output") from None
+
+
+def _separator(args: argparse.Namespace, job: Job, cache: dict) -> StreamingSeparator:
+    """One separator per (sample rate, channels), reused across inputs after a reset."""
+    key = (job.samplerate, job.channels)
+    if key in cache:
+        cache[key].reset()
+        return cache[key]
+    cache[key] = StreamingSeparator(
+        model=args.model,
+        stems=args.stem or "all",
+        provider=args.provider,
+        latency=_preset(args),
+        hop=args.hop,
+        sample_rate=job.samplerate,
+        channels=job.channels,
+        gains=args.gain or None,  # "STEM=DB" strings, parsed by the separator against its output stems
+    )
+    return cache[key]
+
+
+def _preset(args: argparse.Namespace) -> str | None:
+    """``offline`` for --offline, else --latency; None lets the model's default preset apply."""
+    return "offline" if args.offline else args.latency
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """A bar only for a person watching a terminal: logs and pipes get the summary lines alone."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _separate(job: Job, sep: StreamingSeparator, fmt: str, subtype: str, label: str, show_progress: bool) -> None:
+    reader = open_input(job.input, job.channel_selection)
+    writers: list[AudioWriter] = []
+    frames = 0
+    bar = tqdm(total=reader.duration, unit="s", desc=job.input.name, disable=not show_progress,
+               file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+               "{n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]")
+    start, nonfinite_before = time.perf_counter(), sep.stats.nonfinite_samples
+    try:
+        for path in job.outputs:
+            writers.append(AudioWriter(path, job.samplerate, job.channels, fmt, subtype))
+        block_in = np.empty((BLOCK_FRAMES, job.channels), np.float32)
+        block_out = np.empty((len(sep.stems), BLOCK_FRAMES, job.channels), np.float32)
+        skip = sep.latency_samples  # the first output samples are the separator's delay, not audio
+        while len(block := reader.read(block_in)):
+            stems = sep.process(block, out=block_out if len(block) == BLOCK_FRAMES else None)
+            skip = _write(writers, stems, skip)
+            frames += len(block)
+            bar.update(len(block) / job.samplerate)
+        _write(writers, sep.flush(), skip)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"realtime-split: {job.input}: stopped after {frames / job.samplerate:.1f} s; "
+              f"the partial stems in {job.outputs[0].parent} are kept", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+        reader.close()
+        for writer in writers:
+            writer.close()
+    _report(job, sep, label, frames, time.perf_counter() - start, sep.stats.nonfinite_samples - nonfinite_before,
+            sum(w.clipped for w in writers))
+
+
+def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:
+    """Write ``stems`` (n_stems, n, channels) after dropping ``skip`` leading frames; return what is left to skip."""
+    dropped = min(skip, stems.shape[1])
+    if dropped < stems.shape[1]:
+        for writer, stem in zip(writers, stems):
+            writer.write(stem[dropped:])
+    return skip - dropped
+
+
+def _report(job: Job, sep: StreamingSeparator, label: str, frames: int, seconds: float, nonfinite: int,
+            clipped: int) -> None:
+    audio_seconds = frames / job.samplerate
+    speed = audio_seconds / seconds if seconds > 0 else float("inf")
+    where = job.outputs[0] if len(job.outputs) == 1 else f"{job.outputs[0].parent}/"
+    print(f"{job.input} -> {where} ({', '.join(sep.stems)}): {audio_seconds:.1f} s of audio, "
+          f"{speed:.1f}x real time on {sep.provider}, latency {label} {sep.latency_seconds * 1000:.1f} ms")
+    if nonfinite:
+        print(f"realtime-split: warning: {job.input}: {nonfinite} NaN/Inf samples in the input were replaced "
+              "by silence", file=sys.stderr)
+    if clipped:
+        print(f"realtime-split: warning: {job.input}: {clipped} samples beyond full scale were clipped; "
+              "write float wav (the default) or lower --gain to keep them", file=sys.stderr)
