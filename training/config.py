@@ -269,7 +269,7 @@ def to_toml(config: Config) -> str:
     def table(name: str, obj) -> None:
         scalars = {k: v for k, v in _items(obj) if not isinstance(v, dict) and not dataclasses.is_dataclass(v)}
         lines.append(f"[{name}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in scalars.items())
         lines.append("")
         for k, v in _items(obj):
             if isinstance(v, dict) or dataclasses.is_dataclass(v):
@@ -286,7 +286,8 @@ def _items(obj):
     return [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
 
 
-def _toml_value(value) -> str:
+def toml_value(value) -> str:
+    """One value as a TOML literal (also used to turn command-line flags into overrides)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -294,5 +295,5 @@ def _toml_value(value) -> str:
     if isinstance(value, str):
         return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")

@@ -1,0 +1,360 @@
+"""Train a separation model: ``python -m training --config training/configs/default.toml --data musdb:PATH --out runs/NAME``.
+
+A run directory holds everything export and a resumed run need:
+``config.toml`` (the resolved config), ``best.keras`` (lowest validation
+loss; export reads it), ``checkpoints/`` (model, optimizer, epoch and step,
+written after every epoch and on Ctrl-C), ``history.csv`` and ``loss.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from realtime_split.errors import UserError
+
+from .config import CONFIG_DIR, STRATEGIES, Config, ConfigError, load_config, to_toml, toml_value
+from .datasets import DatasetError, open_dataset, parse_spec
+
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "learning_rate", "seconds")
+PROG = "realtime-split-train"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Train a realtime-split separation model (Keras U-Net on the waveform).",
+        epilog="example:\n  python -m training --config training/configs/default.toml \\\n"
+               "      --data musdb:../shared/data/musdb18-preview --data folder:../shared/data/mir-1k --out runs/first\n"
+               "then: python -m export --checkpoint runs/first/best.keras --output model.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, default=CONFIG_DIR / "default.toml",
+                   help="TOML config (default: training/configs/default.toml); ignored with --resume")
+    p.add_argument("--data", action="append", default=[], metavar="KIND:PATH",
+                   help="training data, repeatable; KIND is musdb, musdb-hq or folder (replaces data.sources)")
+    p.add_argument("--validation", action="append", default=[], metavar="KIND:PATH",
+                   help="validation data, repeatable (default: the 'valid' split of the training data)")
+    p.add_argument("--out", type=Path, required=True, metavar="runs/NAME", help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--epochs", type=int, help="= --set train.epochs=N")
+    p.add_argument("--batch-size", type=int, help="= --set train.batch_size=N")
+    p.add_argument("--steps-per-epoch", type=int, help="= --set train.steps_per_epoch=N")
+    p.add_argument("--lr", type=float, help="= --set train.learning_rate=X")
+    p.add_argument("--loss", help="= --set train.loss=NAME (mae, mse, sdr, si-sdr, mrstft)")
+    p.add_argument("--seed", type=int, help="= --set train.seed=N")
+    p.add_argument("--strategy", choices=STRATEGIES, help="= --set train.strategy=NAME (tf.distribute)")
+    p.add_argument("--cache-dir", help="= --set data.cache_dir=PATH")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                   help="override any config value, e.g. --set model.depth=7 --set augment.remix=0.3")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[str]:
+    flags = {"epochs": "train.epochs", "batch_size": "train.batch_size", "steps_per_epoch": "train.steps_per_epoch",
+             "lr": "train.learning_rate", "loss": "train.loss", "seed": "train.seed", "strategy": "train.strategy",
+             "cache_dir": "data.cache_dir"}
+    out = [f"{key}={toml_value(getattr(args, flag))}" for flag, key in flags.items()
+           if getattr(args, flag) is not None]
+    if args.data:
+        out.append("data.sources=" + toml_value(args.data))
+    if args.validation:
+        out.append("data.validation=" + toml_value(args.validation))
+    return out + list(args.overrides)
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """The run's config: the saved one when resuming, else --config; then the command-line overrides."""
+    saved = args.out / "config.toml"
+    if args.resume:
+        if not saved.is_file():
+            raise UserError(f"--resume: {saved} not found; nothing to resume in {args.out} (start without --resume)")
+        config = load_config(saved, overrides_from_args(args))
+    else:
+        if (args.out / "checkpoints").exists():
+            raise UserError(f"{args.out} already holds a run; continue it with --resume or choose another --out")
+        config = load_config(args.config, overrides_from_args(args))
+    if not config.data.sources:
+        raise ConfigError("no training data: pass --data KIND:PATH (e.g. --data musdb:../shared/data/musdb18-preview)")
+    # Absolute paths, so config.toml stays valid from any working directory.
+    config.data.sources = [_absolute_spec(s) for s in config.data.sources]
+    config.data.validation = [_absolute_spec(s) for s in config.data.validation]
+    return config
+
+
+def _absolute_spec(spec: str) -> str:
+    kind, path = parse_spec(spec)
+    return f"{kind}:{path.resolve()}"
+
+
+def load_data(config: Config, progress: bool = True):
+    """(WindowSampler over the train splits, fixed validation windows), decoding into the cache once."""
+    from .cache import AudioCache
+    from .sampler import Source, TargetLayout, WindowSampler, validation_windows
+
+    cache = AudioCache(config.data.cache_dir, config.streaming.sample_rate)
+    layout = TargetLayout(config.model.stems)
+    weights = config.data.weights or [1.0] * len(config.data.sources)
+    sources, valid_tracks = [], []
+    for spec, weight in zip(config.data.sources, weights):
+        kind, path = parse_spec(spec)
+        tracks = open_dataset(kind, path, "train")
+        sources.append(Source(spec, cache.get_all(tracks, f"caching {path.name}", progress), weight))
+        if not config.data.validation:
+            try:
+                valid_tracks += cache.get_all(open_dataset(kind, path, "valid"), f"caching {path.name} (valid)", progress)
+            except DatasetError:
+                print(f"note: {spec} has no validation tracks", file=sys.stderr)
+    for spec in config.data.validation:
+        valid_tracks += cache.get_all(open_dataset(*parse_spec(spec)), "caching validation", progress)
+    if not valid_tracks:
+        raise ConfigError("no validation tracks: pass --validation KIND:PATH")
+    start, stop = config.loss_region()
+    valid = validation_windows(valid_tracks, layout, config.window, stop - start, config.data.validation_windows)
+    sampler = WindowSampler(sources, layout, config.window, config.augment, config.streaming.sample_rate)
+    return sampler, valid, layout, sum(len(s.tracks) for s in sources), len(valid_tracks)
+
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        # All GPUs, or else every logical CPU device (so the path also runs, and is tested, on CPU).
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # cluster from the TF_CONFIG environment variable
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+class StopRequest:
+    """Ctrl-C finishes the current step, then the run saves a resumable checkpoint; a second Ctrl-C aborts."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\n{PROG}: stopping after this step; saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+
+def train(config: Config, out: Path, resume: bool = False, progress: bool = True) -> int:
+    """Run (or continue) training into ``out``; returns the process exit code (130 when interrupted)."""
+    import keras
+    import tensorflow as tf
+
+    from .losses import make_loss
+    from .model import build_model, count_params
+
+    t = config.train
+    keras.utils.set_random_seed(t.seed)
+    if t.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(t.strategy)
+    chief = is_chief(strategy)
+    sampler, valid, layout, n_train, n_valid = load_data(config, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    if chief:
+        (out / "config.toml").write_text(to_toml(config))
+
+    replicas = strategy.num_replicas_in_sync
+    if t.batch_size % replicas:
+        raise ConfigError(f"train.batch_size {t.batch_size} must be a multiple of the {replicas} replicas")
+    with strategy.scope():
+        model = build_model(config)
+        optimizer = keras.optimizers.Adam(t.learning_rate)
+        optimizer.build(model.trainable_variables)
+    # Bookkeeping lives outside the strategy: plain host variables, saved with the model.
+    state = {"epoch": tf.Variable(0, dtype=tf.int64), "step": tf.Variable(0, dtype=tf.int64),
+             "loss_sum": tf.Variable(0.0, dtype=tf.float64), "best": tf.Variable(math.inf, dtype=tf.float64)}
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
+    # Only the chief's checkpoints count; other workers write theirs aside (tf.distribute's rule).
+    ckpt_dir = out / "checkpoints" if chief else out / f"checkpoints-worker{strategy.cluster_resolver.task_id}"
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=2)
+    if resume:
+        if manager.latest_checkpoint is None:
+            raise UserError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as exc:
+            raise UserError(f"--resume: {manager.latest_checkpoint} does not fit the model of {out / 'config.toml'} "
+                            f"({str(exc).splitlines()[0][:200]}); do not change model.* when resuming") from None
+        print(f"resuming {out} at epoch {int(state['epoch']) + 1}, step {int(state['step'])}", flush=True)
+    start, stop = config.loss_region()
+    print(f"model: {count_params(model):,} parameters, window {config.window}, length multiple "
+          f"{config.model.length_multiple}, loss on window[{start}:{stop}] ({t.loss}); data: {n_train} training, "
+          f"{n_valid} validation tracks; {replicas} replica(s)", flush=True)
+
+    loss_fn = make_loss(t.loss, layout.matrix, (start, stop))
+    spec = (tf.TensorSpec((None, config.window, 2), tf.float32),
+            tf.TensorSpec((None, config.window, len(layout.names), 2), tf.float32),
+            tf.TensorSpec((None, len(layout.names)), tf.float32))
+
+    def step_fn(mix, targets, presence):
+        with tf.GradientTape() as tape:
+            per_example = loss_fn(model(mix, training=True), targets, presence)
+            loss = tf.reduce_sum(per_example) / t.batch_size
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    @tf.function
+    def train_step(iterator):
+        return strategy.reduce("SUM", strategy.run(step_fn, args=next(iterator)), axis=None)
+
+    @tf.function(input_signature=spec)
+    def eval_step(mix, targets, presence):
+        return loss_fn(model(mix, training=False), targets, presence)
+
+    def dataset(epoch: int, first_step: int):
+        def make(context):
+            per_replica = context.get_per_replica_batch_size(t.batch_size)
+            per_pipeline = replicas // context.num_input_pipelines
+
+            def generate():
+                for step in range(first_step, t.steps_per_epoch):
+                    for r in range(per_pipeline):
+                        stream = context.input_pipeline_id * per_pipeline + r
+                        yield sampler.batch(np.random.default_rng([t.seed, epoch, step, stream]), per_replica)
+
+            return tf.data.Dataset.from_generator(generate, output_signature=spec).prefetch(2)
+
+        return strategy.distribute_datasets_from_function(make)
+
+    def validate() -> float:
+        losses = [eval_step(*(x[i:i + t.batch_size] for x in valid)).numpy()
+                  for i in range(0, len(valid[0]), t.batch_size)]
+        return float(np.mean(np.concatenate(losses)))
+
+    history = _History(out / "history.csv", keep_before=int(state["epoch"]) + 1)
+    from tqdm import tqdm
+
+    with StopRequest() as stop_request:
+        while int(state["epoch"]) < t.epochs:
+            epoch, first = int(state["epoch"]), int(state["step"])
+            began = time.monotonic()
+            iterator = iter(dataset(epoch, first))
+            bar = tqdm(total=t.steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{t.epochs}", unit="step",
+                       disable=not progress, leave=False, dynamic_ncols=True, mininterval=0.5)
+            for step in range(first, t.steps_per_epoch):
+                loss = float(train_step(iterator))
+                if not math.isfinite(loss):
+                    raise UserError(f"training diverged: loss is {loss} at epoch {epoch + 1} step {step + 1}; "
+                                    "lower train.learning_rate or check the data")
+                state["loss_sum"].assign_add(loss)
+                state["step"].assign(step + 1)
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(state['loss_sum']) / (step + 1):.4f}", refresh=False)
+                if stop_request.requested:
+                    bar.close()
+                    manager.save()
+                    print(f"interrupted at epoch {epoch + 1}, step {step + 1}; checkpoint saved in {ckpt_dir}. "
+                          f"Continue with: {PROG} --out {out} --resume", flush=True)
+                    return 130
+            bar.close()
+            train_loss = float(state["loss_sum"]) / t.steps_per_epoch
+            val_loss = validate()
+            improved = val_loss < float(state["best"])
+            if improved:
+                state["best"].assign(val_loss)
+                if chief:
+                    _save_model(model, out / "best.keras")
+            state["epoch"].assign(epoch + 1)
+            state["step"].assign(0)
+            state["loss_sum"].assign(0.0)
+            manager.save()
+            seconds = time.monotonic() - began
+            if chief:
+                history.append(epoch + 1, train_loss, val_loss, t.learning_rate, seconds)
+                history.plot(out / "loss.png")
+            print(f"epoch {epoch + 1}/{t.epochs}: train loss {train_loss:.5f}, validation loss {val_loss:.5f}"
+                  f"{' (best, saved best.keras)' if improved else ''}, {seconds:.1f} s", flush=True)
+    print(f"done: {out / 'best.keras'} (validation loss {float(state['best']):.5f}); export it with "
+          f"python -m export --checkpoint {out / 'best.keras'} --output model.onnx", flush=True)
+    return 0
+
+
+def _save_model(model, path: Path) -> None:
+    """Write-then-rename, so an interruption never leaves a broken best.keras."""
+    tmp = path.with_name(".tmp-" + path.name)
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class _History:
+    """history.csv, one row per finished epoch; rows of epochs being redone after a resume are dropped."""
+
+    def __init__(self, path: Path, keep_before: int):
+        self.path = path
+        self.rows = []
+        if path.is_file():
+            with path.open(newline="") as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < keep_before]
+
+    def append(self, epoch: int, train_loss: float, val_loss: float, lr: float, seconds: float) -> None:
+        self.rows.append({"epoch": epoch, "train_loss": f"{train_loss:.6g}", "val_loss": f"{val_loss:.6g}",
+                          "learning_rate": f"{lr:g}", "seconds": f"{seconds:.2f}"})
+        tmp = self.path.with_name(".tmp-" + self.path.name)
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, HISTORY_FIELDS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+    def plot(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [int(r["epoch"]) for r in self.rows]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(epochs, [float(r["train_loss"]) for r in self.rows], "o-", label="train")
+        ax.plot(epochs, [float(r["val_loss"]) for r in self.rows], "o-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = resolve_config(args)
+        return train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    except UserError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: aborted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
