@@ -54,7 +54,8 @@ def physical_cores() -> int:
 def session_options() -> ort.SessionOptions:
     """Options for small, frequent runs: a few intra-op threads, no inter-op parallelism, quiet logs."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = min(physical_cores(), MAX_THREADS)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    options.intra_op_num_threads = min(physical_cores(), usable, MAX_THREADS)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -76,23 +77,25 @@ def _providers(provider: str) -> list[str]:
     return [CUDA, CPU]
 
 
-def _dim_ok(dim, want: int) -> bool:
-    return dim is None or isinstance(dim, str) or dim == want  # symbolic axes are fine
+def _dim_ok(dim, want: int | None) -> bool:
+    """A symbolic axis always fits; a fixed one only where the contract fixes it (``want`` not None)."""
+    return dim is None or isinstance(dim, str) or (want is not None and dim == want)
 
 
 def _check_io(session: ort.InferenceSession, info: ModelInfo, source: str) -> None:
     inputs = {i.name: i.shape for i in session.get_inputs()}
     outputs = {o.name: o.shape for o in session.get_outputs()}
     mix, stems = inputs.get(INPUT_NAME), outputs.get(OUTPUT_NAME)
-    if len(inputs) != 1 or mix is None or len(mix) != 3 or not _dim_ok(mix[1], 2):
+    if len(inputs) != 1 or mix is None or len(mix) != 3 or not all(map(_dim_ok, mix, (None, 2, None))):
         raise ModelFormatError(
-            f"{source}: model input must be {INPUT_NAME!r} float32 [batch, 2, time], found {inputs}; "
-            "see docs/model-format.md"
+            f"{source}: model input must be {INPUT_NAME!r} float32 [batch, 2, time] with dynamic batch and time, "
+            f"found {inputs}; see docs/model-format.md"
         )
-    if stems is None or len(stems) != 4 or not (_dim_ok(stems[1], len(info.stems)) and _dim_ok(stems[2], 2)):
+    if stems is None or len(stems) != 4 or not all(map(_dim_ok, stems, (None, len(info.stems), 2, None))):
         raise ModelFormatError(
-            f"{source}: model output must be {OUTPUT_NAME!r} float32 [batch, {len(info.stems)}, 2, time] "
-            f"for the stems {','.join(info.stems)} in its metadata, found {outputs}; see docs/model-format.md"
+            f"{source}: model output must be {OUTPUT_NAME!r} float32 [batch, {len(info.stems)}, 2, time] with "
+            f"dynamic batch and time (stems {','.join(info.stems)} in its metadata), found {outputs}; "
+            "see docs/model-format.md"
         )
 
 

@@ -94,7 +94,17 @@ class _ModelRateStream:
 
 
 class StreamingSeparator:
-    """Separate a stream pushed block by block; see the module docstring and README for the API."""
+    """Separate a stream pushed block by block into stems delayed by a fixed ``latency_samples``.
+
+    ``model``: an exported .onnx file (None = the bundled default model). ``stems``: ``"all"``,
+    ``"vocals,drums"`` or a list; ``"accompaniment"`` is the mix minus the vocals. ``provider``:
+    ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``; the one in use is ``self.provider``.
+    ``latency``: preset name (low, balanced, quality, offline); ``hop`` overrides its hop (model
+    samples). ``sample_rate``: the caller's rate (None = the model's; otherwise soxr resamples in and
+    out). ``channels``: 1 or 2 (mono is duplicated into the model and averaged back). ``gains``: dB
+    per output stem, ``{"vocals": -inf}`` or ``"vocals=-inf,drums=-6"``. ``max_batch``: how many
+    windows one ONNX Runtime call may run when a block spans several hops.
+    """
 
     def __init__(
         self,
@@ -174,8 +184,13 @@ class StreamingSeparator:
         return out
 
     def process(self, block, out: np.ndarray | None = None) -> np.ndarray:
-        """Push ``block`` ``(n, channels)`` (or ``(n,)`` mono) and get the stems ``(len(stems), n, channels)``
-        of the input ``latency_samples`` earlier. Pass a preallocated ``out`` to allocate nothing."""
+        """Push ``block`` ``(n, channels)`` (or ``(n,)`` mono), any ``n >= 0``, and get the stems
+        ``(len(stems), n, channels)`` of the input ``latency_samples`` earlier.
+
+        With a preallocated C-contiguous float32 ``out`` and a float32 block the engine allocates no
+        arrays (when resampling, soxr still returns new arrays). NaN/Inf input samples become 0 and
+        are counted in ``stats.nonfinite_samples``.
+        """
         frames = self._frames(block)
         n = len(frames)
         out = self._output(out, n)

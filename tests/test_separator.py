@@ -337,6 +337,10 @@ def test_wrong_input_name_and_output_rank(tmp_path):
                       helper.make_tensor_value_info("stems", f, ["b", 2, "t"]))
     with pytest.raises(ModelFormatError, match=r"model output must be 'stems' float32 \[batch, 4, 2, time\]"):
         StreamingSeparator(wrong_rank)
+    fixed_batch = save("fixed", helper.make_tensor_value_info("mix", f, [1, 2, "t"]),
+                       helper.make_tensor_value_info("stems", f, [1, 4, 2, "t"]))
+    with pytest.raises(ModelFormatError, match="with dynamic batch and time"):
+        StreamingSeparator(fixed_batch)
 
 
 def test_providers(identity_model):
