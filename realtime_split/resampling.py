@@ -59,7 +59,10 @@ class Resampler:
         self.caller_rate, self.model_rate = caller_rate, model_rate
         self.in_channels, self.out_stems, self.out_channels = in_channels, out_stems, out_channels
         self.extra_model_delay = extra_model_delay(model_latency, caller_rate, model_rate)
-        owed = max_hold_back(caller_rate, model_rate) * caller_rate / model_rate + max_hold_back(model_rate, caller_rate)
+        # The input stream owes at most its hold-back in model samples (scaled to caller samples), the
+        # output stream its own in caller samples; at worst both at once.
+        owed_in = max_hold_back(caller_rate, model_rate) * caller_rate / model_rate
+        owed = owed_in + max_hold_back(model_rate, caller_rate)
         self.prefill = math.ceil(owed) + SAFETY_FRAMES
         model_delay = (model_latency + self.extra_model_delay) * caller_rate / model_rate
         self.latency_samples = self.prefill + round(model_delay)
