@@ -29,7 +29,6 @@ class LoadedModel:
     session: ort.InferenceSession
     info: ModelInfo
     provider: str  # the provider that really runs the model, e.g. "CPUExecutionProvider"
-    path: Path
 
 
 def physical_cores() -> int:
@@ -125,7 +124,7 @@ def load_model(path: str | os.PathLike | None = None, provider: str = "auto") ->
             "provider cuda requested but ONNX Runtime could not start CUDA (driver or CUDA/cuDNN libraries "
             "missing?); see `pip install realtime-split[gpu]`, or use --provider cpu"
         )
-    return LoadedModel(session=session, info=info, provider=active, path=path)
+    return LoadedModel(session=session, info=info, provider=active)
 
 
 class BatchRunner:
