@@ -235,10 +235,8 @@ def output_format(path: Path, file_format: str | None, subtype: str | None) -> t
     fmt = FORMAT_ALIASES.get(name, name)
     writable = sorted(f.lower() for f in sf.available_formats() if f not in ("RAW", "MAT4", "MAT5"))
     if fmt not in sf.available_formats() or fmt == "RAW":
-        hint = "pass --format" if not file_format else "use --format"
-        raise UserError(
-            f"cannot write .{name.lower()} files; {hint} with one of: {', '.join(writable)}"
-        )
+        raise UserError(f"cannot write {name.lower()} files; choose one of {', '.join(writable)} "
+                        "with --format or the output file's extension")
     if subtype is None:
         subtype = "FLOAT" if fmt in FLOAT_CONTAINERS else DEFAULT_SUBTYPES.get(fmt, sf.default_subtype(fmt))
     subtype = subtype.upper()

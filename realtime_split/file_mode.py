@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .audio_files import AudioReader, AudioWriter, default_extension, open_input, output_format
+from .audio_files import AudioWriter, default_extension, open_input, output_format
 from .errors import UserError
 from .separator import StreamingSeparator
 
@@ -48,19 +48,16 @@ def run(args: argparse.Namespace) -> int:
     jobs = [_probe(Path(p), args.channels) for p in args.input]
     target = Path(args.output or DEFAULT_OUTPUT_DIR)
     to_dir = _is_directory_target(args.output or DEFAULT_OUTPUT_DIR)
-    if to_dir:
-        ext = default_extension(args.file_format)
-        fmt, subtype = output_format(Path(f"stem.{ext}"), args.file_format, args.subtype)
-    else:
-        fmt, subtype = output_format(target, args.file_format, args.subtype)
+    ext = default_extension(args.file_format) if to_dir else None
+    fmt, subtype = output_format(Path(f"stem.{ext}") if to_dir else target, args.file_format, args.subtype)
 
     separators: dict[tuple[int, int], StreamingSeparator] = {}
-    first = _separator(args, jobs[0], separators)
-    stems = first.stems
+    stems = _separator(args, jobs[0], separators).stems  # loads the model: a bad model or stem fails here
     if to_dir:
-        names = _output_names([job.input for job in jobs])
-        for job, name in zip(jobs, names):
-            folder = target / name if len(jobs) > 1 else target
+        # Without --output every song gets its own folder, so separating another song never overwrites.
+        per_input = len(jobs) > 1 or args.output is None
+        for job, name in zip(jobs, _output_names([job.input for job in jobs])):
+            folder = target / name if per_input else target
             job.outputs = [folder / f"{stem}.{ext}" for stem in stems]
     else:
         if len(jobs) > 1 or len(stems) > 1:
@@ -143,13 +140,19 @@ def _show_progress(args: argparse.Namespace) -> bool:
     return not args.no_progress and sys.stderr.isatty()
 
 
+def _progress_bar(name: str, seconds: float | None, show: bool) -> tqdm:
+    """Seconds of audio done; the rate reads as "x real time" in s/s. Some ffmpeg streams have no duration."""
+    known = "{percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]"
+    unknown = "{n:.0f} s [{elapsed}, {rate_fmt}]"
+    return tqdm(total=seconds, unit="s", desc=name, disable=not show, file=sys.stderr, leave=False,
+                bar_format="{desc}: " + (known if seconds else unknown))
+
+
 def _separate(job: Job, sep: StreamingSeparator, fmt: str, subtype: str, label: str, show_progress: bool) -> None:
     reader = open_input(job.input, job.channel_selection)
     writers: list[AudioWriter] = []
     frames = 0
-    bar = tqdm(total=reader.duration, unit="s", desc=job.input.name, disable=not show_progress,
-               file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
-               "{n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]")
+    bar = _progress_bar(job.input.name, reader.duration, show_progress)
     start, nonfinite_before = time.perf_counter(), sep.stats.nonfinite_samples
     try:
         for path in job.outputs:
@@ -166,7 +169,7 @@ def _separate(job: Job, sep: StreamingSeparator, fmt: str, subtype: str, label: 
     except KeyboardInterrupt:
         bar.close()
         print(f"realtime-split: {job.input}: stopped after {frames / job.samplerate:.1f} s; "
-              f"the partial stems in {job.outputs[0].parent} are kept", file=sys.stderr)
+              f"kept the partial output in {_where(job)}", file=sys.stderr)
         raise
     finally:
         bar.close()
@@ -186,12 +189,15 @@ def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:
     return skip - dropped
 
 
+def _where(job: Job) -> str:
+    return str(job.outputs[0]) if len(job.outputs) == 1 else f"{job.outputs[0].parent}/"
+
+
 def _report(job: Job, sep: StreamingSeparator, label: str, frames: int, seconds: float, nonfinite: int,
             clipped: int) -> None:
     audio_seconds = frames / job.samplerate
     speed = audio_seconds / seconds if seconds > 0 else float("inf")
-    where = job.outputs[0] if len(job.outputs) == 1 else f"{job.outputs[0].parent}/"
-    print(f"{job.input} -> {where} ({', '.join(sep.stems)}): {audio_seconds:.1f} s of audio, "
+    print(f"{job.input} -> {_where(job)} ({', '.join(sep.stems)}): {audio_seconds:.1f} s of audio, "
           f"{speed:.1f}x real time on {sep.provider}, latency {label} {sep.latency_seconds * 1000:.1f} ms")
     if nonfinite:
         print(f"realtime-split: warning: {job.input}: {nonfinite} NaN/Inf samples in the input were replaced "

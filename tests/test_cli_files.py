@@ -115,13 +115,13 @@ def test_inputs_with_the_same_name_do_not_overwrite_each_other(tmp_path, scaled_
     assert (tmp_path / "out/album2-mixture/vocals.wav").is_file()
 
 
-def test_default_output_folder_and_summary_line(tmp_path, scaled_model, monkeypatch, capsys):
+def test_default_output_is_a_folder_per_song_and_one_summary_line(tmp_path, scaled_model, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_music(tmp_path / "song.wav", seconds=1.0)
 
     assert separate("--input", "song.wav", model=scaled_model) == 0
 
-    assert sorted(p.name for p in (tmp_path / "separated").iterdir()) == sorted(f"{s}.wav" for s in STEMS4)
+    assert sorted(p.name for p in (tmp_path / "separated/song").iterdir()) == sorted(f"{s}.wav" for s in STEMS4)
     out = capsys.readouterr()
     summary = out.out.strip().splitlines()
     assert len(summary) == 1
