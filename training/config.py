@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from realtime_split.errors import UserError
+from realtime_split.errors import ModelFormatError, UserError
 from realtime_split.model_format import KNOWN_STEMS, OFFLINE, PRESET_NAMES, Geometry, ModelInfo
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -137,7 +137,7 @@ class Config:
         s = self.streaming
         presets = {
             name: Geometry(s.window, p.hop, p.crossfade, p.lookahead).validate(
-                self.model.length_multiple, where=f"config streaming.presets.{name}")
+                self.model.length_multiple, where=f"streaming.presets.{name}")
             for name, p in s.presets.items()
         }
         return ModelInfo(
@@ -173,7 +173,10 @@ class Config:
         bad = [n for n in s.presets if n not in PRESET_NAMES + (OFFLINE,)]
         _check(not bad, f"streaming.presets: unknown preset {bad[:1]}; use {', '.join(PRESET_NAMES + (OFFLINE,))}")
         _check(s.default_preset in s.presets, f"streaming.default_preset {s.default_preset!r} is not a preset")
-        self.model_info()  # validates every preset geometry
+        try:
+            self.model_info()  # validates every preset geometry
+        except ModelFormatError as exc:
+            raise ConfigError(f"config: {exc}") from None
         _check(t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}")
         _check(t.strategy in STRATEGIES, f"train.strategy must be one of {', '.join(STRATEGIES)}")
         for key in ("epochs", "batch_size", "steps_per_epoch"):

@@ -71,12 +71,17 @@ def _mrstft(pred, target):
     pred, target = (tf.transpose(x, [0, 2, 3, 1]) for x in (pred, target))
     total = 0.0
     for n in sizes:
-        p = tf.abs(tf.signal.stft(pred, n, n // 4, fft_length=n))
-        t = tf.abs(tf.signal.stft(target, n, n // 4, fft_length=n))
+        p, t = (_magnitudes(x, n) for x in (pred, target))
         convergence = _norm(t - p) / (_norm(t) + EPS)
         log_mag = tf.reduce_mean(tf.abs(tf.math.log(t + 1e-5) - tf.math.log(p + 1e-5)), axis=[-2, -1])
         total += tf.reduce_mean(convergence + log_mag, axis=2)
     return total / len(sizes)
+
+
+def _magnitudes(x, n: int):
+    """Centered STFT magnitudes (zero padding of n/2 both sides), so every sample of the region counts."""
+    x = tf.pad(x, [[0, 0], [0, 0], [0, 0], [n // 2, n // 2]])
+    return tf.abs(tf.signal.stft(x, n, n // 4, fft_length=n, pad_end=True))
 
 
 def _norm(x):

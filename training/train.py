@@ -164,6 +164,7 @@ class StopRequest:
 
 def train(config: Config, out: Path, resume: bool = False, progress: bool = True) -> int:
     """Run (or continue) training into ``out``; returns the process exit code (130 when interrupted)."""
+    sampler, valid, layout, n_train, n_valid = load_data(config, progress)  # data errors before TF starts
     import keras
     import tensorflow as tf
 
@@ -176,7 +177,6 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(t.strategy)
     chief = is_chief(strategy)
-    sampler, valid, layout, n_train, n_valid = load_data(config, progress)
     out.mkdir(parents=True, exist_ok=True)
     if chief:
         (out / "config.toml").write_text(to_toml(config))

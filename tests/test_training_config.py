@@ -1,0 +1,82 @@
+"""Training configuration: presets that meet the latency targets, TOML round trip, overrides, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from realtime_split.model_format import ModelInfo, parse_metadata
+from training.config import CONFIG_DIR, Config, ConfigError, load_config, to_toml
+
+RATE = 44100
+
+
+def test_default_toml_is_the_builtin_default():
+    assert load_config(CONFIG_DIR / "default.toml") == Config()
+
+
+def test_default_presets_meet_the_latency_targets_and_share_one_window():
+    info = load_config(CONFIG_DIR / "default.toml").model_info()
+    assert info.sample_rate == RATE and info.stems == ("vocals", "drums", "bass", "other")
+    assert info.length_multiple == 2 ** 6
+    assert len({g.window for g in info.presets.values()}) == 1
+    assert info.presets["low"].latency <= 529            # <= 12 ms at 44.1 kHz
+    assert info.presets["balanced"].latency <= 1102      # <= 25 ms
+    assert info.presets["quality"].latency <= RATE * 0.055
+    offline = info.presets["offline"]
+    assert offline.context == offline.lookahead and offline.keep_length > info.presets["quality"].keep_length
+    start, stop = info.loss_region()
+    assert 0 < start < stop <= info.presets["low"].window
+
+
+def test_model_info_round_trips_through_onnx_metadata():
+    info = load_config(CONFIG_DIR / "tiny.toml").model_info()
+    parsed = parse_metadata(info.to_metadata())
+    assert isinstance(parsed, ModelInfo)
+    assert parsed.presets == info.presets and parsed.length_multiple == info.length_multiple == 8
+    assert parsed.stems == info.stems and parsed.sample_rate == 8000
+
+
+def test_saved_toml_reads_back_equal(tmp_path):
+    config = load_config(CONFIG_DIR / "tiny.toml", ["model.stems=['vocals', 'accompaniment']", "augment.gain_db=[-2, 2]",
+                                                    'data.sources=["folder:/data/x"]', "streaming.name=my \"model\""])
+    path = tmp_path / "config.toml"
+    path.write_text(to_toml(config))
+    assert load_config(path) == config
+
+
+def test_overrides_convert_types_and_accept_bare_words():
+    config = load_config(CONFIG_DIR / "tiny.toml", ["train.epochs=7", "train.loss=mse", "train.learning_rate=1",
+                                                    "model.stride=4", "model.depth=2", "streaming.window=256"])
+    assert config.train.epochs == 7 and config.train.loss == "mse"
+    assert config.train.learning_rate == 1.0 and isinstance(config.train.learning_rate, float)
+    assert config.model.length_multiple == 16
+
+
+def test_learned_frontend_multiplies_the_length_multiple():
+    config = load_config(CONFIG_DIR / "tiny.toml", ["model.frontend=learned", "model.frontend_kernel=8"])
+    assert config.model.length_multiple == 4 * 8
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochz=3", r"unknown key 'epochz'"),
+    ("train.epochs='many'", r"train: epochs: expected int"),
+    ("streaming.window=250", r"window 250 is not a multiple of the U-Net's total stride 8"),
+    ("streaming.presets.low.hop=300", r"streaming\.presets\.low: hop \+ crossfade \+ lookahead .* exceeds the window"),
+    ("model.mask=relu", r"model\.mask must be one of sigmoid, softmax"),
+    ("model.stems=['vocals', 'piano']", r"unknown stem \['piano'\]"),
+    ("train.loss=l3", r"train\.loss must be one of"),
+    ("streaming.default_preset='fast'", r"default_preset 'fast' is not a preset"),
+    ("epochs=3", r"expected SECTION\.KEY=VALUE"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIG_DIR / "tiny.toml", [override])
+
+
+def test_unreadable_config_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nepochs = 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: invalid TOML"):
+        load_config(bad)

@@ -1,0 +1,117 @@
+"""The Keras U-Net and the losses: shapes for any length multiple, masks, loss only on the kept region."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
+
+from training.config import CONFIG_DIR, load_config  # noqa: E402
+from training.losses import make_loss  # noqa: E402
+from training.model import build_model, count_params  # noqa: E402
+from training.sampler import TargetLayout  # noqa: E402
+
+FOUR = ("vocals", "drums", "bass", "other")
+LOSSES = ("mae", "mse", "sdr", "si-sdr", "mrstft")
+
+
+def tiny(*overrides: str):
+    return load_config(CONFIG_DIR / "tiny.toml", list(overrides))
+
+
+def run(model, length: int, batch: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    mix = np.random.default_rng(seed).normal(0, 0.3, (batch, length, 2)).astype(np.float32)
+    return mix, model(mix, training=False).numpy()
+
+
+def test_output_shape_for_any_multiple_of_the_total_stride():
+    config = tiny()
+    model = build_model(config)
+    for length in (config.window, 2 * config.window, 3 * config.model.length_multiple):
+        _, stems = run(model, length)
+        assert stems.shape == (2, length, 4, 2)
+    assert 1000 < count_params(model) < 10000
+
+
+def test_sigmoid_masks_scale_the_mixture_between_zero_and_one():
+    mix, stems = run(build_model(tiny()), 256)
+    ratio = stems / mix[:, :, None, :]
+    assert ratio.min() >= 0 and ratio.max() <= 1
+
+
+def test_softmax_masks_make_the_stems_sum_to_the_mix():
+    mix, stems = run(build_model(tiny("model.mask=softmax")), 256)
+    np.testing.assert_allclose(stems.sum(axis=2), mix, atol=1e-5)
+
+
+def test_learned_frontend():
+    config = tiny("model.frontend=learned", "model.frontend_filters=16", "model.frontend_kernel=8")
+    model = build_model(config)
+    _, stems = run(model, config.window)
+    assert stems.shape == (2, config.window, 4, 2)
+    assert {"analysis", "synthesis"} <= {layer.name for layer in model.layers}
+
+
+def test_default_architecture():
+    config = load_config(CONFIG_DIR / "default.toml")
+    model = build_model(config)
+    convs = [layer for layer in model.layers if layer.name.startswith("enc") and layer.name.endswith("_conv")]
+    assert [c.filters for c in convs] == [16, 32, 64, 128, 256, 512]
+    assert all(c.kernel_size == (15,) and c.strides == (2,) for c in convs)
+    _, stems = run(model, 3 * 64, batch=1)
+    assert stems.shape == (1, 192, 4, 2)
+
+
+def batch(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    pred = rng.normal(0, 0.1, (3, 256, 4, 2)).astype(np.float32)
+    targets = rng.normal(0, 0.1, (3, 256, 5, 2)).astype(np.float32)
+    presence = np.array([[1, 1, 1, 1, 0], [1, 0, 0, 0, 1], [0, 1, 0, 0, 0]], np.float32)
+    return pred, targets, presence
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_sees_only_the_kept_region(name):
+    region = tiny().loss_region()
+    loss = make_loss(name, TargetLayout(FOUR).matrix, region)
+    pred, targets, presence = batch()
+    reference = loss(pred, targets, presence).numpy()
+    outside = pred.copy()
+    outside[:, : region[0]] = 5.0
+    outside[:, region[1]:] = -5.0
+    np.testing.assert_allclose(loss(outside, targets, presence).numpy(), reference, rtol=1e-6)
+    inside = pred.copy()
+    inside[:, region[0]] += 0.5
+    assert np.all(loss(inside, targets, presence).numpy() != reference)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_ignores_targets_the_track_does_not_define(name):
+    loss = make_loss(name, TargetLayout(FOUR).matrix, tiny().loss_region())
+    pred, targets, presence = batch()
+    reference = loss(pred, targets, presence).numpy()
+    changed = targets.copy()
+    changed += (1.0 - presence)[:, None, :, None]
+    np.testing.assert_allclose(loss(pred, changed, presence).numpy(), reference, rtol=1e-6)
+
+
+def test_accompaniment_is_compared_with_the_sum_of_the_predicted_parts():
+    loss = make_loss("mae", TargetLayout(FOUR).matrix, tiny().loss_region())
+    pred, targets, _ = batch()
+    targets[..., 0, :] = pred[..., 0, :]
+    targets[..., 4, :] = pred[..., 1:, :].sum(axis=2)
+    vocals_and_accompaniment = np.tile(np.float32([1, 0, 0, 0, 1]), (3, 1))
+    assert loss(pred, targets, vocals_and_accompaniment).numpy() == pytest.approx([0, 0, 0], abs=1e-7)
+    assert loss(pred, targets, np.tile(np.float32([1, 1, 0, 0, 0]), (3, 1))).numpy().min() > 0.01
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_perfect_prediction_is_the_minimum(name):
+    loss = make_loss(name, TargetLayout(FOUR).matrix, tiny().loss_region())
+    pred, targets, presence = batch()
+    perfect = targets.copy()
+    perfect[..., 4, :] = perfect[..., 1:4, :].sum(axis=2)
+    noisy = loss(pred, perfect, presence).numpy()
+    exact = loss(perfect[..., :4, :], perfect, presence).numpy()
+    assert np.all(exact < noisy)
