@@ -121,6 +121,7 @@ class FfmpegReader(AudioReader):
             [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
              "-f", "f32le", "-acodec", "pcm_f32le", "-"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._errors,
+            start_new_session=True,  # Ctrl-C is ours to handle: ffmpeg must not die first and look like a bad file
         )
 
     def _read_into(self, out: np.ndarray) -> np.ndarray:
