@@ -19,6 +19,8 @@ def resolve(checkpoint: Path, config: Path | None) -> tuple[Path, Path]:
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise UserError(f"checkpoint {checkpoint} not found; pass --checkpoint runs/NAME/best.keras from a training run")
+    if not zipfile.is_zipfile(checkpoint):  # Keras would call it "file not found"
+        raise UserError(f"{checkpoint} is not a Keras .keras archive; pass the best.keras written by training")
     config = Path(config) if config else checkpoint.parent / "config.toml"
     if not config.is_file():
         raise UserError(f"training config {config} not found; pass --config runs/NAME/config.toml")
@@ -40,12 +42,8 @@ def data_summary(config) -> str:
 
 
 def load_keras(checkpoint: Path):
-    import keras
+    import keras  # training.model uses only built-in layers, so no custom objects are needed
 
-    import training.model  # noqa: F401  registers the custom layers the checkpoint refers to
-
-    if not zipfile.is_zipfile(checkpoint):  # Keras would call it "file not found"
-        raise UserError(f"{checkpoint} is not a Keras .keras archive; pass the best.keras written by training")
     try:
         return keras.saving.load_model(str(checkpoint), compile=False)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors... for unusable files

@@ -1,0 +1,164 @@
+"""Export: a real tiny Keras U-Net from training/ becomes an ONNX file that matches it and that the runtime plays.
+
+TensorFlow runs only in subprocesses (the real ``python -m export`` command), so
+this test process stays free of it like the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
+
+from realtime_split import StreamingSeparator
+from realtime_split.model_format import INPUT_NAME, OUTPUT_NAME, parse_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+TOLERANCE = 1e-4
+
+# Builds the tiny config's model (random weights are as good as trained ones for parity), saves a run
+# folder like training does, and records Keras outputs for inputs in the contract layout.
+BUILD_RUN = """
+import sys
+from pathlib import Path
+import numpy as np
+from training.config import load_config, to_toml
+from training.model import build_model
+
+run = Path(sys.argv[1])
+run.mkdir(parents=True)
+config = load_config("training/configs/tiny.toml", ["data.sources=['musdb:/data/musdb18-preview']"])
+model = build_model(config)
+model.save(run / "best.keras")
+(run / "config.toml").write_text(to_toml(config))
+rng = np.random.default_rng(7)
+for name, shape in (("window", (1, 2, 256)), ("long", (2, 2, 1024))):
+    mix = (0.5 * rng.standard_normal(shape)).astype(np.float32)
+    stems = model(np.transpose(mix, (0, 2, 1)), training=False).numpy()  # (b, t, S, 2)
+    np.save(run / f"{name}_mix.npy", mix)
+    np.save(run / f"{name}_stems.npy", np.transpose(stems, (0, 2, 3, 1)))
+"""
+
+
+def run_python(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("export") / "runs" / "tiny"
+    proc = run_python("-c", BUILD_RUN, str(run))
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir) -> tuple[Path, dict, str]:
+    output = run_dir.parent.parent / "models" / "tiny.onnx"
+    report = output.parent / "report.json"
+    proc = run_python("-m", "export", "--checkpoint", str(run_dir / "best.keras"), "--output", str(output),
+                      "--quantize", "int8", "--quantize", "fp16", "--report", str(report))
+    assert proc.returncode == 0, proc.stderr
+    return output, json.loads(report.read_text()), proc.stdout
+
+
+def onnx_run(path: Path, mix: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {INPUT_NAME: mix})[0]
+
+
+def test_exported_model_matches_keras_at_any_batch_and_length(exported, run_dir):
+    output, report, stdout = exported
+    for name in ("window", "long"):
+        mix, want = np.load(run_dir / f"{name}_mix.npy"), np.load(run_dir / f"{name}_stems.npy")
+        got = onnx_run(output, mix)
+        assert got.shape == want.shape == (mix.shape[0], 4, 2, mix.shape[2])
+        assert np.max(np.abs(got - want)) <= TOLERANCE
+    assert report["converted"]["max_abs_error"] <= TOLERANCE
+    assert report["optimized"]["max_abs_error"] <= TOLERANCE
+    assert {s["signal"] for s in report["optimized"]["signals"]} == {"random", "music-like"}
+    assert "optimized (ONNX Runtime, basic level): max abs error" in stdout
+
+
+def test_exported_model_follows_the_contract_and_carries_provenance(exported):
+    output, _, _ = exported
+    proto = onnx.load(str(output))
+    assert [i.name for i in proto.graph.input] == [INPUT_NAME]
+    assert [o.name for o in proto.graph.output] == [OUTPUT_NAME]
+    dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in (proto.graph.input[0], proto.graph.output[0])]
+    assert dims == [["batch", 2, "time"], ["batch", 4, 2, "time"]]
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    info = parse_metadata({p.key: p.value for p in proto.metadata_props})
+    assert (info.name, info.sample_rate, info.length_multiple) == ("tiny-test", 8000, 8)
+    assert info.stems == ("vocals", "drums", "bass", "other")
+    assert set(info.presets) == {"low", "balanced", "quality", "offline"}
+    assert info.extra["training_data"] == "musdb:musdb18-preview (train split)"
+    assert info.extra["checkpoint"] == "tiny/best.keras"
+    assert int(info.extra["parameters"]) > 0
+    assert info.extra["exported_at"].startswith("20")
+    assert info.extra["git_commit"]
+    assert "architecture" in info.extra
+
+
+def test_runtime_streams_the_exported_model(exported):
+    output, _, _ = exported
+    sep = StreamingSeparator(str(output), latency="low")
+    assert sep.stems == ("vocals", "drums", "bass", "other") and sep.model_sample_rate == 8000
+    block = (0.3 * np.random.default_rng(0).standard_normal((4000, 2))).astype(np.float32)
+    out = np.concatenate([sep.process(block), sep.flush()], axis=1)
+    assert out.shape == (4, 4000 + sep.latency_samples, 2)
+    assert np.isfinite(out).all() and np.abs(out).max() > 0
+
+
+@pytest.mark.parametrize("kind", ["int8", "fp16"])
+def test_quantized_variants_run_and_report_their_error(exported, run_dir, kind):
+    output, report, stdout = exported
+    path = output.with_name(f"tiny.{kind}.onnx")
+    assert report[kind]["path"] == str(path) and report[kind]["bytes"] == path.stat().st_size
+    assert 0 < report[kind]["max_abs_error"] < 0.05
+    assert f"{kind} ({path}" in stdout
+    mix, want = np.load(run_dir / "long_mix.npy"), np.load(run_dir / "long_stems.npy")
+    got = onnx_run(path, mix)
+    assert got.dtype == np.float32 and np.max(np.abs(got - want)) < 0.05
+    sep = StreamingSeparator(str(path), latency="balanced")
+    assert sep.process(np.zeros((512, 2), np.float32)).shape == (4, 512, 2)
+
+
+def test_tampered_weights_fail_the_parity_check_loudly(exported, run_dir, tmp_path):
+    output, _, _ = exported
+    proto = onnx.load(str(output))
+    weights = max(proto.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    values = numpy_helper.to_array(weights).copy()
+    values.flat[: values.size // 10] += 0.05
+    weights.CopyFrom(numpy_helper.from_array(values, weights.name))
+    tampered = tmp_path / "tampered.onnx"
+    onnx.save(proto, str(tampered))
+    proc = run_python("-m", "export", "--checkpoint", str(run_dir / "best.keras"), "--verify", str(tampered))
+    assert proc.returncode == 1
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"export: error: parity check failed for {tampered}: max abs error ")
+    assert float(message.split("max abs error ")[1].split()[0]) > TOLERANCE
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoint", "runs/missing/best.keras", "--output", "x.onnx"],
+     "export: error: checkpoint runs/missing/best.keras not found; pass --checkpoint"),
+    (["--checkpoint", "{run}/best.keras", "--config", "{run}/nope.toml", "--output", "x.onnx"],
+     "export: error: training config {run}/nope.toml not found; pass --config"),
+    (["--checkpoint", "{run}/config.toml", "--output", "x.onnx"],
+     "export: error: {run}/config.toml is not a Keras .keras archive"),
+])
+def test_unusable_paths_fail_in_one_line(run_dir, args, message):
+    proc = run_python("-m", "export", *[a.format(run=run_dir) for a in args])
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(message.format(run=run_dir))
+    assert "Traceback" not in proc.stderr
