@@ -86,8 +86,9 @@ class Evaluator:
 
     def stems_for(self, available: list[str]) -> list[str]:
         """The reference stems this model can estimate (``accompaniment`` is derived from vocals)."""
-        model_stems = set(self.info.stems)
-        return [s for s in available if s in model_stems or (s == "accompaniment" and "vocals" in model_stems)]
+        model_stems = self.info.stems
+        derived = ["accompaniment"] if "accompaniment" in available and "vocals" in model_stems else []
+        return [s for s in model_stems if s in available] + [s for s in derived if s not in model_stems]
 
     def separate(self, mix: np.ndarray, sample_rate: int, preset: str, stems: list[str]) -> np.ndarray:
         """``(S, n, 2)`` stems time-aligned with ``mix``: the reported latency dropped, the tail flushed."""
@@ -165,7 +166,6 @@ def _json_safe(value):
 
 def report(evaluator: Evaluator, args: argparse.Namespace, track_names: list[str], seconds: float) -> dict:
     return _json_safe({
-        "command": "python -m training.evaluate " + shlex.join(args.argv),
         "model": str(args.model) if args.model else "bundled default",
         "model_name": evaluator.info.name,
         "data": args.data,
@@ -225,23 +225,30 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    try:
-        result = run(args)
-    except UserError as exc:
-        print(f"evaluate: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+def print_summary(result: dict) -> None:
     print(result["markdown"])
     s = result["seconds"]
     print(f"\n{len(result['tracks'])} tracks in {s['total']:.1f} s "
           f"(separation {s['separation']:.1f} s, museval {s['museval']:.1f} s)", file=sys.stderr)
+
+
+def save(result: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.md").write_text(result["markdown"] + "\n")
+    (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        result = {"command": "python -m training.evaluate " + shlex.join(argv), **run(args)}
+    except UserError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print_summary(result)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "evaluation.md").write_text(result["markdown"] + "\n")
-        (args.out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+        save(result, args.out)
     return 0
 
 
