@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-data", metavar="KIND:PATH",
                    help="score the float and quantized files on this dataset (training.evaluate, default preset) "
                         "and report the SDR change")
-    p.add_argument("--eval-split", default="valid", help="split of --eval-data (default: valid)")
+    p.add_argument("--eval-split", default="valid", help="split of --eval-data: train, valid (default), test or all")
     p.add_argument("--eval-max-tracks", type=int, metavar="N", help="only the first N evaluation tracks")
     p.add_argument("--report", type=Path, metavar="JSON", help="also write the measurements as JSON")
     return p
@@ -73,11 +73,11 @@ def _parity(label: str, results: list[ParityResult]) -> dict:
     return {"max_abs_error": max(r.max_abs_error for r in results), "signals": [dataclasses.asdict(r) for r in results]}
 
 
-def _sdr_changes(paths: dict[str, Path], info: ModelInfo, args: argparse.Namespace) -> dict:
+def _sdr_changes(paths: dict[str, Path], info: ModelInfo, track_refs: list) -> dict:
     """Median SDR per stem of each file at the default preset, and each variant's change against float32."""
-    from training.evaluate import Evaluator, open_tracks
+    from training.evaluate import Evaluator
 
-    tracks = [(t.name, *t.load()) for t in open_tracks(args.eval_data, args.eval_split, args.eval_max_tracks)]
+    tracks = [(t.name, *t.load()) for t in track_refs]
     medians = {}
     for label, path in paths.items():
         evaluator = Evaluator(str(path), [info.default_preset])
@@ -90,7 +90,8 @@ def _sdr_changes(paths: dict[str, Path], info: ModelInfo, args: argparse.Namespa
         if label != "float32":
             change = {s: medians[label][s] - medians["float32"][s] for s in medians["float32"]}
             result["change"][label] = change
-            _log(f"{label}: SDR change vs float32 ({len(tracks)} tracks, {info.default_preset}): "
+            _log(f"{label}: SDR change vs float32 ({info.default_preset} preset, "
+                 f"{len(tracks)} track{'s' * (len(tracks) != 1)}): "
                  + ", ".join(f"{s} {d:+.2f} dB" for s, d in change.items()))
     return result
 
@@ -101,6 +102,10 @@ def export(args: argparse.Namespace) -> dict:
         raise UserError("no --output given; pass --output model.onnx (or --verify FILE to check an existing export)")
     if args.verify is not None and not args.verify.is_file():
         raise UserError(f"--verify {args.verify}: file not found")
+    if args.eval_data:  # list the tracks now: a wrong path fails before minutes of export
+        from training.evaluate import open_tracks
+
+        eval_tracks = open_tracks(args.eval_data, args.eval_split, args.eval_max_tracks)
     # TensorFlow loads in seconds: only after the arguments are known to be usable.
     from .checkpoint import load_run
     from .convert import keras_reference, keras_to_onnx
@@ -153,7 +158,7 @@ def export(args: argparse.Namespace) -> dict:
                         **_parity(f"{kind} ({path}, {_mb(path):.2f} MB)", results)}
         variants[kind] = path
     if args.eval_data:
-        report["sdr"] = _sdr_changes(variants, info, args)
+        report["sdr"] = _sdr_changes(variants, info, eval_tracks)
     return report
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import soundfile as sf
 from onnx import numpy_helper
 
 from realtime_split import StreamingSeparator
@@ -62,10 +63,17 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(run_dir) -> tuple[Path, dict, str]:
+    """One export with both quantized variants, scored on a one-track vocals + accompaniment dataset."""
     output = run_dir.parent.parent / "models" / "tiny.onnx"
     report = output.parent / "report.json"
+    song = run_dir.parent.parent / "data" / "song"
+    song.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for stem in ("vocals", "accompaniment"):
+        sf.write(song / f"{stem}.wav", (0.2 * rng.standard_normal((8000, 2))).astype(np.float32), 8000)
     proc = run_python("-m", "export", "--checkpoint", str(run_dir / "best.keras"), "--output", str(output),
-                      "--quantize", "int8", "--quantize", "fp16", "--report", str(report))
+                      "--quantize", "int8", "--quantize", "fp16", "--report", str(report),
+                      "--eval-data", f"folder:{song.parent}", "--eval-split", "all")
     assert proc.returncode == 0, proc.stderr
     return output, json.loads(report.read_text()), proc.stdout
 
@@ -129,6 +137,9 @@ def test_quantized_variants_run_and_report_their_error(exported, run_dir, kind):
     mix, want = np.load(run_dir / "long_mix.npy"), np.load(run_dir / "long_stems.npy")
     got = onnx_run(path, mix)
     assert got.dtype == np.float32 and np.max(np.abs(got - want)) < 0.05
+    assert set(report["sdr"]["change"][kind]) == {"vocals", "accompaniment"}
+    assert all(abs(change) < 1.0 for change in report["sdr"]["change"][kind].values())
+    assert f"{kind}: SDR change vs float32 (balanced preset, 1 track): vocals " in stdout
     sep = StreamingSeparator(str(path), latency="balanced")
     assert sep.process(np.zeros((512, 2), np.float32)).shape == (4, 512, 2)
 

@@ -185,11 +185,11 @@ def report(evaluator: Evaluator, args: argparse.Namespace, track_names: list[str
     })
 
 
-def open_tracks(data: str, split: str | None, max_tracks: int | None) -> list:
+def open_tracks(data: str, split: str, max_tracks: int | None) -> list:
     """``KIND:PATH`` through the training dataset readers, so evaluation reads data exactly as training does."""
     from training.datasets import open_dataset, parse_spec
 
-    tracks = open_dataset(*parse_spec(data), split=split)
+    tracks = open_dataset(*parse_spec(data), split=None if split == "all" else split)
     return tracks[:max_tracks] if max_tracks else tracks
 
 
@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> dict:
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     if not presets:
         raise UserError("--presets is empty; pass e.g. balanced,offline")
-    tracks = open_tracks(args.data, None if args.split == "all" else args.split, args.max_tracks)
+    tracks = open_tracks(args.data, args.split, args.max_tracks)
     evaluator = Evaluator(args.model, presets)
     names = []
     for track in tqdm(tracks, desc="evaluating", unit="track", disable=args.no_progress, file=sys.stderr):
