@@ -29,7 +29,6 @@ from realtime_split.errors import UserError
 
 DEFAULT_PRESETS = ("balanced", "offline")
 BLOCK = 4096  # samples per process() call, like a file-mode read
-MIXTURE = "mixture"
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -105,8 +104,8 @@ class Evaluator:
         delay = sep.latency_samples
         return out[:, delay:delay + len(mix)]
 
-    def add_track(self, name: str, sample_rate: int, tracks_stems: dict[str, np.ndarray]) -> None:
-        references = {s: a for s, a in tracks_stems.items() if s != MIXTURE}
+    def add_track(self, name: str, sample_rate: int, references: dict[str, np.ndarray]) -> None:
+        """Score one track; ``references`` are its stems as ``TrackRef.load`` returns them (no coded mixture)."""
         stems = self.stems_for(list(references))
         if not stems:
             raise UserError(f"track {name!r} has none of the model's stems ({', '.join(self.info.stems)})")
