@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
 import shlex
 import sys
@@ -51,7 +52,7 @@ def block(result: dict, command: str) -> str:
         START,
         f"Measured {dt.date.today().isoformat()} with `{command}`: model `{result['model_name']}` ({model}), "
         f"{len(result['tracks'])} MUSDB18 validation previews (about 7 s each, mixture = sum of the stems), "
-        f"separated by `StreamingSeparator` at each preset. {platform.machine()} CPU, "
+        f"separated by `StreamingSeparator` at each preset. {platform.machine()}, {os.cpu_count()} cores, "
         f"{s['total'] / 60:.1f} min (museval {s['museval'] / 60:.1f} min).",
         "",
         result["markdown"],

@@ -96,40 +96,41 @@ def _sdr_changes(paths: dict[str, Path], info: ModelInfo, track_refs: list) -> d
     return result
 
 
-def export(args: argparse.Namespace) -> dict:
+def check_arguments(args: argparse.Namespace) -> tuple[Path, Path, list]:
+    """Every path the command needs, checked before TensorFlow loads (seconds) and the export runs (minutes)."""
     checkpoint, config = resolve(args.checkpoint, args.config)
     if args.verify is None and args.output is None:
         raise UserError("no --output given; pass --output model.onnx (or --verify FILE to check an existing export)")
-    if args.verify is not None and not args.verify.is_file():
-        raise UserError(f"--verify {args.verify}: file not found")
-    if args.eval_data:  # list the tracks now: a wrong path fails before minutes of export
+    for flag, path in (("--verify", args.verify), ("--parity-audio", args.parity_audio)):
+        if path is not None and not path.is_file():
+            raise UserError(f"{flag} {path}: file not found")
+    eval_tracks = []
+    if args.eval_data:
         from training.evaluate import open_tracks
 
         eval_tracks = open_tracks(args.eval_data, args.eval_split, args.eval_max_tracks)
-    # TensorFlow loads in seconds: only after the arguments are known to be usable.
-    from .checkpoint import load_run
-    from .convert import keras_reference, keras_to_onnx
+    return checkpoint, config, eval_tracks
+
+
+def verify(path: Path, info: ModelInfo, reference, signals, args: argparse.Namespace) -> dict:
+    """Check an existing file against the checkpoint: same outputs, same contract metadata."""
+    results = compare(reference, onnx_runner(path), signals)
+    report = _parity(str(path), results)
+    require_parity(results, args.tolerance, str(path))
+    written = parse_written(path)
+    if dataclasses.replace(written, extra={}) != dataclasses.replace(info, extra={}):
+        raise ParityError(f"{path}: its metadata (stems, rate, presets...) differs from the training config")
+    round_trip(path, written)
+    _log(f"{path}: matches the checkpoint and realtime_split reads its metadata back unchanged")
+    return report
+
+
+def convert_and_check(model, info: ModelInfo, extra: dict, reference, signals, args: argparse.Namespace) -> dict:
+    """Convert, optimize, check both and the metadata round trip; only then write ``--output``."""
+    from .convert import keras_to_onnx
     from .optimize import optimize_offline
-    from .provenance import provenance
 
-    model, info, training_data, parameters = load_run(checkpoint, config)
-    audio = read_audio(args.parity_audio, info.sample_rate) if args.parity_audio else None
-    signals = parity_signals(info, audio)
-    reference = keras_reference(model)
-    report: dict = {"checkpoint": str(checkpoint), "config": str(config), "tolerance": args.tolerance}
-
-    if args.verify is not None:
-        results = compare(reference, onnx_runner(args.verify), signals)
-        report["verify"] = _parity(f"{args.verify}", results)
-        require_parity(results, args.tolerance, str(args.verify))
-        written = parse_written(args.verify)
-        if dataclasses.replace(written, extra={}) != dataclasses.replace(info, extra={}):
-            raise ParityError(f"{args.verify}: its metadata (stems, rate, presets...) differs from {config}")
-        round_trip(args.verify, written)
-        _log(f"{args.verify}: matches {checkpoint} and realtime_split reads its metadata back unchanged")
-        return report
-
-    extra = provenance(parameters, args.opset, checkpoint, training_data)
+    report = {}
     expected = dataclasses.replace(info, extra={**info.extra, **extra})
     with tempfile.TemporaryDirectory(prefix="export-") as tmp:
         converted = keras_to_onnx(model, info, Path(tmp) / "converted.onnx", extra=extra, opset=args.opset)
@@ -147,7 +148,27 @@ def export(args: argparse.Namespace) -> dict:
         shutil.copyfile(optimized, args.output)
     report["output"] = {"path": str(args.output), "bytes": args.output.stat().st_size, "metadata": extra}
     _log(f"wrote {args.output} ({_mb(args.output):.2f} MB, {extra['parameters']} parameters)")
+    return report
 
+
+def export(args: argparse.Namespace) -> dict:
+    checkpoint, config, eval_tracks = check_arguments(args)
+    from .checkpoint import load_run  # imports TensorFlow
+    from .convert import keras_reference
+    from .provenance import provenance
+
+    model, info, training_data, parameters = load_run(checkpoint, config)
+    audio = read_audio(args.parity_audio, info.sample_rate) if args.parity_audio else None
+    signals = parity_signals(info, audio)
+    reference = keras_reference(model)
+    report: dict = {"checkpoint": str(checkpoint), "config": str(config), "tolerance": args.tolerance}
+    if args.verify is not None:
+        report["verify"] = verify(args.verify, info, reference, signals, args)
+        return report
+
+    extra = provenance(parameters, args.opset, checkpoint, training_data)
+    report.update(convert_and_check(model, info, extra, reference, signals, args))
+    expected = dataclasses.replace(info, extra={**info.extra, **extra})
     variants = {"float32": args.output}
     for kind in dict.fromkeys(args.quantize):
         path = args.output.with_name(f"{args.output.name.removesuffix('.onnx')}.{kind}.onnx")
@@ -157,7 +178,7 @@ def export(args: argparse.Namespace) -> dict:
         report[kind] = {"path": str(path), "bytes": path.stat().st_size,
                         **_parity(f"{kind} ({path}, {_mb(path):.2f} MB)", results)}
         variants[kind] = path
-    if args.eval_data:
+    if eval_tracks:
         report["sdr"] = _sdr_changes(variants, info, eval_tracks)
     return report
 

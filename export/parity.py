@@ -60,9 +60,6 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
     import soundfile as sf
     import soxr
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"parity audio {path} not found; pass an existing audio file to --parity-audio")
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types for unreadable files

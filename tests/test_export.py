@@ -71,9 +71,12 @@ def exported(run_dir) -> tuple[Path, dict, str]:
     rng = np.random.default_rng(5)
     for stem in ("vocals", "accompaniment"):
         sf.write(song / f"{stem}.wav", (0.2 * rng.standard_normal((8000, 2))).astype(np.float32), 8000)
+    recording = song.parent.parent / "recording.flac"  # mono at 44.1 kHz: export resamples and duplicates it
+    t = np.arange(22050) / 44100
+    sf.write(recording, 0.4 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size), 44100)
     proc = run_python("-m", "export", "--checkpoint", str(run_dir / "best.keras"), "--output", str(output),
                       "--quantize", "int8", "--quantize", "fp16", "--report", str(report),
-                      "--eval-data", f"folder:{song.parent}", "--eval-split", "all")
+                      "--eval-data", f"folder:{song.parent}", "--eval-split", "all", "--parity-audio", str(recording))
     assert proc.returncode == 0, proc.stderr
     return output, json.loads(report.read_text()), proc.stdout
 
@@ -92,7 +95,8 @@ def test_exported_model_matches_keras_at_any_batch_and_length(exported, run_dir)
         assert np.max(np.abs(got - want)) <= TOLERANCE
     assert report["converted"]["max_abs_error"] <= TOLERANCE
     assert report["optimized"]["max_abs_error"] <= TOLERANCE
-    assert {s["signal"] for s in report["optimized"]["signals"]} == {"random", "music-like"}
+    assert {s["signal"] for s in report["optimized"]["signals"]} == {"random", "audio"}
+    assert {s["length"] for s in report["optimized"]["signals"]} == {256, 896}  # the window and longer
     assert "optimized (ONNX Runtime, basic level): max abs error" in stdout
 
 
@@ -155,6 +159,7 @@ def test_tampered_weights_fail_the_parity_check_loudly(exported, run_dir, tmp_pa
     onnx.save(proto, str(tampered))
     proc = run_python("-m", "export", "--checkpoint", str(run_dir / "best.keras"), "--verify", str(tampered))
     assert proc.returncode == 1
+    assert "music-like@256" in proc.stdout  # without --parity-audio a generated music-like signal is used
     message = proc.stderr.strip().splitlines()[-1]
     assert message.startswith(f"export: error: parity check failed for {tampered}: max abs error ")
     assert float(message.split("max abs error ")[1].split()[0]) > TOLERANCE
