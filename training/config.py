@@ -187,6 +187,8 @@ class Config:
             _check(0 <= getattr(a, key) <= 1, f"augment.{key} is a probability in [0, 1]")
         _check(not self.data.weights or len(self.data.weights) == len(self.data.sources),
                "data.weights needs one weight per data.sources entry")
+        _check(all(w > 0 for w in self.data.weights), "data.weights must be positive")
+        _check(self.data.validation_windows >= 1, "data.validation_windows must be at least 1")
         return self
 
 

@@ -137,7 +137,7 @@ def _crop(track: CachedTrack, stem: str, window: int, rng: np.random.Generator) 
 
 
 def _read(track: CachedTrack, stem: str, start: int, window: int) -> np.ndarray:
-    """``window`` samples of one stem as float32, zero-padded past the end of a short track."""
+    """``window`` stereo samples of one stem as float32 (mono spread to both channels), zero-padded at the end."""
     out = np.zeros((window, 2), np.float32)
     piece = track.audio[start:start + window, track.stems.index(stem)]
     out[: len(piece)] = piece
