@@ -172,10 +172,10 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
     from .model import build_model, count_params
 
     t = config.train
+    strategy = make_strategy(t.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF setup
     keras.utils.set_random_seed(t.seed)
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy = make_strategy(t.strategy)
     chief = is_chief(strategy)
     out.mkdir(parents=True, exist_ok=True)
     if chief:
