@@ -6,6 +6,7 @@ what a user hears and what low latency costs against the ``offline`` preset.
 The mixture is the sum of the reference stems (MUSDB's coded mixture differs
 from it). Scores: BSSEval v4 SDR from museval (1 s frames, median over frames,
 then median over tracks) and SI-SDR over the whole track (median over tracks).
+museval is slow: about 10 s per 7-second four-stem track and preset on one core.
 
     python -m training.evaluate --model model.onnx --data musdb:../shared/data/musdb18-preview \
         --split valid --presets low,balanced,quality,offline --out results/
