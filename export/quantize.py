@@ -12,6 +12,8 @@ from pathlib import Path
 
 import onnx
 
+from .optimize import keep_used_domains
+
 KINDS = ("fp16", "int8")
 
 
@@ -34,6 +36,7 @@ def quantize(source: Path, destination: Path, kind: str) -> Path:
             # Symbolic shape inference cannot resolve the dynamic time axis; ONNX shape inference suffices.
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             quantize_dynamic(str(prepared), str(destination), weight_type=QuantType.QInt8)
+        keep_used_domains(Path(destination))  # pre-processing saved through ONNX Runtime
     else:
         raise ValueError(f"unknown quantization {kind!r}; choose one of {', '.join(KINDS)}")
     return Path(destination)
