@@ -39,10 +39,10 @@ class ModelConfig:
     filters: int = 16             # filters of the first level, doubled per level...
     max_filters: int = 512        # ...up to this cap
     kernel_size: int = 15
-    stride: int = 2               # per level; the total stride is stride ** depth
+    stride: int = 4               # per level; the total stride is stride ** depth
     dropout: float = 0.5
     dropout_stages: int = 3       # dropout after the first N upsampling stages
-    mask: str = "sigmoid"         # "sigmoid": one mask per stem; "softmax": masks sum to 1, stems sum to the mix
+    mask: str = "softmax"         # "softmax": masks sum to 1, stems sum to the mix; "sigmoid": one mask per stem
     frontend: str = "none"        # "none": the plain waveform U-Net; "learned": Conv-TasNet-like filterbank
     frontend_filters: int = 256   # learned filterbank size N
     frontend_kernel: int = 16     # learned filter length L (hop L/2)
@@ -67,8 +67,8 @@ def _default_presets() -> dict[str, PresetConfig]:
     return {
         "low": PresetConfig(256, 64, 192),
         "balanced": PresetConfig(512, 128, 448),
-        "quality": PresetConfig(1024, 256, 896),
-        "offline": PresetConfig(2048, 256, 896),
+        "quality": PresetConfig(1024, 256, 1024),
+        "offline": PresetConfig(4096, 512, 1792),
     }
 
 
@@ -77,7 +77,7 @@ class StreamingConfig:
     """How the runtime streams the model: becomes the ONNX metadata (ModelInfo)."""
 
     sample_rate: int = 44100
-    window: int = 4096
+    window: int = 8192
     default_preset: str = "balanced"
     name: str = "realtime-split-unet"
     description: str = "Waveform U-Net separating vocals, drums, bass and other"
