@@ -36,11 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated stems (vocals,drums,bass,other,accompaniment) or 'all'; "
                         "default: all for files, vocals for live input")
     p.add_argument("--latency", default=None, metavar="PRESET",
-                   help="latency preset: low, balanced (default) or quality")
+                   help="latency preset: low, balanced (default for live audio) or quality; for files it "
+                        "reproduces live streaming at that preset instead of the offline default")
     p.add_argument("--hop", type=int, metavar="SAMPLES",
                    help="explicit hop in model samples instead of a preset (latency = hop + crossfade + lookahead)")
     p.add_argument("--offline", action="store_true",
-                   help="files only: full-context best quality instead of streaming")
+                   help="files only: full-context best quality instead of streaming (the default for files "
+                        "unless --latency or --hop is given)")
     p.add_argument("--gain", action="append", default=[], metavar="STEM=DB",
                    help="per-stem gain in dB, repeatable; 'vocals=-inf' mutes the vocals (karaoke)")
     p.add_argument("--model", metavar="PATH", help="ONNX model file (default: the bundled model)")

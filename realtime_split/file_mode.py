@@ -43,8 +43,9 @@ class Job:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.offline and args.latency:
-        raise UserError("--offline and --latency exclude each other; --offline already means best quality")
+    if args.offline and (args.latency or args.hop):
+        raise UserError("--offline excludes --latency and --hop; files are separated offline unless you pick a "
+                        "latency preset to hear what live mode gives")
     jobs = [_probe(Path(p), args.channels) for p in args.input]
     target = Path(args.output or DEFAULT_OUTPUT_DIR)
     to_dir = _is_directory_target(args.output or DEFAULT_OUTPUT_DIR)
@@ -131,8 +132,14 @@ def _separator(args: argparse.Namespace, job: Job, cache: dict) -> StreamingSepa
 
 
 def _preset(args: argparse.Namespace) -> str | None:
-    """``offline`` for --offline, else --latency; None lets the model's default preset apply."""
-    return "offline" if args.offline else args.latency
+    """Files are separated offline (full context, fastest) unless --latency or --hop asks for streaming.
+
+    The latency of a file's output is compensated anyway, so only a user who wants to reproduce
+    what live mode gives at a preset needs the streaming geometry.
+    """
+    if args.offline or (args.latency is None and args.hop is None):
+        return "offline"
+    return args.latency
 
 
 def _show_progress(args: argparse.Namespace) -> bool:

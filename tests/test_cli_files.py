@@ -158,6 +158,17 @@ def test_latency_options_keep_the_output_aligned(tmp_path, scaled_model, options
     np.testing.assert_allclose(read(tmp_path / "drums.wav")[0], 0.25 * mix, atol=1e-5)
 
 
+@pytest.mark.parametrize("options, preset", [([], "offline"), (["--latency", "balanced"], "balanced"),
+                                             (["--latency", "low"], "low")])
+def test_files_are_separated_offline_unless_a_latency_is_asked_for(tmp_path, scaled_model, capsys, options, preset):
+    write_music(tmp_path / "song.wav", seconds=0.5)
+
+    assert separate("--input", tmp_path / "song.wav", "--output", tmp_path / "out", *options,
+                    model=scaled_model) == 0
+
+    assert f"latency {preset} " in capsys.readouterr().out
+
+
 def test_input_shorter_than_the_latency(tmp_path, scaled_model):
     mix = write_music(tmp_path / "blip.wav", seconds=0.002)  # 88 samples, latency is 448
 
