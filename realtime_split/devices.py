@@ -1,0 +1,179 @@
+"""Finding the sound card: PortAudio (through sounddevice) with errors a user can act on.
+
+Devices are chosen like python-sounddevice's examples do (an index or a name substring,
+``int_or_str``), with two differences: a name matching several devices is an error listing
+them instead of a guess, and when JACK is running its devices are preferred over ALSA's
+default, which on many machines is a ``jack``/``pulse`` plugin device or nothing at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .errors import UserError
+
+JACK_HOSTAPI = "JACK Audio Connection Kit"
+NO_DEVICE_HINT = "is a sound server running? list devices with --list-devices"
+
+
+def import_sounddevice():
+    """``import sounddevice``, turning a missing PortAudio library into an instruction."""
+    try:
+        import sounddevice
+    except OSError as exc:
+        if sys.platform == "darwin":
+            fix = "brew install portaudio"
+        elif sys.platform.startswith("linux"):
+            fix = "sudo apt-get install libportaudio2 (Fedora: sudo dnf install portaudio)"
+        else:
+            fix = "pip install --force-reinstall sounddevice"
+        raise UserError(f"live audio needs the PortAudio library, which is missing ({exc}); install it: {fix}") from None
+    return sounddevice
+
+
+def abandon_portaudio(sd) -> None:
+    """Leave a stream whose device vanished open and skip PortAudio's cleanup at exit.
+
+    Closing it, or ``Pa_Terminate`` at interpreter exit, makes PortAudio's JACK host API fail an
+    assertion when the server has died, which aborts Python and loses the exit code. The process
+    is about to end and the device is gone, so there is nothing left to release.
+    """
+    import atexit
+
+    atexit.unregister(sd._exit_handler)
+
+
+def int_or_str(text: str | int | None) -> int | str | None:
+    """A device given by index (``3``) or by name substring (``USB``), as in sounddevice's examples."""
+    if text is None or isinstance(text, int):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _channels_key(kind: str) -> str:
+    return f"max_{kind}_channels"
+
+
+def _label(sd, index: int, device: dict) -> str:
+    hostapi = sd.query_hostapis(device["hostapi"])["name"]
+    return f"{index} {device['name']} ({hostapi}, {device['max_input_channels']} in, {device['max_output_channels']} out)"
+
+
+def _jack_hostapi(sd) -> int | None:
+    """Index of PortAudio's JACK host API when it found a running JACK server."""
+    for index, api in enumerate(sd.query_hostapis()):
+        if api["name"] == JACK_HOSTAPI and api["devices"]:
+            return index
+    return None
+
+
+def default_device(sd, kind: str) -> int:
+    """The device live mode uses for ``kind`` ("input"/"output") when none is given."""
+    devices = sd.query_devices()
+    jack = _jack_hostapi(sd)
+    candidates = []
+    if jack is not None:
+        candidates.append(sd.query_hostapis(jack)[f"default_{kind}_device"])
+    candidates.append(sd.default.device[0 if kind == "input" else 1])
+    for api in sd.query_hostapis():
+        candidates.append(api[f"default_{kind}_device"])
+    for index in candidates:
+        if index is not None and 0 <= index < len(devices) and devices[index][_channels_key(kind)] > 0:
+            return int(index)
+    raise UserError(f"no {kind} device found; {NO_DEVICE_HINT}")
+
+
+def find_device(sd, spec: str | int | None, kind: str) -> int:
+    """Resolve ``--input-device``/``--output-device`` (index, name substring or None) to a device index."""
+    spec = int_or_str(spec)
+    if spec is None:
+        return default_device(sd, kind)
+    devices = sd.query_devices()
+    usable = [i for i, d in enumerate(devices) if d[_channels_key(kind)] > 0]
+    if not usable:
+        raise UserError(f"no {kind} device found; {NO_DEVICE_HINT}")
+    listing = "; ".join(_label(sd, i, devices[i]) for i in usable)
+    flag = f"--{kind}-device"
+    if isinstance(spec, int):
+        if spec not in usable:
+            raise UserError(f"{flag} {spec}: no {kind} device with that index; {kind} devices: {listing}")
+        return spec
+    wanted = spec.lower()
+    matches = [i for i in usable
+               if wanted in f"{devices[i]['name']}, {sd.query_hostapis(devices[i]['hostapi'])['name']}".lower()]
+    if len(matches) > 1:
+        exact = [i for i in matches if devices[i]["name"].lower() == wanted]
+        jack = _jack_hostapi(sd)
+        preferred = [i for i in (exact or matches) if devices[i]["hostapi"] == jack]
+        if len(exact) == 1:
+            return exact[0]
+        if len(preferred) == 1:
+            return preferred[0]
+    if not matches:
+        raise UserError(f"{flag} {spec!r} matches no {kind} device; {kind} devices: {listing}")
+    if len(matches) > 1:
+        several = "; ".join(_label(sd, i, devices[i]) for i in matches)
+        raise UserError(f"{flag} {spec!r} matches several {kind} devices, pass an index or a longer name: {several}")
+    return matches[0]
+
+
+def channels_for(sd, device: int, kind: str, wanted: int = 2) -> int:
+    """Stereo when the device has two channels or more, else mono."""
+    return max(1, min(wanted, int(sd.query_devices(device)[_channels_key(kind)])))
+
+
+def choose_samplerate(sd, wanted: int, input_device: int | None, in_channels: int,
+                      output_device: int, out_channels: int) -> int:
+    """``wanted`` if both devices accept it, else the device's own default rate (the separator
+    then resamples); a UserError if they accept neither."""
+    def accepted(rate: float) -> bool:
+        try:
+            if input_device is not None:
+                sd.check_input_settings(device=input_device, channels=in_channels, samplerate=rate, dtype="float32")
+            sd.check_output_settings(device=output_device, channels=out_channels, samplerate=rate, dtype="float32")
+        except (sd.PortAudioError, ValueError):
+            return False
+        return True
+
+    if accepted(wanted):
+        return int(wanted)
+    device = input_device if input_device is not None else output_device
+    fallback = int(sd.query_devices(device)["default_samplerate"])
+    if accepted(fallback):
+        return fallback
+    names = " and ".join(sd.query_devices(d)["name"] for d in {input_device, output_device} if d is not None)
+    raise UserError(f"{names} accept neither {wanted} Hz nor {fallback} Hz; pick other devices with "
+                    "--input-device/--output-device (see --list-devices)")
+
+
+def describe(sd, device: int) -> str:
+    info = sd.query_devices(device)
+    return f"{info['name']} ({sd.query_hostapis(info['hostapi'])['name']})"
+
+
+def list_devices() -> int:
+    """Print the devices like ``python -m sounddevice``, marking with ``>`` and ``<`` the input and
+    output live mode uses by default."""
+    sd = import_sounddevice()
+    devices = sd.query_devices()
+    if len(devices) == 0:
+        raise UserError("no audio devices found; is a sound server (PipeWire, PulseAudio or JACK) running?")
+    marks: dict[int, str] = {}
+    for kind, mark in (("input", ">"), ("output", "<")):
+        try:
+            index = default_device(sd, kind)
+        except UserError:
+            continue
+        marks[index] = marks.get(index, "") + mark
+    for index, info in enumerate(devices):
+        hostapi = sd.query_hostapis(info["hostapi"])["name"]
+        print(f"{marks.get(index, ''):>2} {index:>3} {info['name']}, {hostapi} "
+              f"({info['max_input_channels']} in, {info['max_output_channels']} out, "
+              f"{info['default_samplerate']:g} Hz)")
+    server = os.environ.get("JACK_DEFAULT_SERVER")
+    print("\n> default input, < default output" + (f"; JACK server {server!r}" if server else ""))
+    return 0
