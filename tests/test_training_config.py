@@ -80,3 +80,8 @@ def test_unreadable_config_files(tmp_path):
     bad.write_text("[train\nepochs = 3\n")
     with pytest.raises(ConfigError, match=r"bad\.toml: invalid TOML"):
         load_config(bad)
+
+
+def test_unknown_learning_rate_schedule_is_refused():
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        load_config(CONFIG_DIR / "tiny.toml", ["train.lr_schedule=step"])

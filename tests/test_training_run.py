@@ -157,3 +157,17 @@ def test_resume_without_a_run_and_reusing_a_run_dir(tmp_path, capsys):
 def test_bad_override(tmp_path, capsys):
     assert main(["--data", f"folder:{tmp_path}", "--out", str(tmp_path / "run"), "--set", "model.depht=3"]) == 2
     assert "unknown key 'depht'" in capsys.readouterr().err
+
+
+def test_cosine_schedule_decays_to_one_percent_over_the_run():
+    import keras
+
+    from training.train import _learning_rate
+
+    t = load_config(CONFIG_DIR / "tiny.toml", ["train.lr_schedule=cosine", "train.epochs=4",
+                                                "train.steps_per_epoch=10"]).train
+    schedule = _learning_rate(keras, t)
+    rates = [float(schedule(step)) for step in (0, 20, 40)]
+    assert rates[0] == pytest.approx(t.learning_rate) and rates[1] < rates[0]
+    assert rates[2] == pytest.approx(0.01 * t.learning_rate)
+    assert _learning_rate(keras, load_config(CONFIG_DIR / "tiny.toml").train) == t.learning_rate

@@ -24,6 +24,7 @@ MASKS = ("sigmoid", "softmax")
 FRONTENDS = ("none", "learned")
 LOSSES = ("mae", "mse", "sdr", "si-sdr", "mrstft")
 STRATEGIES = ("default", "mirrored", "multiworker")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class ConfigError(UserError):
@@ -114,6 +115,7 @@ class TrainConfig:
     batch_size: int = 16
     steps_per_epoch: int = 200
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine (decay to 1% over epochs * steps_per_epoch)
     loss: str = "mae"
     seed: int = 0
     deterministic: bool = True     # tf.config.experimental.enable_op_determinism
@@ -182,6 +184,7 @@ class Config:
         for key in ("epochs", "batch_size", "steps_per_epoch"):
             _check(getattr(t, key) >= 1, f"train.{key} must be at least 1")
         _check(t.learning_rate > 0, "train.learning_rate must be positive")
+        _check(t.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
         _check(a.gain_db[0] <= a.gain_db[1], "augment.gain_db must be [low, high]")
         for key in ("channel_swap", "polarity", "mono", "remix", "band_limit"):
             _check(0 <= getattr(a, key) <= 1, f"augment.{key} is a probability in [0, 1]")

@@ -186,7 +186,7 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
         raise ConfigError(f"train.batch_size {t.batch_size} must be a multiple of the {replicas} replicas")
     with strategy.scope():
         model = build_model(config)
-        optimizer = keras.optimizers.Adam(t.learning_rate)
+        optimizer = keras.optimizers.Adam(_learning_rate(keras, t))
         optimizer.build(model.trainable_variables)
     # Bookkeeping lives outside the strategy: plain host variables, saved with the model.
     state = {"epoch": tf.Variable(0, dtype=tf.int64), "step": tf.Variable(0, dtype=tf.int64),
@@ -288,7 +288,8 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
             manager.save()
             seconds = time.monotonic() - began
             if chief:
-                history.append(epoch + 1, train_loss, val_loss, t.learning_rate, seconds)
+                history.append(epoch + 1, train_loss, val_loss,
+                               float(keras.ops.convert_to_numpy(optimizer.learning_rate)), seconds)
                 history.plot(out / "loss.png")
             print(f"epoch {epoch + 1}/{t.epochs}: train loss {train_loss:.5f}, validation loss {val_loss:.5f}"
                   f"{' (best, saved best.keras)' if improved else ''}, {seconds:.1f} s", flush=True)
@@ -358,3 +359,10 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _learning_rate(keras, t):
+    """Adam's rate: constant, or a cosine decay to 1% over the whole run (settles the weights at the end)."""
+    if t.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(t.learning_rate, t.epochs * t.steps_per_epoch, alpha=0.01)
+    return t.learning_rate
