@@ -171,3 +171,23 @@ def test_cosine_schedule_decays_to_one_percent_over_the_run():
     assert rates[0] == pytest.approx(t.learning_rate) and rates[1] < rates[0]
     assert rates[2] == pytest.approx(0.01 * t.learning_rate)
     assert _learning_rate(keras, load_config(CONFIG_DIR / "tiny.toml").train) == t.learning_rate
+
+
+def test_a_validation_source_can_name_its_split(tmp_path):
+    from training.datasets import _is_validation, open_dataset
+    from training.train import _absolute_spec, load_data
+
+    names = [f"song{k}" for k in range(200)]
+    held_out = [n for n in names if _is_validation("folder", n)][:1]
+    kept = [n for n in names if not _is_validation("folder", n)][:2]
+    for k, name in enumerate(held_out + kept):
+        write_song(tmp_path / "songs" / name, k)
+    spec = f"folder:{tmp_path / 'songs'}"
+    config = load_config(CONFIG_DIR / "tiny.toml", [f"data.sources=['{spec}']", f"data.validation=['{spec}#valid']",
+                                                     f"data.cache_dir='{tmp_path / 'cache'}'"])
+    assert _absolute_spec(f"{spec}#valid") == f"folder:{(tmp_path / 'songs').resolve()}#valid"
+
+    sampler, valid, layout, n_train, n_valid = load_data(config, progress=False)
+
+    assert (n_train, n_valid) == (2, 1)
+    assert [t.name for t in open_dataset("folder", tmp_path / "songs", "valid")] == held_out

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", action="append", default=[], metavar="KIND:PATH",
                    help="training data, repeatable; KIND is musdb, musdb-hq or folder (replaces data.sources)")
     p.add_argument("--validation", action="append", default=[], metavar="KIND:PATH",
-                   help="validation data, repeatable (default: the 'valid' split of the training data)")
+                   help="validation data, repeatable; append #valid (or #train, #test) to take one split, "
+                        "e.g. musdb:PATH#valid (default: the 'valid' split of the training data)")
     p.add_argument("--out", type=Path, required=True, metavar="runs/NAME", help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--epochs", type=int, help="= --set train.epochs=N")
@@ -90,8 +91,18 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 
 def _absolute_spec(spec: str) -> str:
+    spec, split = _split_suffix(spec)
     kind, path = parse_spec(spec)
-    return f"{kind}:{path.resolve()}"
+    return f"{kind}:{path.resolve()}" + (f"#{split}" if split else "")
+
+
+def _split_suffix(spec: str) -> tuple[str, str | None]:
+    """``"musdb:/data#valid"`` -> ``("musdb:/data", "valid")``: a validation source may name its split,
+    so the training data's own validation tracks can be chosen without its training tracks."""
+    head, sep, split = spec.rpartition("#")
+    if sep and split in ("train", "valid", "test"):
+        return head, split
+    return spec, None
 
 
 def load_data(config: Config, progress: bool = True):
@@ -113,7 +124,8 @@ def load_data(config: Config, progress: bool = True):
             except DatasetError:
                 print(f"note: {spec} has no validation tracks", file=sys.stderr)
     for spec in config.data.validation:
-        valid_tracks += cache.get_all(open_dataset(*parse_spec(spec)), "caching validation", progress)
+        spec, split = _split_suffix(spec)
+        valid_tracks += cache.get_all(open_dataset(*parse_spec(spec), split), "caching validation", progress)
     if not valid_tracks:
         raise ConfigError("no validation tracks: pass --validation KIND:PATH")
     start, stop = config.loss_region()
