@@ -337,6 +337,8 @@ class RealtimeBridge:
                self.counters, self.fstate, self.buffers, self.latency, self.fade)
         mix_stems(np.zeros((len(self.sep.stems), 0, self.in_channels), np.float32), self.out_ring, 0,
                   np.zeros(len(self.sep.stems)))
+        self.counters[:] = 0  # the empty render above counted a miss
+        self.counters[END] = -1
 
     def start(self) -> None:
         # The callback needs the GIL for its few Python statements; a shorter switch interval bounds

@@ -217,15 +217,8 @@ class Harness:
     def delay(self, reference: np.ndarray, offset_in_signal: int = 0, channel: int = 0) -> tuple[int, float]:
         """(delay in frames through the program, normalized correlation peak) of ``reference`` found in
         the recording, where ``reference`` starts ``offset_in_signal`` frames into the played signal."""
-        rec = self.take()[:, channel].astype(np.float64)
-        ref = np.asarray(reference, np.float64)
-        if ref.ndim > 1:
-            ref = ref[:, channel]
-        size = 1 << (len(rec) + len(ref) - 1).bit_length()
-        corr = np.fft.irfft(np.fft.rfft(rec, size) * np.conj(np.fft.rfft(ref, size)), size)[:len(rec)]
-        lag = int(np.argmax(np.abs(corr)))
-        seg = rec[lag:lag + len(ref)]
-        norm = float(np.abs(corr[lag]) / (np.linalg.norm(ref) * max(np.linalg.norm(seg), 1e-12)))
+        ref = np.asarray(reference)
+        lag, norm = find(ref[:, channel] if ref.ndim > 1 else ref, self.take()[:, channel])
         played_at = self.play_start + offset_in_signal
         return self.record_start + lag - played_at - self.loop_periods * self.period, norm
 
@@ -241,6 +234,16 @@ class Harness:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def find(reference: np.ndarray, recording: np.ndarray) -> tuple[int, float]:
+    """(index in ``recording`` where ``reference`` fits best, normalized correlation there: 1 = same shape)."""
+    rec, ref = np.asarray(recording, np.float64), np.asarray(reference, np.float64)
+    size = 1 << (len(rec) + len(ref) - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(rec, size) * np.conj(np.fft.rfft(ref, size)), size)[:len(rec)]
+    lag = int(np.argmax(np.abs(corr)))
+    seg = rec[lag:lag + len(ref)]
+    return lag, float(np.abs(corr[lag]) / (np.linalg.norm(ref) * max(np.linalg.norm(seg), 1e-12)))
 
 
 def click_train(rate: int, seconds: float, every: float = 0.25, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,177 @@
+"""The real-time bridge without a sound card: its audio callback driven block by block, its worker
+step scheduled by the test, so late inference happens exactly when the test says.
+
+A real StreamingSeparator on the scaled test model (vocals = 0.5 x mix) runs behind it; the dry
+fallback plays the mix at 1.0, so every output sample shows which path it came from.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from jack_harness import max_jump
+from realtime_split import StreamingSeparator
+from realtime_split.realtime_bridge import MISSED, NONFINITE, SKIPS, RealtimeBridge
+from realtime_split.status import Latency, StatusLine, summary
+
+RATE = 44100
+F = 256  # blocksize; also the balanced test preset's hop
+
+
+def sine(seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.stack([x, x], axis=1)
+
+
+def bridge_for(model, blocksize: int = F, **options) -> RealtimeBridge:
+    sep = StreamingSeparator(model, stems="vocals", sample_rate=RATE)
+    return RealtimeBridge(sep, RATE, blocksize, 2, live_input=True, **options)
+
+
+def run_live(bridge: RealtimeBridge, x: np.ndarray, worker_idle=range(0)) -> np.ndarray:
+    """Play ``x`` through the duplex callback; after each block the worker catches up, except
+    during the blocks in ``worker_idle`` (inference stalled)."""
+    callback = bridge.duplex_callback()
+    n = bridge.blocksize
+    out = np.zeros_like(x[:len(x) // n * n])
+    for k in range(len(x) // n):
+        block = slice(k * n, (k + 1) * n)
+        callback(x[block], out[block], n, None, None)
+        if k not in worker_idle:
+            while bridge.step():
+                pass
+    return out
+
+
+def delayed(x: np.ndarray, d: int, n: int) -> np.ndarray:
+    """The first ``n`` frames of ``x`` delayed by ``d``."""
+    return np.concatenate([np.zeros((d, x.shape[1]), x.dtype), x[:n - d]])
+
+
+def test_output_is_the_separation_delayed_by_separator_latency_plus_buffers(scaled_model):
+    bridge = bridge_for(scaled_model)
+    x = sine(1.0)
+    out = run_live(bridge, x)
+    # buffers = blocksize + chunk - gcd(blocksize, chunk) + fade, here 256 + 256 - 256 + 66
+    assert bridge.buffers == F + bridge.fade
+    d = bridge.latency + bridge.buffers
+    np.testing.assert_allclose(out, 0.5 * delayed(x, d, len(out)), atol=1e-6)
+    assert bridge.counters[MISSED] == 0
+
+
+def test_late_inference_plays_the_dry_mix_with_the_same_delay_and_no_click(scaled_model):
+    bridge = bridge_for(scaled_model)
+    x = sine(1.5)
+    out = run_live(bridge, x, worker_idle=range(60, 80))
+    d = bridge.latency + bridge.buffers
+    ref = delayed(x, d, len(out))
+    # Continuous: the sine's own steepest step (2 pi f / rate of full scale) plus a fade's share.
+    slope = 2 * np.pi * 440 / RATE * 0.5
+    assert max_jump(out[:, 0]) < slope + 0.5 / bridge.fade + 1e-4
+    # During the stall the listener hears the mix itself, sample-aligned with the separation.
+    stalled = slice(66 * F, 80 * F)
+    np.testing.assert_allclose(out[stalled], ref[stalled], atol=1e-6)
+    # Every block not fully separated is counted; the worker restarted once, then separation resumed.
+    assert 20 <= bridge.counters[MISSED] <= 20 + (d + bridge.buffers) // F + 2
+    assert bridge.counters[SKIPS] == 1
+    tail = slice(len(out) - 20 * F, len(out))
+    np.testing.assert_allclose(out[tail], 0.5 * ref[tail], atol=1e-6)
+
+
+def test_nan_and_inf_input_is_silenced_and_counted(scaled_model):
+    bridge = bridge_for(scaled_model)
+    x = sine(0.2)
+    x[1000:1010, 0] = np.nan
+    x[2000, 1] = np.inf
+    out = run_live(bridge, x)
+    assert np.isfinite(out).all()
+    assert bridge.counters[NONFINITE] == 11
+
+
+def test_the_audio_callback_allocates_no_audio_buffers(scaled_model):
+    """Only the few bytes of Python call overhead; a copy of one block would be 8 kB."""
+    bridge = bridge_for(scaled_model, blocksize=1024, record=True)
+    callback = bridge.duplex_callback()
+    x = sine(1.0)
+    out = np.zeros_like(x)
+    blocks = [slice(k * 1024, (k + 1) * 1024) for k in range(len(x) // 1024)]
+    for b in blocks[:5]:
+        callback(x[b], out[b], 1024, None, None)
+        bridge.step()
+    tracemalloc.start()
+    try:
+        peaks = []
+        for b in blocks[5:]:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            callback(x[b], out[b], 1024, None, None)
+            peaks.append(tracemalloc.get_traced_memory()[1] - before)
+            bridge.step()
+    finally:
+        tracemalloc.stop()
+    assert max(peaks) < 4096
+
+
+def test_file_playback_plays_every_input_sample_separated_then_ends(scaled_model):
+    sep = StreamingSeparator(scaled_model, stems="vocals", sample_rate=RATE)
+    bridge = RealtimeBridge(sep, RATE, F, 2, live_input=False)
+    x = np.random.default_rng(1).uniform(-0.5, 0.5, (RATE // 2 + 123, 2)).astype(np.float32)
+    bridge.write_input(x)
+    bridge.input_done = True
+    callback = bridge.output_callback()
+    out = np.zeros((len(x) + sep.latency_samples + 2 * F, 2), np.float32)
+    k = 0
+    while not bridge.finished:
+        while bridge.step():
+            pass
+        callback(out[k:k + F], F, None, None)
+        k += F
+    # File playback has no bridge buffers: the separator's latency only, then its flushed tail.
+    np.testing.assert_allclose(out[sep.latency_samples:sep.latency_samples + len(x)], 0.5 * x, atol=1e-6)
+    assert not out[sep.latency_samples + len(x):].any()
+    assert bridge.counters[MISSED] == 0
+
+
+@pytest.mark.parametrize("blocksize", [100, 1024])
+def test_buffers_cover_any_blocksize_against_the_hop(scaled_model, blocksize):
+    bridge = bridge_for(scaled_model, blocksize=blocksize)
+    x = sine(0.5)
+    out = run_live(bridge, x)
+    assert bridge.counters[MISSED] == 0
+    d = bridge.latency + bridge.buffers
+    np.testing.assert_allclose(out, 0.5 * delayed(x, d, len(out)), atol=1e-6)
+
+
+def test_status_line_redraws_one_line_with_meters_latency_load_and_counters(scaled_model):
+    bridge = bridge_for(scaled_model)
+    run_live(bridge, sine(0.2))
+    latency = Latency(bridge.latency, bridge.buffers, 0.0058, RATE)
+    stream = io.StringIO()
+    status = StatusLine(bridge, latency, enabled=True, stream=stream, interval=0.0)
+    status.update(1.0)
+    status.update(1.2)
+    status.close()
+    text = stream.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
+    line = text.split("\r")[1]  # the first redraw; the second shows the (silent) time since
+    assert "in    -6 dB [######]" in line and "vocals   -12 dB [#####-]" in line  # 0.5 in, 0.25 out
+    assert f"{latency.total_ms:.0f} ms" in line and "load " in line and "missed 0" in line and "xruns 0" in line
+    assert StatusLine(bridge, latency, stream=io.StringIO()).enabled is False  # not a TTY: no line
+
+
+def test_summary_names_duration_misses_xruns_and_load(scaled_model):
+    bridge = bridge_for(scaled_model)
+    run_live(bridge, sine(1.0), worker_idle=range(50, 60))
+    text = summary(bridge, Latency(bridge.latency, bridge.buffers, 0.0, RATE), "recorded 1.0 s to x.wav")
+    assert text.startswith("realtime-split: played 1.0 s live with latency ")
+    assert f"separator {bridge.latency} + buffers {bridge.buffers} samples" in text
+    assert f"missed deadlines: {bridge.counters[MISSED]} blocks of 256" in text and bridge.counters[MISSED] > 0
+    assert "xruns: 0 (0 input overflows, 0 output underflows)" in text
+    assert re.search(r"inference load p50 \d+% p99 \d+% of the hop budget", text)
+    assert text.endswith("recorded 1.0 s to x.wav.")

@@ -1,0 +1,258 @@
+"""Live audio end to end through a real JACK server (jackd2, dummy backend) that the tests start.
+
+The program under test runs as a subprocess (the CLI or an example) and opens a PortAudio stream
+on JACK; tests/jack_harness.py plays known signals into its input ports and records its output
+ports. The scaled test model makes the vocals exactly 0.5 x the mix, so a recording shows both
+the delay and that separation, not the dry fallback, reached the speakers.
+
+Delay formula checked here (stream-rate samples, input port to output port):
+
+    measured = separator latency + bridge buffers + blocksize
+
+where the first two are printed by the CLI and ``blocksize`` is the block PortAudio's JACK host
+API buffers when a fixed block size is requested. The device's own latency (the system ports'
+capture/playback latency) is outside this path and reported separately.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jack_harness import Harness, JackServer, click_train, find, jackd_path, max_jump, parse_latency_line
+
+REPO = Path(__file__).resolve().parents[1]
+RATE = 44100
+PERIOD = 256
+NO_DEVICE = ("realtime-split: error: no input device found; is a sound server running? "
+             "list devices with --list-devices")
+
+
+def env(**extra) -> dict:
+    paths = [str(REPO), os.environ.get("PYTHONPATH")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), **extra}
+
+
+def launch(*args: str, script: str | None = None, **extra_env) -> subprocess.Popen:
+    command = [sys.executable, script] if script else [sys.executable, "-m", "realtime_split"]
+    return subprocess.Popen([*command, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env(**extra_env), cwd=REPO)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the program did not stop:\n{err}")
+    return proc.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def jack_server():
+    if jackd_path() is None:
+        pytest.skip("jackd not found: live audio tests need a real JACK server (apt-get install jackd2)")
+    try:
+        import jack  # noqa: F401
+    except ImportError:
+        pytest.skip("JACK-Client not installed (pip install JACK-Client): it plays and records the test signals")
+    with JackServer(rate=RATE, period=PERIOD) as server:
+        yield server
+
+
+def sine(seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
+    """A sine with 10 ms raised-cosine fades, so its own onset is not a jump."""
+    n = int(seconds * RATE)
+    x = amp * np.sin(2 * np.pi * freq * np.arange(n) / RATE)
+    ramp = int(0.01 * RATE)
+    fade = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
+    x[:ramp] *= fade
+    x[-ramp:] *= fade[::-1]
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def mic_session(jack_server, scaled_model, tmp_path_factory):
+    """One live CLI session, mic to speakers, recording to a file: clicks, then a sine, then Ctrl-C."""
+    recording = tmp_path_factory.mktemp("live") / "monitor.wav"
+    clicks = click_train(RATE, 1.0, every=0.25)
+    tone = sine(1.5)
+    signal_ = np.concatenate([clicks, tone])
+    with Harness(jack_server, record_seconds=20) as harness:
+        proc = launch("--input", "mic", "--stem", "vocals", "--model", scaled_model, "--output", recording)
+        harness.connect_portaudio(process=proc)
+        harness.start_recording()
+        time.sleep(0.3)
+        harness.play(signal_)
+        harness.wait_played()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        code, _, err = finish(proc)
+        return {"code": code, "stderr": err, "harness": harness, "clicks": clicks, "tone_start": len(clicks),
+                "tone": tone, "recording": recording}
+
+
+def click_delays(session) -> list[tuple[int, float]]:
+    """(delay, recorded/played amplitude) of every click in the session."""
+    clicks, harness = session["clicks"], session["harness"]
+    starts = np.flatnonzero(np.diff((clicks != 0).astype(np.int8)) == 1) + 1
+    rec = harness.take()[:, 0]
+    found = []
+    for s in starts:
+        burst = clicks[s:s + int(0.005 * RATE)]
+        d, _ = harness.delay(burst, offset_in_signal=s)
+        at = harness.play_start + s + d + harness.loop_periods * harness.period - harness.record_start
+        found.append((d, float(np.std(rec[at:at + len(burst)]) / np.std(burst))))
+    return found
+
+
+@pytest.mark.jack
+def test_live_delay_is_separator_latency_plus_buffers_plus_one_block(mic_session):
+    reported = parse_latency_line(mic_session["stderr"])
+    expected = reported["separator"] + reported["buffers"] + PERIOD  # --blocksize defaults to the hop, 256
+    delays = [d for d, _ in click_delays(mic_session)]
+    print(f"expected {expected} samples, measured {delays}")
+    assert len(delays) == 4
+    assert all(abs(d - expected) <= PERIOD for d in delays), (expected, delays)
+
+
+@pytest.mark.jack
+def test_live_speakers_get_the_separated_stem(mic_session):
+    gains = [g for _, g in click_delays(mic_session)]
+    assert np.median(gains) == pytest.approx(0.5, abs=0.02)  # vocals = 0.5 x mix in the scaled model
+
+
+@pytest.mark.jack
+def test_live_output_is_continuous(mic_session):
+    """A sine in gives a sine out: no gap or click (a missed deadline crossfades to the dry mix)."""
+    harness, tone = mic_session["harness"], mic_session["tone"]
+    reported = parse_latency_line(mic_session["stderr"])
+    delay = reported["separator"] + reported["buffers"] + PERIOD
+    start = (harness.play_start + mic_session["tone_start"] + delay + harness.loop_periods * harness.period
+             - harness.record_start)
+    out = harness.take()[start - PERIOD:start + len(tone) + PERIOD, 0]
+    steepest = 2 * np.pi * 440 / RATE * np.abs(tone).max()  # the dry fallback plays it at full level
+    assert max_jump(out) < 1.2 * steepest
+    middle = out[PERIOD + len(tone) // 4:PERIOD + 3 * len(tone) // 4]
+    envelope = np.lib.stride_tricks.sliding_window_view(np.abs(middle), 2 * RATE // 440).max(axis=1)
+    assert envelope.min() > 0.2  # never silent: at least 0.5 x 0.5 minus a little
+
+
+@pytest.mark.jack
+def test_ctrl_c_exits_130_with_summary_and_a_finalized_recording(mic_session):
+    err = mic_session["stderr"]
+    assert mic_session["code"] == 130, err
+    assert "Traceback" not in err
+    assert "missed deadlines" in err and "xruns" in err and "inference load p50" in err
+    assert err.rstrip().endswith("realtime-split: interrupted")
+    audio, rate = sf.read(mic_session["recording"], dtype="float32")
+    assert rate == RATE and audio.shape[1] == 2
+    assert len(audio) > 2.5 * RATE  # clicks and sine were all played before Ctrl-C
+    # The file holds exactly what the speakers got.
+    speakers = mic_session["harness"].take()[:, 0]
+    start = int(np.flatnonzero(np.abs(speakers) > 0.01)[0])
+    excerpt = speakers[start:start + 2 * RATE]
+    _, correlation = find(excerpt, audio[:, 0])
+    assert correlation > 0.999
+
+
+@pytest.mark.jack
+def test_file_played_live_at_a_rate_the_device_refuses(jack_server, scaled_model, tmp_path):
+    """A 48 kHz file on a 44.1 kHz server: the stream opens at 44.1 kHz, the file is resampled, and the
+    program stops by itself after the separator's tail."""
+    import soxr
+
+    song = tmp_path / "song.wav"
+    rng = np.random.default_rng(3)
+    content = np.zeros((int(1.5 * 48000), 2), np.float32)
+    for start in range(int(0.5 * 48000), len(content) - 480, 12000):  # bursts after half a second of silence
+        content[start:start + 480] = rng.uniform(-0.5, 0.5, (480, 1))
+    sf.write(song, content, 48000)
+    with Harness(jack_server, record_seconds=10) as harness:
+        harness.start_recording()
+        proc = launch("--input", song, "--output", "speakers", "--stem", "vocals", "--model", scaled_model,
+                      "--no-progress")
+        harness.connect_portaudio(in_channels=0, process=proc)
+        code, _, err = finish(proc)
+        recorded = harness.take()[:, 0]
+    assert code == 0, err
+    assert "44100 Hz" in err
+    reference = soxr.resample(content[:, 0], 48000, RATE)
+    _, correlation = harness.delay(reference[int(0.45 * RATE):])
+    assert correlation > 0.95
+    assert np.abs(recorded).max() == pytest.approx(0.5 * np.abs(reference).max(), rel=0.1)
+
+
+@pytest.mark.jack
+def test_device_vanishing_mid_run_stops_cleanly_and_keeps_the_recording(jack_server, scaled_model, tmp_path):
+    recording = tmp_path / "kept.flac"
+    with JackServer(rate=RATE, period=PERIOD) as doomed:
+        harness = Harness(doomed, record_seconds=5)
+        proc = launch("--input", "mic", "--model", scaled_model, "--output", recording, **doomed.env)
+        harness.connect_portaudio(process=proc)
+        harness.play(sine(3.0))
+        time.sleep(1.0)
+        harness.close()
+    code, _, err = finish(proc)
+    assert code == 2, err
+    assert "realtime-split: error: the audio device stopped after" in err and str(recording) in err
+    assert "Traceback" not in err and "Fatal" not in err
+    audio, rate = sf.read(recording)
+    assert rate == RATE and len(audio) > 0.5 * RATE
+
+
+@pytest.mark.jack
+def test_list_devices_shows_the_jack_device_as_default(jack_server):
+    code, out, err = finish(launch("--list-devices"))
+    assert code == 0, err
+    assert "><   0 system, JACK Audio Connection Kit (2 in, 2 out, 44100 Hz)" in out
+
+
+@pytest.mark.jack
+def test_a_device_name_that_matches_nothing_lists_the_candidates(jack_server, scaled_model):
+    code, _, err = finish(launch("--input", "mic", "--input-device", "usb headset", "--model", scaled_model))
+    assert code == 2
+    assert err.strip() == ("realtime-split: error: --input-device 'usb headset' matches no input device; "
+                           "input devices: 0 system (JACK Audio Connection Kit, 2 in, 2 out)")
+
+
+def test_no_sound_server_is_a_one_line_error(scaled_model):
+    quiet = {"JACK_DEFAULT_SERVER": "realtime-split-no-such-server", "JACK_NO_START_SERVER": "1"}
+    code, out, err = finish(launch("--list-devices", **quiet))
+    if code == 0:
+        pytest.skip(f"this machine has sound devices outside JACK, so 'no device' cannot happen:\n{out}")
+    code, _, err = finish(launch("--input", "mic", "--model", scaled_model, **quiet))
+    assert code == 2
+    assert err.strip() == NO_DEVICE
+
+
+@pytest.mark.jack
+def test_karaoke_example_mutes_the_vocals_in_its_own_callback(jack_server, scaled_model):
+    clicks = click_train(RATE, 1.0, every=0.25)
+    with Harness(jack_server, record_seconds=10) as harness:
+        proc = launch("--model", scaled_model, "--seconds", "2.5", script=str(REPO / "examples" / "karaoke_monitor.py"))
+        harness.connect_portaudio(process=proc)
+        harness.start_recording()
+        time.sleep(0.3)
+        harness.play(clicks)
+        harness.wait_played()
+        code, out, err = finish(proc)
+        delay, correlation = harness.delay(clicks)
+        recorded = harness.take()[:, 0]
+    assert code == 0, err
+    separator, buffers = (int(v) for v in re.search(r"separator (\d+) \+ buffers (\d+)", out).groups())
+    assert correlation > 0.95
+    assert abs(delay - (separator + buffers + PERIOD)) <= PERIOD
+    # drums + bass + other = 0.25 + 0.125 + 0.125 of the mix: the vocals (0.5) are gone.
+    assert np.abs(recorded).max() == pytest.approx(0.5 * np.abs(clicks).max(), rel=0.05)
+
