@@ -94,10 +94,10 @@ def summary(bridge, latency: Latency, recording: str | None = None) -> str:
     parts = [
         f"realtime-split: played {bridge.seconds_played:.1f} s live with {latency}",
         f"missed deadlines: {int(c[MISSED])} blocks of {bridge.blocksize} (played dry; "
-        f"{int(c[SKIPS])} restarts after falling a hop behind)",
+        f"{int(c[SKIPS])} restarts after falling too far behind)",
         f"xruns: {bridge.xruns} ({int(c[INPUT_OVERFLOWS])} input overflows, {int(c[OUTPUT_UNDERFLOWS])} output underflows)",
         f"inference load p50 {_percent(bridge.load_percentile(50))} p99 {_percent(bridge.load_percentile(99))} "
-        f"of the hop budget",
+        f"of the hop budget (worker at {'real-time' if bridge.realtime_priority else 'normal'} priority)",
     ]
     if c[NONFINITE]:
         parts.append(f"{int(c[NONFINITE])} NaN/Inf input samples replaced by silence")
