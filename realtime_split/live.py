@@ -10,6 +10,8 @@ finalize on Ctrl-C, on errors and when the device disappears, so nothing played 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import threading
 import time
@@ -131,19 +133,23 @@ def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -
             _prebuffer(bridge, feeder, rate)
         if saver is not None:
             saver.start()
-        stream.start()
+        try:
+            stream.start()
+        except sd.PortAudioError as exc:
+            raise UserError(f"cannot start the audio device: {exc}; see --list-devices") from None
         vanished = _wait(args, stream, bridge, feeder, status, rate)
     finally:
-        if vanished:
-            devices.abandon_portaudio(sd)
-        else:
-            _close_stream(stream)
-        bridge.stop()
-        if feeder is not None:
-            feeder.stop()
-        saved = saver.stop() if saver is not None else None
-        status.close()
-        print(summary(bridge, latency, saved), file=sys.stderr, flush=True)
+        with _sigint_ignored():  # a second Ctrl-C must not interrupt finalizing the recording
+            if vanished:
+                devices.abandon_portaudio(sd)
+            else:
+                _close_stream(stream)
+            bridge.stop()
+            if feeder is not None:
+                feeder.stop()
+            saved = saver.stop() if saver is not None else None
+            status.close()
+            print(summary(bridge, latency, saved), file=sys.stderr, flush=True)
     for error in (bridge.error, feeder and feeder.error, saver and saver.error):
         if error is not None:
             raise error
@@ -152,6 +158,18 @@ def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -
         raise UserError(f"the audio device stopped after {bridge.seconds_played:.1f} s (unplugged, or the sound "
                         f"server quit){kept}")
     return 0
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev, out_ch):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from jack_harness import max_jump
+import onnx_models
 from realtime_split import StreamingSeparator
 from realtime_split.realtime_bridge import MISSED, NONFINITE, SKIPS, RealtimeBridge
 from realtime_split.status import Latency, StatusLine, summary
@@ -119,6 +120,21 @@ def test_a_short_stall_is_caught_up_without_restarting_the_separator(scaled_mode
     resumed = slice(66 * F, len(out))
     np.testing.assert_allclose(out[resumed], 0.5 * ref[resumed], atol=1e-6)
     assert max_jump(out[:, 0]) < 2 * np.pi * 440 / RATE * 0.5 + 0.5 / bridge.fade + 1e-4
+
+
+def test_a_separator_that_resamples_keeps_the_reported_delay(tmp_path):
+    """A 48 kHz model behind a 44.1 kHz device: the separator resamples, the bridge's hop-sized chunks
+    follow the stream rate, and the output is still the separation delayed by exactly the reported latency."""
+    model = onnx_models.make_scaled_identity_model(tmp_path / "48k.onnx", [0.5, 0.25, 0.125, 0.125],
+                                                 onnx_models.test_info(sample_rate=48000))
+    bridge = bridge_for(model)
+    assert bridge.chunk == round(256 * RATE / 48000)
+    x = sine(1.0)
+    out = run_live(bridge, x)
+    d = bridge.latency + bridge.buffers
+    steady = slice(d + 2048, len(out))
+    np.testing.assert_allclose(out[steady], 0.5 * delayed(x, d, len(out))[steady], atol=2e-3)
+    assert bridge.counters[MISSED] == 0
 
 
 def test_nan_and_inf_input_is_silenced_and_counted(scaled_model):

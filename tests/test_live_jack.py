@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import onnx_models
 from jack_harness import Harness, JackServer, click_train, find, jackd_path, max_jump, parse_latency_line
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,11 +195,14 @@ def test_file_played_live_at_a_rate_the_device_refuses(jack_server, scaled_model
 
 
 @pytest.mark.jack
-def test_device_vanishing_mid_run_stops_cleanly_and_keeps_the_recording(jack_server, scaled_model, tmp_path):
+def test_device_vanishing_mid_run_stops_cleanly_and_keeps_the_recording(jack_server, tmp_path):
+    # Also a model at 48 kHz, which the 44.1 kHz server refuses: the stream opens at 44.1 kHz and the
+    # separator resamples.
+    model = onnx_models.make_identity_model(tmp_path / "48k.onnx", onnx_models.test_info(sample_rate=48000))
     recording = tmp_path / "kept.flac"
     with JackServer(rate=RATE, period=PERIOD) as doomed:
         harness = Harness(doomed, record_seconds=5)
-        proc = launch("--input", "mic", "--model", scaled_model, "--output", recording, **doomed.env)
+        proc = launch("--input", "mic", "--model", model, "--output", recording, **doomed.env)
         harness.connect_portaudio(process=proc)
         harness.play(sine(3.0))
         time.sleep(1.0)
@@ -207,6 +211,7 @@ def test_device_vanishing_mid_run_stops_cleanly_and_keeps_the_recording(jack_ser
     assert code == 2, err
     assert "realtime-split: error: the audio device stopped after" in err and str(recording) in err
     assert "Traceback" not in err and "Fatal" not in err
+    assert "at 44100 Hz" in err
     audio, rate = sf.read(recording)
     assert rate == RATE and len(audio) > 0.5 * RATE
 
