@@ -8,6 +8,7 @@ counters and meters from the main thread; the audio callback never formats or pr
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -54,8 +55,10 @@ def _percent(value: float | None) -> str:
 class StatusLine:
     """Redraws ``in ... | vocals ... | latency ... | load ... | missed ... | xruns ...`` every ``interval``."""
 
-    def __init__(self, bridge, latency: Latency, enabled: bool | None = None, stream=None, interval: float = 0.2):
+    def __init__(self, bridge, latency: Latency, enabled: bool | None = None, stream=None, interval: float = 0.2,
+                 width: int | None = None):
         self.bridge = bridge
+        self.width = width  # None: the terminal's width at each redraw
         self.latency = latency
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
@@ -63,19 +66,26 @@ class StatusLine:
         self._last = 0.0
         self._width = 0
 
-    def line(self, elapsed: float) -> str:
+    def line(self, elapsed: float, width: int) -> str:
+        """The status with a bar meter per stem, or levels in dB only when that does not fit ``width``."""
         b = self.bridge
         in_peak, stem_peaks = b.take_peaks()
+        counters = f"load {_percent(b.last_load)} | missed {int(b.counters[MISSED])} | xruns {b.xruns}"
         stems = " ".join(f"{name} {meter(p)}" for name, p in zip(b.sep.stems, stem_peaks))
-        return (f"{elapsed:6.1f} s | in {meter(in_peak)} | {stems} | {self.latency.total_ms:.0f} ms | "
-                f"load {_percent(b.last_load)} | missed {int(b.counters[MISSED])} | xruns {b.xruns}")
+        full = f"{elapsed:6.1f} s | in {meter(in_peak)} | {stems} | {self.latency.total_ms:.0f} ms | {counters}"
+        if len(full) < width:
+            return full
+        levels = " ".join(f"{name[:3]} {max(db(p), -99):.0f}" for name, p in zip(b.sep.stems, stem_peaks))
+        compact = (f"{elapsed:.1f}s in {max(db(in_peak), -99):.0f} {levels} {self.latency.total_ms:.0f}ms "
+                   f"{counters.replace(' |', '')}")
+        return compact[:width - 1]  # a line that wraps cannot be redrawn in place
 
     def update(self, elapsed: float) -> None:
         now = time.monotonic()
         if not self.enabled or now - self._last < self.interval:
             return
         self._last = now
-        text = self.line(elapsed)
+        text = self.line(elapsed, self.width or shutil.get_terminal_size().columns)
         pad = max(0, self._width - len(text))
         self._width = len(text)
         self.stream.write("\r" + text + " " * pad)

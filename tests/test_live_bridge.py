@@ -207,7 +207,7 @@ def test_status_line_redraws_one_line_with_meters_latency_load_and_counters(scal
     run_live(bridge, sine(0.2))
     latency = Latency(bridge.latency, bridge.buffers, 0.0058, RATE)
     stream = io.StringIO()
-    status = StatusLine(bridge, latency, enabled=True, stream=stream, interval=0.0)
+    status = StatusLine(bridge, latency, enabled=True, stream=stream, interval=0.0, width=120)
     status.update(1.0)
     status.update(1.2)
     status.close()
@@ -217,6 +217,16 @@ def test_status_line_redraws_one_line_with_meters_latency_load_and_counters(scal
     assert "in    -6 dB [######]" in line and "vocals   -12 dB [#####-]" in line  # 0.5 in, 0.25 out
     assert f"{latency.total_ms:.0f} ms" in line and "load " in line and "missed 0" in line and "xruns 0" in line
     assert StatusLine(bridge, latency, stream=io.StringIO()).enabled is False  # not a TTY: no line
+
+
+def test_status_line_fits_a_narrow_terminal_with_four_stems(scaled_model):
+    sep = StreamingSeparator(scaled_model, stems="all", sample_rate=RATE)
+    bridge = RealtimeBridge(sep, RATE, F, 2, live_input=True)
+    run_live(bridge, sine(0.2))
+    status = StatusLine(bridge, Latency(bridge.latency, bridge.buffers, 0.0, RATE), enabled=True)
+    line = status.line(12.5, width=80)
+    assert len(line) < 80
+    assert re.fullmatch(r"12\.5s in -6 voc -12 dru -18 bas -24 oth -24 17ms load \d+% missed 0 xruns 0", line)
 
 
 def test_summary_names_duration_misses_xruns_and_load(scaled_model):
