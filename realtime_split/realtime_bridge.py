@@ -25,8 +25,9 @@ the callback fades, over ``fade`` samples, to the dry input read from ``in_ring`
 delay (the input ring doubles as the dry delay line), and fades back once the worker has
 caught up. A worker that falls further behind than one batched call can absorb (``max_chunks``
 chunks) skips to the present (``sep.reset()``), and the output stays dry until the separator has
-warmed up again. Every missed block, xrun and
-skip is counted in ``counters``; the status thread reads them (plain int64 stores and loads).
+warmed up again. Every missed block, xrun and skip is counted in ``counters``; the status thread
+reads them. Counters are plain int64 stores, published after the data they cover (ordered on x86;
+weakly ordered CPUs additionally rely on the GIL hand-offs between the threads).
 
 Waking the worker: it polls with a short sleep rather than waiting on a ``threading.Event``,
 because ``Event.set()`` takes the event's internal lock in the callback (and may contend with
@@ -56,7 +57,7 @@ MISSED = 5          # callback: blocks that missed their deadline (played dry, f
 INPUT_OVERFLOWS = 6   # callback: PortAudio input overflow flags
 OUTPUT_UNDERFLOWS = 7  # callback: PortAudio output underflow flags
 NONFINITE = 8       # callback/reader: NaN/Inf input samples replaced by 0
-SKIPS = 9           # worker: times the worker skipped ahead after falling a chunk behind
+SKIPS = 9           # worker: times the worker skipped ahead after falling max_chunks behind
 REC_WRITTEN = 10    # callback: frames copied into rec_ring
 N_COUNTERS = 11
 
