@@ -138,7 +138,9 @@ def table(results: dict[str, dict]) -> str:
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    """The hardware and how busy it already was: live results depend on both."""
+    load = f", load average {os.getloadavg()[0]:.1f} before the run" if hasattr(os, "getloadavg") else ""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{load}, Python {platform.python_version()}"
 
 
 def update_docs(section: str) -> None:
@@ -161,6 +163,7 @@ def main() -> None:
     if jackd_path() is None:
         sys.exit("bench_live: jackd not found; install jackd2")
 
+    host = machine()
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp, JackServer(RATE, PERIOD) as server:
         model = resolve_model(args.model, Path(tmp))
         results = {}
@@ -169,12 +172,14 @@ def main() -> None:
             print(f"{name}: done", file=sys.stderr)
 
     first = next(iter(results.values()))
+    pending = ("For the bundled model, run `python3 benchmarks/bench_live.py` (it replaces this section).\n\n"
+               if args.model == TEST_MODEL else "")
     command = "python3 benchmarks/bench_live.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     section = (
         f"{SECTION}\n\n"
         f"Produced by `benchmarks/bench_live.py` (it rewrites this section). Model: "
         f"{'tiny test model (stems = fixed fractions of the mix: checks the script, says nothing about a real model)' if args.model == TEST_MODEL else (args.model or 'the bundled model')}; "
-        f"{machine()}; {time.strftime('%Y-%m-%d')}.\n"
+        f"{host}; {time.strftime('%Y-%m-%d')}.\n"
         f"Each row is a {args.seconds:g} s run of `realtime-split --input mic --stem all --latency balanced "
         f"--blocksize {BLOCKSIZE}` on a JACK dummy server (44.1 kHz, period {PERIOD}), fed noise bursts every "
         f"{CLICK_EVERY:g} s by a JACK client that records the output; \"second core busy\" adds a process "
@@ -183,7 +188,7 @@ def main() -> None:
         "hop's inference time over the hop's duration. Delay is measured between the program's JACK ports and "
         "matches separator latency + bridge buffers + one block that PortAudio's JACK host API buffers; "
         f"\"mic to speakers\" adds the device latency PortAudio reports ({first['device_ms']:.1f} ms here).\n\n"
-        f"```\n{command.strip()}\n```\n\n{table(results)}\n"
+        f"```\n{command.strip()}\n```\n\n{table(results)}\n\n{pending}"
     )
     print(section)
     if args.no_docs:

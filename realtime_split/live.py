@@ -18,12 +18,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from . import devices
+from .audio_files import AudioWriter, open_input, output_format
 from .cli import LIVE_INPUT, LIVE_OUTPUT
 from .errors import UserError
 from .realtime_bridge import END, FRAMES, RealtimeBridge
+from .separator import StreamingSeparator
 from .status import Latency, StatusLine, summary
+from .stems import linear_gains
 
 POLL_SECONDS = 0.05
 PREBUFFER_SECONDS = 0.25  # file playback: separated audio ready before the stream starts
@@ -44,8 +48,6 @@ def run(args: argparse.Namespace) -> int:
         in_dev = devices.find_device(sd, args.input_device, "input")
         in_ch = devices.channels_for(sd, in_dev, "input")
     else:
-        from .audio_files import open_input
-
         in_dev = None
         reader = open_input(source, args.channels)
         in_ch = reader.channels
@@ -82,7 +84,6 @@ def _record_path(args: argparse.Namespace) -> Path | None:
 def _separator(args, sd, stems, reader, in_dev, in_ch, out_dev, out_ch):
     """A separator at a rate the devices accept: the model's (or the file's) if possible, else the
     device's default with the separator resampling."""
-    from .separator import StreamingSeparator
 
     def build(rate):
         options = {"latency": args.latency} if args.latency else {}
@@ -97,11 +98,9 @@ def _separator(args, sd, stems, reader, in_dev, in_ch, out_dev, out_ch):
     return sep if rate == sep.sample_rate else build(rate)
 
 
-def _dry_gain(sep, gains) -> float:
+def _dry_gain(sep: StreamingSeparator) -> float:
     """Level of the unseparated fallback on a missed deadline: the loudest selected stem's gain."""
-    from .stems import linear_gains, parse_gains
-
-    return float(np.max(linear_gains(sep.stems, parse_gains(gains or None, sep.stems))))
+    return float(np.max(linear_gains(sep.stems, sep.gains_db)))
 
 
 def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -> int:
@@ -112,7 +111,7 @@ def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -
         raise UserError(f"--blocksize {blocksize}: choose between 16 and 16384 frames (e.g. 256)")
     fmt = _output_format(record, args) if record else None  # a bad --output fails before any device opens
     bridge = RealtimeBridge(sep, rate, blocksize, out_ch, live_input=reader is None,
-                            dry_gain=_dry_gain(sep, args.gain), record=record is not None)
+                            dry_gain=_dry_gain(sep), record=record is not None)
     stream = _open_stream(sd, bridge, reader is None, in_dev, out_dev, out_ch)
     device_latency = sum(stream.latency) if reader is None else stream.latency
     latency = Latency(bridge.latency, bridge.buffers, device_latency, rate)
@@ -187,14 +186,10 @@ def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev, out_
 
 
 def _output_format(path: Path, args) -> tuple[str, str]:
-    from .audio_files import output_format
-
     return output_format(path, args.file_format, args.subtype)
 
 
-def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]):
-    from .audio_files import AudioWriter
-
+def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]) -> AudioWriter:
     path.parent.mkdir(parents=True, exist_ok=True)
     return AudioWriter(path, rate, channels, *fmt)
 
@@ -245,8 +240,6 @@ class _Feeder:
         self._thread = threading.Thread(target=self._run, name="realtime-split-reader", daemon=True)
         self._resampler = None
         if reader.samplerate != rate:
-            import soxr
-
             self._resampler = soxr.ResampleStream(reader.samplerate, rate, reader.channels, dtype="float32")
 
     def start(self) -> None:

@@ -208,7 +208,6 @@ class RealtimeBridge:
         self.blocksize = int(blocksize)
         self.in_channels = separator.channels
         self.out_channels = int(out_channels)
-        self.live_input = live_input
         geometry = separator.geometry
         self.chunk = max(1, round(geometry.hop * self.samplerate / separator.model_sample_rate))
         self.fade = max(16, round(fade_seconds * self.samplerate))

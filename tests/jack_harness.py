@@ -97,10 +97,6 @@ class JackServer:
                 os.environ[key] = value
         self._saved_env.clear()
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def __enter__(self) -> "JackServer":
         return self.start()
 
