@@ -2,8 +2,8 @@
 
 Starts ``jackd -d dummy -r 44100 -p 256`` (tests/jack_harness.py), runs the real CLI
 (``--input mic --blocksize 256 --latency balanced``) for ``--seconds`` while a JACK client plays
-noise bursts into it and records what it plays, once on an otherwise idle machine and once with a
-CPU-burning process keeping a second core busy. Prints a Markdown table and writes it into the
+noise bursts into it and records what it plays, once on the machine as it is and once with a
+CPU-burning process keeping one more core busy. Prints a Markdown table and writes it into the
 "Live audio" section of docs/benchmarks.md with the exact command.
 
     python3 benchmarks/bench_live.py                          # bundled model, 60 s per scenario
@@ -167,7 +167,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp, JackServer(RATE, PERIOD) as server:
         model = resolve_model(args.model, Path(tmp))
         results = {}
-        for name, busy in (("idle machine", False), ("second core busy", True)):
+        for name, busy in (("machine as it was", False), ("plus a busy core", True)):
             results[name] = run_scenario(model, args.seconds, busy, server)
             print(f"{name}: done", file=sys.stderr)
 
@@ -182,7 +182,7 @@ def main() -> None:
         f"{host}; {time.strftime('%Y-%m-%d')}.\n"
         f"Each row is a {args.seconds:g} s run of `realtime-split --input mic --stem all --latency balanced "
         f"--blocksize {BLOCKSIZE}` on a JACK dummy server (44.1 kHz, period {PERIOD}), fed noise bursts every "
-        f"{CLICK_EVERY:g} s by a JACK client that records the output; \"second core busy\" adds a process "
+        f"{CLICK_EVERY:g} s by a JACK client that records the output; \"plus a busy core\" adds a process "
         "spinning at 100 %. Missed deadlines are blocks the separation did not deliver in time (played as the "
         "dry mix with a short crossfade); restarts are the times the worker fell so far behind (16 hops) that it skipped ahead and restarted the separator. Load is one "
         "hop's inference time over the hop's duration. Delay is measured between the program's JACK ports and "
