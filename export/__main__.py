@@ -23,7 +23,7 @@ from realtime_split.model_format import ModelInfo
 from .checkpoint import resolve
 from .parity import DEFAULT_TOLERANCE, ParityError, ParityResult, compare, onnx_runner, parity_signals, \
     read_audio, require_parity, summary
-from .quantize import KINDS, quantize
+from .quantize import EXTRA_METADATA, KINDS, quantize
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="training config (default: config.toml beside the checkpoint)")
     p.add_argument("--output", type=Path, help="ONNX file to write, e.g. model.onnx")
     p.add_argument("--quantize", action="append", choices=KINDS, default=[],
-                   help="also write OUTPUT's stem + .fp16.onnx / .int8.onnx and report their error (repeatable)")
+                   help="also write a smaller variant OUTPUT's stem + .KIND.onnx and report its error, size and "
+                        "(with --eval-data) SDR change; repeatable. fp16-weights: weights stored in float16, half "
+                        "the file, float32 compute and speed (ONNX Runtime restores them at load); fp16: float16 "
+                        "compute (smaller, but slower on most CPUs); int8: dynamic int8 quantization")
     p.add_argument("--parity-audio", type=Path, metavar="FILE",
                    help="real recording for the parity check (default: a generated music-like signal)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
@@ -174,7 +177,7 @@ def export(args: argparse.Namespace) -> dict:
         path = args.output.with_name(f"{args.output.name.removesuffix('.onnx')}.{kind}.onnx")
         quantize(args.output, path, kind)
         results = compare(reference, onnx_runner(path), signals)
-        round_trip(path, expected)
+        round_trip(path, dataclasses.replace(expected, extra={**expected.extra, **EXTRA_METADATA.get(kind, {})}))
         report[kind] = {"path": str(path), "bytes": path.stat().st_size,
                         **_parity(f"{kind} ({path}, {_mb(path):.2f} MB)", results)}
         variants[kind] = path
