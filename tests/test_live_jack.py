@@ -104,8 +104,9 @@ def mic_session(jack_server, scaled_model, tmp_path_factory):
 
 
 def click_delays(harness: Harness, clicks: np.ndarray) -> list[tuple[int, float]]:
-    """(delay, recorded/played level) of every click of the signal the harness played first. Tests use the median level: a rare missed deadline on a loaded machine
-    plays one click dry (at full level) and must not decide the result."""
+    """(delay, recorded/played level) of every click of the signal the harness played (clicks first).
+    Tests use the median level: a rare missed deadline on a loaded machine plays one click dry (at
+    full level) and must not decide the result."""
     starts = np.flatnonzero(np.diff((clicks != 0).astype(np.int8)) == 1) + 1
     rec = harness.take()[:, 0]
     found = []
