@@ -103,7 +103,8 @@ class StreamingSeparator:
     samples). ``sample_rate``: the caller's rate (None = the model's; otherwise soxr resamples in and
     out). ``channels``: 1 or 2 (mono is duplicated into the model and averaged back). ``gains``: dB
     per output stem, ``{"vocals": -inf}`` or ``"vocals=-inf,drums=-6"``. ``max_batch``: how many
-    windows one ONNX Runtime call may run when a block spans several hops.
+    windows one ONNX Runtime call may run when a block spans several hops. ``threads``: ONNX Runtime
+    intra-op threads (None = the physical cores; 1 is steadier next to an audio thread under load).
     """
 
     def __init__(
@@ -117,12 +118,15 @@ class StreamingSeparator:
         channels: int = 2,
         gains: Mapping[str, float] | str | Iterable[str] | None = None,
         max_batch: int = 16,
+        threads: int | None = None,
     ):
         if channels not in (1, 2):
             raise UserError(f"channels must be 1 or 2, got {channels!r}")
         if int(max_batch) < 1:
             raise UserError(f"max_batch must be at least 1, got {max_batch!r}")
-        loaded = load_model(model, provider)
+        if threads is not None and int(threads) < 1:
+            raise UserError(f"threads must be at least 1, got {threads!r}")
+        loaded = load_model(model, provider, threads)
         self.info: ModelInfo = loaded.info
         self.provider: str = loaded.provider
         self.geometry: Geometry = self.info.geometry(latency, hop)

@@ -360,3 +360,16 @@ def test_runtime_never_imports_tensorflow():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_inference_thread_count_is_the_callers_choice(identity_model):
+    from realtime_split.inference import default_threads, session_options
+
+    assert session_options(1).intra_op_num_threads == 1
+    assert session_options().intra_op_num_threads == default_threads() >= 1
+    sep = StreamingSeparator(identity_model, threads=1)
+    x = np.random.default_rng(3).standard_normal((1000, 2)).astype(np.float32)
+    y = np.concatenate([sep.process(x), sep.flush()], axis=1)[:, sep.latency_samples:]
+    np.testing.assert_allclose(y[0], x, atol=1e-6)
+    with pytest.raises(UserError, match="threads"):
+        StreamingSeparator(identity_model, threads=0)
