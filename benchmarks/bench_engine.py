@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from docs_section import update_section
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,14 +176,7 @@ def machine() -> str:
 
 def update_docs(section: str) -> None:
     """Replace (or append) this script's section of docs/benchmarks.md, leaving other sections alone."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.parent.mkdir(exist_ok=True)
-    DOCS.write_text(text.rstrip("\n") + "\n")
+    update_section(SECTION, section, DOCS)
 
 
 def main() -> None:

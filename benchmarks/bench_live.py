@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from docs_section import update_section
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -145,13 +146,7 @@ def machine() -> str:
 
 def update_docs(section: str) -> None:
     """Replace the "Live audio" section (or append it), leaving every other section as it is."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text.rstrip("\n") + "\n")
+    update_section(SECTION, section, DOCS)
 
 
 def main() -> None:
