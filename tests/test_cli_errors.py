@@ -19,7 +19,6 @@ import pytest
 import soundfile as sf
 
 from onnx_models import make_model_without_metadata
-from realtime_split.cli import main
 from test_cli_files import music, read, separate, write_music
 
 REPO = Path(__file__).resolve().parents[1]
