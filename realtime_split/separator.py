@@ -25,7 +25,7 @@ from . import overlap_add as ola
 from .errors import UserError
 from .inference import BatchRunner, load_model
 from .model_format import Geometry, ModelInfo
-from .resampling import Resampler
+from .resampling import DEFAULT_QUALITY, QUALITIES, Resampler
 from .stems import linear_gains, parse_gains, parse_stems, stem_sources
 
 
@@ -105,6 +105,7 @@ class StreamingSeparator:
     per output stem, ``{"vocals": -inf}`` or ``"vocals=-inf,drums=-6"``. ``max_batch``: how many
     windows one ONNX Runtime call may run when a block spans several hops. ``threads``: ONNX Runtime
     intra-op threads (None = the physical cores; 1 is steadier next to an audio thread under load).
+    ``resample_quality``: soxr recipe when resampling ("HQ"; "LQ" adds far less delay, for live use).
     """
 
     def __init__(
@@ -119,11 +120,14 @@ class StreamingSeparator:
         gains: Mapping[str, float] | str | Iterable[str] | None = None,
         max_batch: int = 16,
         threads: int | None = None,
+        resample_quality: str = DEFAULT_QUALITY,
     ):
         if channels not in (1, 2):
             raise UserError(f"channels must be 1 or 2, got {channels!r}")
         if int(max_batch) < 1:
             raise UserError(f"max_batch must be at least 1, got {max_batch!r}")
+        if resample_quality not in QUALITIES:
+            raise UserError(f"resample_quality must be one of {', '.join(QUALITIES)}, got {resample_quality!r}")
         if threads is not None and int(threads) < 1:
             raise UserError(f"threads must be at least 1, got {threads!r}")
         loaded = load_model(model, provider, threads)
@@ -143,7 +147,7 @@ class StreamingSeparator:
         delay = self.geometry.latency
         if self.sample_rate != self.model_sample_rate:
             self._resampler = Resampler(self.sample_rate, self.model_sample_rate, channels, len(self.stems),
-                                        channels, self.geometry.latency)
+                                        channels, self.geometry.latency, resample_quality)
             delay += self._resampler.extra_model_delay
         self.latency_samples: int = self._resampler.latency_samples if self._resampler else delay
         self.latency_seconds: float = self.latency_samples / self.sample_rate

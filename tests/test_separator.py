@@ -108,9 +108,9 @@ def test_first_latency_samples_are_silence_and_preallocated_out_is_used(identity
         sep.process(x, out=np.zeros((1, 999, 2), np.float32))
 
 
-@pytest.mark.parametrize("caller_rate", [None, 48000, 22050])
-def test_impulse_arrives_exactly_latency_samples_later(identity_model, caller_rate):
-    sep = StreamingSeparator(identity_model, stems="vocals", sample_rate=caller_rate)
+@pytest.mark.parametrize("caller_rate, quality", [(None, "HQ"), (48000, "HQ"), (22050, "HQ"), (48000, "LQ")])
+def test_impulse_arrives_exactly_latency_samples_later(identity_model, caller_rate, quality):
+    sep = StreamingSeparator(identity_model, stems="vocals", sample_rate=caller_rate, resample_quality=quality)
     assert sep.sample_rate == (caller_rate or 44100) and sep.model_sample_rate == 44100
     x = np.zeros((12000, 2), np.float32)
     x[5000] = 1.0
@@ -120,6 +120,16 @@ def test_impulse_arrives_exactly_latency_samples_later(identity_model, caller_ra
     if caller_rate is None:
         assert peak == 5000 + sep.latency_samples and y[0, peak, 0] == pytest.approx(1.0)
         assert sep.latency_samples == TEST_PRESETS["balanced"].latency
+
+
+def test_low_delay_resampling_for_live_use_adds_less_latency(identity_model):
+    hq = StreamingSeparator(identity_model, sample_rate=48000)
+    lq = StreamingSeparator(identity_model, sample_rate=48000, resample_quality="LQ")
+    model_delay = TEST_PRESETS["balanced"].latency * 48000 / 44100
+    assert model_delay < lq.latency_samples < hq.latency_samples
+    assert lq.latency_samples - model_delay < 0.5 * (hq.latency_samples - model_delay)
+    with pytest.raises(UserError, match="resample_quality"):
+        StreamingSeparator(identity_model, sample_rate=48000, resample_quality="best")
 
 
 @pytest.mark.parametrize("caller_rate", [48000, 22050])
