@@ -58,9 +58,9 @@ def resolve_model(arg: str | None, workdir: Path) -> Path:
     return path
 
 
-def hop_timings(model: Path, preset: str, hops: int, warmup: int = 50) -> dict:
-    """Feed one hop per process() call, as a live audio callback would, and time each call."""
-    sep = StreamingSeparator(model=model, latency=preset, sample_rate=RATE, stems="all")
+def hop_timings(model: Path, preset: str, hops: int, threads: int | None, warmup: int = 50) -> dict:
+    """Feed one hop per process() call, as live mode's worker does, and time each call."""
+    sep = StreamingSeparator(model=model, latency=preset, sample_rate=RATE, stems="all", threads=threads)
     hop = max(1, round(sep.geometry.hop * RATE / sep.model_sample_rate))
     rng = np.random.default_rng(0)
     block = (0.1 * rng.standard_normal((hop, 2))).astype(np.float32)
@@ -183,6 +183,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help=f"ONNX model (default: the bundled model; '{TEST_MODEL}' = tiny test model)")
     parser.add_argument("--hops", type=int, default=500, help="timed process() calls per preset (default 500)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="ONNX Runtime threads for the per-hop timings (default 1, as live mode runs)")
     parser.add_argument("--long", action="store_true", help="also separate a 60-minute file (takes minutes)")
     parser.add_argument("--no-docs", action="store_true", help="print the table only, leave docs/benchmarks.md")
     args = parser.parse_args()
@@ -192,7 +194,7 @@ def main() -> None:
         model = resolve_model(args.model, workdir)
         hops = {}
         for preset in PRESETS:
-            hops[preset] = hop_timings(model, preset, args.hops)
+            hops[preset] = hop_timings(model, preset, args.hops, args.threads)
             print(f"{preset}: done", file=sys.stderr)
         files = {}
         for minutes in (1, 60) if args.long else (1,):
@@ -207,7 +209,8 @@ def main() -> None:
         f"{SECTION}\n\n"
         f"Model: `{first['name'] or model.name}` on {first['provider']}; {machine()}; "
         f"{time.strftime('%Y-%m-%d')}.\n"
-        "Inference per hop: one `process()` call per hop of 44.1 kHz stereo after 50 warm-up calls. "
+        f"Inference per hop: one `process()` call per hop of 44.1 kHz stereo after 50 warm-up calls, "
+        f"{args.threads} ONNX Runtime thread(s) (live mode uses 1). "
         "File mode: the real CLI in a fresh process on a generated PCM_16 file, all four stems written "
         "as PCM_16; speed as the CLI reports it (separation and file I/O), peak RSS of that process. "
         "Launch: from starting Python to the first block out of `StreamingSeparator`.\n\n"
