@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from realtime_split import StreamingSeparator  # noqa: E402
-from realtime_split.inference import DEFAULT_MODEL  # noqa: E402
+from realtime_split.inference import DEFAULT_MODEL, default_threads  # noqa: E402
 
 DOCS = REPO / "docs" / "benchmarks.md"
 SECTION = "## Engine and file mode"
@@ -56,6 +56,9 @@ def resolve_model(arg: str | None, workdir: Path) -> Path:
         sys.exit(f"bench_engine: no model at {path}; pass one with --model PATH "
                  f"(or --model {TEST_MODEL} to try the script on a tiny test model)")
     return path
+
+
+LIVE_ROW = "balanced, 1 thread (live mode)"
 
 
 def hop_timings(model: Path, preset: str, hops: int, threads: int | None, warmup: int = 50) -> dict:
@@ -141,6 +144,8 @@ def verdict(ok: bool) -> str:
 def table(hops: dict, files: dict, launch: float) -> str:
     rows = ["| measure | value | target | met |", "|---|---|---|---|"]
     for preset, h in hops.items():
+        if preset == LIVE_ROW:
+            continue
         target = LATENCY_TARGETS_MS.get(preset)
         rows.append(f"| latency, {preset} (hop {h['hop']}) | {h['latency_ms']:.1f} ms | "
                     f"{f'<= {target:g} ms' if target else '-'} | "
@@ -183,8 +188,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help=f"ONNX model (default: the bundled model; '{TEST_MODEL}' = tiny test model)")
     parser.add_argument("--hops", type=int, default=500, help="timed process() calls per preset (default 500)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="ONNX Runtime threads for the per-hop timings (default 1, as live mode runs)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="ONNX Runtime threads for the per-hop timings (default: the engine's default, the "
+                             "physical cores); balanced is also timed with 1 thread, as live mode runs it")
     parser.add_argument("--long", action="store_true", help="also separate a 60-minute file (takes minutes)")
     parser.add_argument("--no-docs", action="store_true", help="print the table only, leave docs/benchmarks.md")
     args = parser.parse_args()
@@ -196,6 +202,7 @@ def main() -> None:
         for preset in PRESETS:
             hops[preset] = hop_timings(model, preset, args.hops, args.threads)
             print(f"{preset}: done", file=sys.stderr)
+        hops[LIVE_ROW] = hop_timings(model, "balanced", args.hops, 1)
         files = {}
         for minutes in (1, 60) if args.long else (1,):
             files[minutes] = file_mode_run(model, minutes, workdir)
@@ -210,7 +217,8 @@ def main() -> None:
         f"Model: `{first['name'] or model.name}` on {first['provider']}; {machine()}; "
         f"{time.strftime('%Y-%m-%d')}.\n"
         f"Inference per hop: one `process()` call per hop of 44.1 kHz stereo after 50 warm-up calls, "
-        f"{args.threads} ONNX Runtime thread(s) (live mode uses 1). "
+        f"{args.threads or default_threads()} ONNX Runtime thread(s), the engine's default, and once with 1 thread "
+        "for balanced, as live mode runs it (steadier when another process wants the CPU; see docs/architecture.md). "
         "File mode: the real CLI in a fresh process on a generated PCM_16 file, all four stems written "
         "as PCM_16; speed as the CLI reports it (separation and file I/O), peak RSS of that process. "
         "Launch: from starting Python to the first block out of `StreamingSeparator`.\n\n"
