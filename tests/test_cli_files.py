@@ -241,3 +241,18 @@ def test_m4a_input_is_decoded_through_ffmpeg(tmp_path, scaled_model):
     data, info = read(tmp_path / "out/bass.wav")
     assert (info.samplerate, info.frames) == (44100, len(mix))
     np.testing.assert_allclose(data, 0.125 * mix, atol=1e-5)
+
+
+def test_readme_first_command_separates_the_bundled_demo_with_the_bundled_model(tmp_path, monkeypatch):
+    demo = Path(__file__).resolve().parents[1] / "realtime_split" / "demo" / "demo.ogg"
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["--input", str(demo), "--stem", "all", "--output", "stems/", "--no-progress"]) == 0
+
+    mix, rate = sf.read(demo, dtype="float32")
+    stems = {name: sf.read(tmp_path / "stems" / f"{name}.wav", dtype="float32") for name in
+             ("vocals", "drums", "bass", "other")}
+    assert all(r == rate and len(a) == len(mix) for a, r in stems.values())
+    total = sum(a for a, _ in stems.values())
+    np.testing.assert_allclose(total, mix, atol=1e-3)  # softmax masks: the stems add up to the clip
+    assert all(np.sqrt(np.mean(a ** 2)) > 1e-3 for a, _ in stems.values())  # every stem gets something

@@ -298,13 +298,25 @@ def test_missing_and_garbage_model_files(tmp_path):
         StreamingSeparator(garbage)
 
 
-def test_bundled_default_model_missing_is_explained():
-    from realtime_split.inference import DEFAULT_MODEL
+def test_a_missing_bundled_model_is_explained(monkeypatch, tmp_path):
+    from realtime_split import inference
 
-    if DEFAULT_MODEL.is_file():
-        pytest.skip(f"this build bundles {DEFAULT_MODEL}")
+    monkeypatch.setattr(inference, "DEFAULT_MODEL", tmp_path / "default.onnx")  # a build without the file
     with pytest.raises(UserError, match=r"no bundled default model in this build; pass --model PATH"):
         StreamingSeparator()
+
+
+def test_bundled_default_model_streams_four_stems_within_the_latency_targets():
+    sep = StreamingSeparator()  # no model given: the one shipped in realtime_split/models/
+    assert sep.stems == ("vocals", "drums", "bass", "other") and sep.model_sample_rate == 44100
+    assert sep.latency_samples <= 0.025 * 44100
+    assert StreamingSeparator(latency="low").latency_samples <= 0.012 * 44100
+    t = np.arange(20000) / 44100
+    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.3 * np.sin(2 * np.pi * 330 * t)], 1).astype(np.float32)
+    y = np.concatenate([sep.process(x), sep.flush()], axis=1)[:, sep.latency_samples:]
+    assert np.isfinite(y).all() and y.shape == (4, len(x), 2)
+    # Softmax masks: the four stems add up to the mix (up to float16-stored weights).
+    np.testing.assert_allclose(y.sum(axis=0), x, atol=1e-4)
 
 
 def test_model_without_metadata(tmp_path):
