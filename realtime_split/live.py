@@ -32,7 +32,6 @@ from .stems import linear_gains
 POLL_SECONDS = 0.05
 LIVE_RESAMPLING = "LQ"  # a device rate other than the model's: short soxr filters add ~14 ms instead of ~43 ms at 48 kHz
 LIVE_THREADS = 1  # one ONNX Runtime thread on the real-time worker: steady under load (see inference.session_options)
-GIL_SWITCH_SECONDS = 0.0005
 PREBUFFER_SECONDS = 0.25  # file playback: separated audio ready before the stream starts
 
 
@@ -108,10 +107,6 @@ def _dry_gain(sep: StreamingSeparator) -> float:
 
 
 def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -> int:
-    # The audio callback is Python (sounddevice/cffi) and needs the GIL; CPython hands it over only every
-    # switch interval (5 ms by default, close to a whole 256-frame period), so a worker or status thread
-    # running Python could make the callback miss its period. Hand it over every 0.5 ms instead.
-    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     rate = int(sep.sample_rate)
     hop = max(1, round(sep.geometry.hop * rate / sep.model_sample_rate))
     blocksize = args.blocksize or hop
