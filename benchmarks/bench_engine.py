@@ -179,11 +179,6 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
 
 
-def update_docs(section: str) -> None:
-    """Replace (or append) this script's section of docs/benchmarks.md, leaving other sections alone."""
-    update_section(SECTION, section, DOCS)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help=f"ONNX model (default: the bundled model; '{TEST_MODEL}' = tiny test model)")
@@ -228,7 +223,7 @@ def main() -> None:
     if args.model == TEST_MODEL or args.no_docs:
         print("(docs/benchmarks.md left unchanged: test model or --no-docs)", file=sys.stderr)
     else:
-        update_docs(section)
+        update_section(SECTION, section, DOCS)
         print(f"updated {DOCS.relative_to(REPO)}", file=sys.stderr)
 
 

@@ -144,11 +144,6 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{load}, Python {platform.python_version()}"
 
 
-def update_docs(section: str) -> None:
-    """Replace the "Live audio" section (or append it), leaving every other section as it is."""
-    update_section(SECTION, section, DOCS)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help=f"ONNX model (default: the bundled model; '{TEST_MODEL}' = tiny test model)")
@@ -189,7 +184,7 @@ def main() -> None:
     if args.no_docs:
         print("(docs/benchmarks.md left unchanged: --no-docs)", file=sys.stderr)
     else:
-        update_docs(section)
+        update_section(SECTION, section, DOCS)
         print(f"updated {DOCS.relative_to(REPO)}", file=sys.stderr)
 
 
