@@ -115,7 +115,7 @@ def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -
     fmt = _output_format(record, args) if record else None  # a bad --output fails before any device opens
     bridge = RealtimeBridge(sep, rate, blocksize, out_ch, live_input=reader is None,
                             dry_gain=_dry_gain(sep), record=record is not None)
-    stream = _open_stream(sd, bridge, reader is None, in_dev, out_dev, out_ch)
+    stream = _open_stream(sd, bridge, reader is None, in_dev, out_dev)
     device_latency = sum(stream.latency) if reader is None else stream.latency
     latency = Latency(bridge.latency, bridge.buffers, device_latency, rate)
     names = devices.describe(sd, out_dev) if in_dev is None else \
@@ -174,15 +174,13 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev, out_ch):
-    """A duplex stream for the microphone (low latency), an output stream for file playback."""
+def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev):
+    """A duplex stream for the microphone (low latency), an output stream for file playback, both
+    running the bridge's compiled callback."""
     try:
         if duplex:
-            return sd.Stream(device=(in_dev, out_dev), samplerate=bridge.samplerate, blocksize=bridge.blocksize,
-                             channels=(bridge.in_channels, out_ch), dtype="float32", latency="low",
-                             callback=bridge.duplex_callback())
-        return sd.OutputStream(device=out_dev, samplerate=bridge.samplerate, blocksize=bridge.blocksize,
-                               channels=out_ch, dtype="float32", latency="high", callback=bridge.output_callback())
+            return bridge.open_stream(sd, device=(in_dev, out_dev), latency="low")
+        return bridge.open_stream(sd, device=out_dev, latency="high")
     except sd.PortAudioError as exc:
         raise UserError(f"cannot open the audio device: {exc}; pick another with --input-device/--output-device "
                         "(see --list-devices)") from None

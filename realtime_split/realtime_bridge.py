@@ -5,8 +5,14 @@ The audio callback (a PortAudio thread) only copies: input into ``in_ring``, mix
 runs ``StreamingSeparator.process`` on ``chunk``-sized pieces (one hop at the stream rate) and
 writes the summed stems into ``out_ring``. The rings are preallocated numpy arrays indexed by
 monotonically increasing int64 counters, each counter written by exactly one side
-(single-producer/single-consumer); the copy kernels are numba-compiled (nogil, cached), so the
-callback allocates no arrays, takes no locks, logs nothing and does no I/O.
+(single-producer/single-consumer).
+
+The callback is not Python: ``stream_callback`` is a numba ``cfunc`` with PortAudio's
+``PaStreamCallback`` signature, handed to PortAudio as a C function pointer (``open_stream``). It
+never touches the interpreter, so it never waits for the GIL that the worker, the status line or
+the writer may hold (a Python callback did, on every block, and that made the JACK process
+thread late: see docs/benchmarks.md). It allocates nothing, takes no locks, logs nothing and does
+no I/O.
 
 Timeline (stream-rate samples). Output position ``q`` plays the separated input ``q - buffers``
 (which the separator itself delays by ``latency_samples``), so the whole chain delays by
@@ -26,12 +32,12 @@ delay (the input ring doubles as the dry delay line), and fades back once the wo
 caught up. A worker that falls further behind than one batched call can absorb (``max_chunks``
 chunks) skips to the present (``sep.reset()``), and the output stays dry until the separator has
 warmed up again. Every missed block, xrun and skip is counted in ``counters``; the status thread
-reads them. Counters are plain int64 stores, published after the data they cover (ordered on x86;
-weakly ordered CPUs additionally rely on the GIL hand-offs between the threads).
+reads them. Counters are plain int64 stores, published after the data they cover (the compiled
+callback puts a release fence in between; the readers rely on x86 keeping loads in order).
 
 Waking the worker: it polls with a short sleep rather than waiting on a ``threading.Event``,
-because ``Event.set()`` takes the event's internal lock in the callback (and may contend with
-the waiting worker); a sleep of a quarter block costs a few hundred wake-ups per second and
+because ``Event.set()`` is Python and takes the event's internal lock, neither of which belongs
+on the audio thread; a sleep of a quarter block costs a few hundred wake-ups per second and
 never touches the audio thread.
 """
 
@@ -39,12 +45,12 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import threading
 import time
 
 import numpy as np
-from numba import njit
+from numba import carray, cfunc, njit, types
+from numba.extending import intrinsic
 
 # counters[] slots. "callback" slots are written only by the audio callback (or, for IN_WRITTEN
 # in file playback, only by the reader thread), "worker" slots only by the worker thread.
@@ -59,7 +65,8 @@ OUTPUT_UNDERFLOWS = 7  # callback: PortAudio output underflow flags
 NONFINITE = 8       # callback/reader: NaN/Inf input samples replaced by 0
 SKIPS = 9           # worker: times the worker skipped ahead after falling max_chunks behind
 REC_WRITTEN = 10    # callback: frames copied into rec_ring
-N_COUNTERS = 11
+XRUNS = 11          # callback: blocks PortAudio flagged with any under- or overflow (JACK flags both kinds at once)
+N_COUNTERS = 12
 
 # fstate[] slots (float64): callback-owned mixing state and meters.
 WET = 0             # current weight of the separated signal (1) versus the dry fallback (0)
@@ -67,11 +74,39 @@ DRY_GAIN = 1        # level of the dry fallback
 IN_PEAK = 2         # peak input level since the status thread last reset it
 N_FSTATE = 3
 
+# table[] slots (int64): what the compiled callback gets through PortAudio's userData. numba would
+# freeze global arrays into the compiled code as constants, so the bridge's arrays reach it as
+# addresses and shapes; the bridge keeps the arrays (and the table) alive as long as itself.
+T_IN_RING = 0       # address of in_ring
+T_IN_FRAMES = 1     # its rows
+T_IN_CHANNELS = 2   # its channels (= the stream's input channels)
+T_OUT_RING = 3
+T_OUT_FRAMES = 4
+T_OUT_CHANNELS = 5  # = the stream's output channels (and rec_ring's)
+T_REC_RING = 6      # 0: no recording
+T_REC_FRAMES = 7
+T_COUNTERS = 8
+T_FSTATE = 9
+T_BUFFERS = 10
+T_LATENCY = 11
+T_FADE = 12
+T_CAPTURE = 13      # 1: duplex stream, the callback captures the input; 0: output only (file playback)
+N_TABLE = 14
+
+# PortAudio's PaStreamCallbackFlags and PaStreamCallbackResult (portaudio.h)
+PA_INPUT_UNDERFLOW = 0x1
+PA_INPUT_OVERFLOW = 0x2
+PA_OUTPUT_UNDERFLOW = 0x4
+PA_OUTPUT_OVERFLOW = 0x8
+PA_CONTINUE = 0
+
 LOAD_BIN = 0.005    # load histogram resolution (0.5 % of the chunk's real-time budget)
 LOAD_BINS = 2000    # up to 10x real time; slower chunks land in the last bin
 
 
-@njit(cache=True, nogil=True)
+# Kernels the audio callback runs use error_model="numpy": a division or modulo by zero gives
+# inf/0 instead of a Python exception, so no path in the callback needs the interpreter.
+@njit(cache=True, nogil=True, error_model="numpy")
 def _source(ring, pos, c, in_ch, out_ch):
     """Sample of output channel ``c`` from a ring frame with ``in_ch`` channels (mono<->stereo)."""
     if in_ch == out_ch:
@@ -81,7 +116,7 @@ def _source(ring, pos, c, in_ch, out_ch):
     return 0.5 * (ring[pos, 0] + ring[pos, 1])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def write_ring(ring, block, start, counters, fstate):
     """Copy ``block`` into ``ring`` at stream position ``start``, zeroing and counting NaN/Inf,
     tracking the input peak. The caller publishes the new write counter afterwards."""
@@ -103,7 +138,7 @@ def write_ring(ring, block, start, counters, fstate):
     counters[NONFINITE] += bad
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def store_ring(ring, block, start):
     """Copy ``block`` into ``ring`` at stream position ``start`` as it is."""
     size = ring.shape[0]
@@ -123,7 +158,7 @@ def read_ring(ring, start, out):
             out[i, c] = ring[j, c]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def render(outdata, start, in_ring, out_ring, counters, fstate, buffers, latency, fade):
     """Fill ``outdata`` for output positions ``[start, start + frames)``: separated output when the
     worker delivered it (with ``fade`` samples of margin), else the dry input delayed identically,
@@ -187,6 +222,67 @@ def mix_stems(stems, out_ring, start, peaks):
             out_ring[j, c] = acc
 
 
+@intrinsic
+def _address(typingctx, value):
+    """The int64 ``value`` (an address from the table) as a ``void *`` that ``carray`` accepts."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
+    return types.voidptr(types.int64), codegen
+
+
+@intrinsic
+def _release_fence(typingctx):
+    """Memory writes before it become visible before stores after it: ring data before the counters
+    that publish it, whatever the compiler or the CPU would reorder."""
+    def codegen(context, builder, signature, args):
+        builder.fence("release")
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _count_status(flags, counters):
+    if flags & PA_INPUT_OVERFLOW:
+        counters[INPUT_OVERFLOWS] += 1
+    if flags & PA_OUTPUT_UNDERFLOW:
+        counters[OUTPUT_UNDERFLOWS] += 1
+    if flags & (PA_INPUT_UNDERFLOW | PA_INPUT_OVERFLOW | PA_OUTPUT_UNDERFLOW | PA_OUTPUT_OVERFLOW):
+        counters[XRUNS] += 1
+
+
+PA_STREAM_CALLBACK = types.intc(types.voidptr, types.voidptr, types.ulong, types.voidptr, types.ulong, types.voidptr)
+
+
+@cfunc(PA_STREAM_CALLBACK, cache=True, error_model="numpy")
+def stream_callback(input_, output, frame_count, time_info, status_flags, user_data):
+    """PortAudio's ``PaStreamCallback`` (float32 interleaved buffers; ``user_data``: the bridge's
+    table): capture into ``in_ring`` (duplex), render from ``out_ring``, copy what it played into
+    ``rec_ring``, then publish the counters. Compiled C: no GIL, no allocation (``carray`` only
+    wraps existing memory), and ``error_model="numpy"`` leaves no Python exception to raise."""
+    t = carray(user_data, N_TABLE, np.int64)
+    frames = np.int64(frame_count)
+    counters = carray(_address(t[T_COUNTERS]), N_COUNTERS, np.int64)
+    fstate = carray(_address(t[T_FSTATE]), N_FSTATE, np.float64)
+    in_ring = carray(_address(t[T_IN_RING]), (t[T_IN_FRAMES], t[T_IN_CHANNELS]), np.float32)
+    out_ring = carray(_address(t[T_OUT_RING]), (t[T_OUT_FRAMES], t[T_OUT_CHANNELS]), np.float32)
+    outdata = carray(output, (frames, t[T_OUT_CHANNELS]), np.float32)
+    _count_status(np.int64(status_flags), counters)
+    start = counters[FRAMES]
+    if t[T_CAPTURE] != 0:
+        write_ring(in_ring, carray(input_, (frames, t[T_IN_CHANNELS]), np.float32), start, counters, fstate)
+    render(outdata, start, in_ring, out_ring, counters, fstate, t[T_BUFFERS], t[T_LATENCY], t[T_FADE])
+    if t[T_REC_RING] != 0:
+        rec_ring = carray(_address(t[T_REC_RING]), (t[T_REC_FRAMES], t[T_OUT_CHANNELS]), np.float32)
+        store_ring(rec_ring, outdata, counters[REC_WRITTEN])
+    _release_fence()
+    if t[T_CAPTURE] != 0:
+        counters[IN_WRITTEN] = start + frames
+    if t[T_REC_RING] != 0:
+        counters[REC_WRITTEN] += frames
+    counters[FRAMES] = start + frames
+    return PA_CONTINUE
+
+
 def _ring_size(frames: int) -> int:
     return 1 << max(12, math.ceil(math.log2(max(frames, 1))))
 
@@ -204,6 +300,7 @@ class RealtimeBridge:
                  live_input: bool, dry_gain: float = 1.0, record: bool = False,
                  fade_seconds: float = 0.0015, max_chunks: int = 16):
         self.sep = separator
+        self.live_input = live_input
         self.samplerate = int(samplerate)
         self.blocksize = int(blocksize)
         self.in_channels = separator.channels
@@ -241,45 +338,46 @@ class RealtimeBridge:
         self._thread: threading.Thread | None = None
         self._in_block = np.zeros((self.chunk * max_chunks, self.in_channels), np.float32)
         self._outs: dict[int, np.ndarray] = {}
-        self._switch_interval = sys.getswitchinterval()
+        self.table = np.zeros(N_TABLE, np.int64)  # stream_callback's user data (see T_IN_RING)
+        self.table[[T_IN_RING, T_IN_FRAMES, T_IN_CHANNELS]] = self.in_ring.ctypes.data, *self.in_ring.shape
+        self.table[[T_OUT_RING, T_OUT_FRAMES, T_OUT_CHANNELS]] = self.out_ring.ctypes.data, *self.out_ring.shape
+        if record:
+            self.table[[T_REC_RING, T_REC_FRAMES]] = self.rec_ring.ctypes.data, len(self.rec_ring)
+        self.table[[T_COUNTERS, T_FSTATE]] = self.counters.ctypes.data, self.fstate.ctypes.data
+        self.table[[T_BUFFERS, T_LATENCY, T_FADE, T_CAPTURE]] = self.buffers, self.latency, self.fade, live_input
         self._warm_up()
 
-    # ----------------------------------------------------------------- audio callbacks
+    # ----------------------------------------------------------------- audio callback
+    def open_stream(self, sd, device=None, latency=None):
+        """A sounddevice stream whose PortAudio callback is ``stream_callback`` itself, with no Python in
+        between: duplex for live input, output only for file playback. ``sd._StreamBase`` is sounddevice's
+        documented way to take a C function pointer (python-rtmixer uses it the same way)."""
+        channels = (self.in_channels, self.out_channels) if self.live_input else self.out_channels
+        return sd._StreamBase("duplex" if self.live_input else "output", samplerate=self.samplerate,
+                              blocksize=self.blocksize, device=device, channels=channels, dtype="float32",
+                              latency=latency, callback=sd._ffi.cast("PaStreamCallback *", stream_callback.address),
+                              userdata=sd._ffi.cast("void *", self.table.ctypes.data))
+
     def duplex_callback(self):
-        """A ``sounddevice.Stream`` callback: capture into ``in_ring``, play from ``out_ring``."""
-        in_ring, out_ring, rec_ring = self.in_ring, self.out_ring, self.rec_ring
-        counters, fstate = self.counters, self.fstate
-        buffers, latency, fade = self.buffers, self.latency, self.fade
+        """The compiled callback wrapped as a ``sounddevice.Stream`` Python callback, for an app that
+        processes the output further in its own callback (examples/karaoke_monitor.py) and for tests
+        that drive it block by block."""
+        call, table = stream_callback.ctypes, self.table.ctypes.data
 
         def callback(indata, outdata, frames, time_info, status):
-            if status:
-                _count_status(status, counters)
-            start = counters[FRAMES]
-            write_ring(in_ring, indata, start, counters, fstate)
-            counters[IN_WRITTEN] = start + frames
-            render(outdata, start, in_ring, out_ring, counters, fstate, buffers, latency, fade)
-            if rec_ring is not None:
-                store_ring(rec_ring, outdata, counters[REC_WRITTEN])
-                counters[REC_WRITTEN] += frames
-            counters[FRAMES] = start + frames
+            _check_block(indata, frames, self.in_channels)
+            _check_block(outdata, frames, self.out_channels)
+            call(indata.ctypes.data, outdata.ctypes.data, frames, None, _status_bits(status), table)
 
         return callback
 
     def output_callback(self):
-        """A ``sounddevice.OutputStream`` callback for file playback (input comes from ``write_input``)."""
-        in_ring, out_ring, rec_ring = self.in_ring, self.out_ring, self.rec_ring
-        counters, fstate = self.counters, self.fstate
-        buffers, latency, fade = self.buffers, self.latency, self.fade
+        """Like ``duplex_callback`` for a ``sounddevice.OutputStream`` (file playback)."""
+        call, table = stream_callback.ctypes, self.table.ctypes.data
 
         def callback(outdata, frames, time_info, status):
-            if status:
-                _count_status(status, counters)
-            start = counters[FRAMES]
-            render(outdata, start, in_ring, out_ring, counters, fstate, buffers, latency, fade)
-            if rec_ring is not None:
-                store_ring(rec_ring, outdata, counters[REC_WRITTEN])
-                counters[REC_WRITTEN] += frames
-            counters[FRAMES] = start + frames
+            _check_block(outdata, frames, self.out_channels)
+            call(None, outdata.ctypes.data, frames, None, _status_bits(status), table)
 
         return callback
 
@@ -327,25 +425,19 @@ class RealtimeBridge:
 
     # ----------------------------------------------------------------- worker
     def _warm_up(self) -> None:
-        """Run the separator once before the stream starts: the first ONNX Runtime run and numba's
-        first calls are slow, and must not be the first deadline."""
+        """Run the separator and the worker's kernels once before the stream starts: the first ONNX
+        Runtime run and numba's first calls are slow, and must not be the first deadline. (The
+        callback itself was compiled, or loaded from numba's cache, when this module was imported.)"""
         zeros = np.zeros((self.chunk * 2, self.in_channels), np.float32)
         self.sep.process(zeros)
         self.sep.reset()
         dummy = np.zeros((0, self.in_channels), np.float32)
         write_ring(self.in_ring, dummy, 0, self.counters, self.fstate)
         read_ring(self.in_ring, 0, dummy)
-        render(np.zeros((0, self.out_channels), np.float32), 0, self.in_ring, self.out_ring,
-               self.counters, self.fstate, self.buffers, self.latency, self.fade)
         mix_stems(np.zeros((len(self.sep.stems), 0, self.in_channels), np.float32), self.out_ring, 0,
                   np.zeros(len(self.sep.stems)))
-        self.counters[:] = 0  # the empty render above counted a miss
-        self.counters[END] = -1
 
     def start(self) -> None:
-        # The callback needs the GIL for its few Python statements; a shorter switch interval bounds
-        # how long the worker's Python code can hold it (the default 5 ms is a whole block).
-        sys.setswitchinterval(min(self._switch_interval, 0.0005))
         self._running = True
         self._thread = threading.Thread(target=self._work, name="realtime-split-separation", daemon=True)
         self._thread.start()
@@ -355,7 +447,6 @@ class RealtimeBridge:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        sys.setswitchinterval(self._switch_interval)
 
     def _out(self, n: int) -> np.ndarray:
         out = self._outs.get(n)
@@ -460,7 +551,8 @@ class RealtimeBridge:
 
     @property
     def xruns(self) -> int:
-        return int(self.counters[INPUT_OVERFLOWS] + self.counters[OUTPUT_UNDERFLOWS])
+        """Blocks PortAudio flagged as an under- or overflow."""
+        return int(self.counters[XRUNS])
 
 
 def _raise_priority() -> bool:
@@ -480,8 +572,16 @@ def _raise_priority() -> bool:
     return True
 
 
-def _count_status(status, counters) -> None:
-    if status.input_overflow:
-        counters[INPUT_OVERFLOWS] += 1
-    if status.output_underflow:
-        counters[OUTPUT_UNDERFLOWS] += 1
+def _check_block(block: np.ndarray, frames: int, channels: int) -> None:
+    """The compiled callback reads and writes raw memory: refuse a block it would overrun."""
+    if block.dtype != np.float32 or block.shape != (frames, channels) or not block.flags.c_contiguous:
+        raise ValueError(f"audio block must be C-contiguous float32 of shape ({frames}, {channels}), "
+                         f"got {block.dtype} {block.shape}")
+
+
+def _status_bits(status) -> int:
+    """PortAudio's flag bits of a ``sounddevice.CallbackFlags`` (None: no flags)."""
+    if not status:
+        return 0
+    return (PA_INPUT_UNDERFLOW * status.input_underflow | PA_INPUT_OVERFLOW * status.input_overflow
+            | PA_OUTPUT_UNDERFLOW * status.output_underflow | PA_OUTPUT_OVERFLOW * status.output_overflow)

@@ -1,5 +1,6 @@
-"""The real-time bridge without a sound card: its audio callback driven block by block, its worker
-step scheduled by the test, so late inference happens exactly when the test says.
+"""The real-time bridge without a sound card: its compiled audio callback (the same machine code
+PortAudio runs) driven block by block through ctypes, its worker step scheduled by the test, so
+late inference happens exactly when the test says.
 
 A real StreamingSeparator on the scaled test model (vocals = 0.5 x mix) runs behind it; the dry
 fallback plays the mix at 1.0, so every output sample shows which path it came from.
@@ -17,7 +18,8 @@ import pytest
 from jack_harness import max_jump
 import onnx_models
 from realtime_split import StreamingSeparator
-from realtime_split.realtime_bridge import MISSED, NONFINITE, SKIPS, RealtimeBridge
+from realtime_split.realtime_bridge import (INPUT_OVERFLOWS, MISSED, NONFINITE, OUTPUT_UNDERFLOWS,
+                                           PA_INPUT_OVERFLOW, PA_OUTPUT_UNDERFLOW, SKIPS, RealtimeBridge)
 from realtime_split.status import Latency, StatusLine, summary
 
 RATE = 44100
@@ -148,7 +150,8 @@ def test_nan_and_inf_input_is_silenced_and_counted(scaled_model):
 
 
 def test_the_audio_callback_allocates_no_audio_buffers(scaled_model):
-    """Only the few bytes of Python call overhead; a copy of one block would be 8 kB."""
+    """Called from a Python callback (as examples/karaoke_monitor.py does): only the few bytes of
+    Python call overhead; a copy of one block would be 8 kB."""
     bridge = bridge_for(scaled_model, blocksize=1024, record=True)
     callback = bridge.duplex_callback()
     x = sine(1.0)
@@ -169,6 +172,27 @@ def test_the_audio_callback_allocates_no_audio_buffers(scaled_model):
     finally:
         tracemalloc.stop()
     assert max(peaks) < 4096
+
+
+def test_an_xrun_counts_once_however_many_directions_portaudio_flags(scaled_model):
+    """PortAudio's JACK host flags every JACK xrun as an input overflow and an output underflow at once."""
+    sd = pytest.importorskip("sounddevice", reason="sounddevice (PortAudio) builds the callback's status flags")
+    bridge = bridge_for(scaled_model)
+    callback = bridge.duplex_callback()
+    x, out = sine(0.1), np.zeros((F, 2), np.float32)
+    for k, flags in enumerate([PA_INPUT_OVERFLOW | PA_OUTPUT_UNDERFLOW, 0, PA_OUTPUT_UNDERFLOW]):
+        callback(x[k * F:(k + 1) * F], out, F, None, sd.CallbackFlags(flags))
+    assert bridge.xruns == 2
+    assert (bridge.counters[INPUT_OVERFLOWS], bridge.counters[OUTPUT_UNDERFLOWS]) == (1, 2)
+
+
+def test_a_block_the_compiled_callback_would_overrun_is_refused(scaled_model):
+    callback = bridge_for(scaled_model).duplex_callback()
+    x = sine(0.1)
+    with pytest.raises(ValueError, match="C-contiguous float32 of shape"):
+        callback(x[:F], np.zeros((F, 1), np.float32), F, None, None)  # a mono buffer for a stereo stream
+    with pytest.raises(ValueError, match="C-contiguous float32 of shape"):
+        callback(x[:F].astype(np.float64), np.zeros((F, 2), np.float32), F, None, None)
 
 
 def test_file_playback_plays_every_input_sample_separated_then_ends(scaled_model):
