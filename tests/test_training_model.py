@@ -115,3 +115,19 @@ def test_perfect_prediction_is_the_minimum(name):
     noisy = loss(pred, perfect, presence).numpy()
     exact = loss(perfect[..., :4, :], perfect, presence).numpy()
     assert np.all(exact < noisy)
+
+
+def test_widened_softmax_masks_reach_beyond_zero_and_one_and_still_sum_to_the_mix():
+    mix, stems = run(build_model(tiny("model.mask=softmax", "model.mask_overshoot=1.0")), 256)
+    np.testing.assert_allclose(stems.sum(axis=2), mix, atol=1e-4)
+    ratio = stems / mix[:, :, None, :]
+    assert ratio.min() < 0 and ratio.min() >= -1 - 1e-4 and ratio.max() <= 4 + 1e-4
+
+
+def test_full_rate_head_sees_the_mixture():
+    config = tiny("model.head_filters=4", "model.head_kernel=3")
+    model = build_model(config)
+    _, stems = run(model, config.window)
+    assert stems.shape == (2, config.window, 4, 2)
+    head = model.get_layer("head_conv")
+    assert head.kernel.shape == (3, 4 + 2, 8)  # 4 U-Net features + the stereo mixture -> 4 stems x 2 channels

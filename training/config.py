@@ -44,6 +44,11 @@ class ModelConfig:
     dropout: float = 0.5
     dropout_stages: int = 3       # dropout after the first N upsampling stages
     mask: str = "softmax"         # "softmax": masks sum to 1, stems sum to the mix; "sigmoid": one mask per stem
+    mask_overshoot: float = 0.0   # widen the masks' range to [-a, 1 + (n - 1) a] (softmax) or [-a, 1 + a]
+                                  # (sigmoid): per-sample waveform masks inside [0, 1] cap SDR near 6 dB
+    head_filters: int = 0         # 0: the last transposed conv gives the mask logits; N: it gives N
+                                  # full-rate features that, with the mixture itself, feed a final conv
+    head_kernel: int = 5          # kernel of that final full-rate conv
     frontend: str = "none"        # "none": the plain waveform U-Net; "learned": Conv-TasNet-like filterbank
     frontend_filters: int = 256   # learned filterbank size N
     frontend_kernel: int = 16     # learned filter length L (hop L/2)
@@ -120,6 +125,8 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True     # tf.config.experimental.enable_op_determinism
     strategy: str = "default"      # default | mirrored | multiworker (tf.distribute)
+    init_from: str = ""            # a .keras model whose weights start the run (fine-tuning a model
+                                   # with the same layers; "" = random initialization)
 
 
 @dataclass
@@ -162,6 +169,8 @@ class Config:
         unknown = [x for x in m.stems if x not in KNOWN_STEMS]
         _check(not unknown, f"model.stems: unknown stem {unknown[:1]}; choose from {', '.join(KNOWN_STEMS)}")
         _check(m.mask in MASKS, f"model.mask must be one of {', '.join(MASKS)}")
+        _check(m.head_filters >= 0 and m.head_kernel >= 1, "model.head_filters must be >= 0, model.head_kernel >= 1")
+        _check(m.mask_overshoot >= 0, "model.mask_overshoot must be >= 0")
         _check(m.frontend in FRONTENDS, f"model.frontend must be one of {', '.join(FRONTENDS)}")
         _check(m.frontend != "learned" or (m.frontend_kernel >= 2 and m.frontend_kernel % 2 == 0),
                "model.frontend_kernel must be an even number >= 2 (its hop is half of it)")

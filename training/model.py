@@ -28,13 +28,26 @@ def build_model(config: Config) -> keras.Model:
         hop = m.frontend_kernel // 2
         basis = layers.Conv1D(n, m.frontend_kernel, strides=hop, padding="same", use_bias=False,
                               activation="relu", name="analysis")(mix)
-        masks = _masks(_unet(basis, n_stems * n, m), n_stems, n, m.mask)
+        # The U-Net ends at ``filters`` channels; a pointwise head widens them to one mask per
+        # stem and basis filter (a kernel-15 transposed conv straight to n_stems * N channels
+        # would cost more than the rest of the network together).
+        features = _unet(basis, m.filters, m)
+        masks = _masks(layers.Conv1D(n_stems * n, 1, name="mask_head")(features), n_stems, n, m.mask,
+                       m.mask_overshoot)
         masked = layers.Multiply(name="apply_masks")([masks, layers.Reshape((-1, 1, n))(basis)])
         # A (L, 1) kernel over (frames, stems) synthesizes every stem with the same filters.
         stems = layers.Conv2DTranspose(2, (m.frontend_kernel, 1), strides=(hop, 1), padding="same",
                                        use_bias=False, name="synthesis")(masked)
     else:
-        masks = _masks(_unet(mix, n_stems * 2, m), n_stems, 2, m.mask)
+        if m.head_filters:
+            # Wave-U-Net's output layer: full-rate features plus the mixture itself, so each sample's
+            # mask can follow the waveform it scales (the U-Net alone resolves 1/stride of the rate).
+            features = layers.ReLU(name="head_act")(_unet(mix, m.head_filters, m))
+            features = layers.Concatenate(name="head_mix")([features, mix])
+            logits = layers.Conv1D(n_stems * 2, m.head_kernel, padding="same", name="head_conv")(features)
+        else:
+            logits = _unet(mix, n_stems * 2, m)
+        masks = _masks(logits, n_stems, 2, m.mask, m.mask_overshoot)
         stems = layers.Multiply(name="apply_masks")([masks, layers.Reshape((-1, 1, 2), name="mix_per_stem")(mix)])
     stems = layers.Activation("linear", name="stems", dtype="float32")(stems)
     return keras.Model(mix, stems, name=config.streaming.name or "separator")
@@ -61,12 +74,22 @@ def _unet(x, out_channels: int, m: ModelConfig):
                                   name="dec0_conv")(x)
 
 
-def _masks(logits, n_stems: int, channels: int, kind: str):
-    """``(batch, time, n_stems * channels)`` logits -> ``(batch, time, n_stems, channels)`` masks."""
+def _masks(logits, n_stems: int, channels: int, kind: str, overshoot: float = 0.0):
+    """``(batch, time, n_stems * channels)`` logits -> ``(batch, time, n_stems, channels)`` masks.
+
+    With ``overshoot`` a > 0 the masks are stretched affinely beyond [0, 1], softmax masks still
+    summing to 1: a sample's stems often have opposite signs, so the true ratio stem / mix lies
+    outside [0, 1] (on the validation previews the best [0, 1] masks reach only ~6 dB SNR,
+    the best [-1, 4] masks ~11 dB).
+    """
     logits = layers.Reshape((-1, n_stems, channels), name="mask_logits")(logits)
     if kind == "softmax":
-        return layers.Softmax(axis=2, name="masks")(logits)
-    return layers.Activation("sigmoid", name="masks")(logits)
+        masks, width = layers.Softmax(axis=2, name="masks")(logits), n_stems
+    else:
+        masks, width = layers.Activation("sigmoid", name="masks")(logits), 2
+    if overshoot > 0:
+        masks = layers.Rescaling(1 + width * overshoot, -overshoot, name="masks_widened")(masks)
+    return masks
 
 
 def count_params(model: keras.Model) -> int:

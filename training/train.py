@@ -200,6 +200,8 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
         model = build_model(config)
         optimizer = keras.optimizers.Adam(_learning_rate(keras, t))
         optimizer.build(model.trainable_variables)
+        if t.init_from and not resume:
+            _init_weights(model, Path(t.init_from))
     # Bookkeeping lives outside the strategy: plain host variables, saved with the model.
     state = {"epoch": tf.Variable(0, dtype=tf.int64), "step": tf.Variable(0, dtype=tf.int64),
              "loss_sum": tf.Variable(0.0, dtype=tf.float64), "best": tf.Variable(math.inf, dtype=tf.float64)}
@@ -308,6 +310,18 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
     print(f"done: {out / 'best.keras'} (validation loss {float(state['best']):.5f}); export it with "
           f"python -m export --checkpoint {out / 'best.keras'} --output model.onnx", flush=True)
     return 0
+
+
+def _init_weights(model, path: Path) -> None:
+    """Start from another run's weights (``train.init_from``), e.g. to fine-tune with new data."""
+    if not path.is_file():
+        raise UserError(f"train.init_from: no such model {path}; give the best.keras of an earlier run")
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"train.init_from: {path} does not fit this model ({str(exc).splitlines()[0][:200]}); "
+                        "its model.* settings must match the layers of this config") from None
+    print(f"initialized from {path}", flush=True)
 
 
 def _save_model(model, path: Path) -> None:
