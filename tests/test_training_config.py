@@ -17,7 +17,7 @@ def test_default_toml_is_the_builtin_default():
 def test_default_presets_meet_the_latency_targets_and_share_one_window():
     info = load_config(CONFIG_DIR / "default.toml").model_info()
     assert info.sample_rate == RATE and info.stems == ("vocals", "drums", "bass", "other")
-    assert info.length_multiple == 4 ** 6 and info.presets["low"].window % info.length_multiple == 0
+    assert info.length_multiple == 32 * 2 ** 6 and info.presets["low"].window % info.length_multiple == 0
     assert len({g.window for g in info.presets.values()}) == 1
     assert info.presets["low"].latency <= 529            # <= 12 ms at 44.1 kHz
     assert info.presets["balanced"].latency <= 1102      # <= 25 ms

@@ -58,7 +58,9 @@ def test_default_architecture():
     model = build_model(config)
     convs = [layer for layer in model.layers if layer.name.startswith("enc") and layer.name.endswith("_conv")]
     assert [c.filters for c in convs] == [16, 32, 64, 128, 256, 512]
-    assert all(c.kernel_size == (15,) and c.strides == (4,) for c in convs)
+    assert all(c.kernel_size == (15,) and c.strides == (2,) for c in convs)
+    assert model.get_layer("analysis").kernel.shape == (64, 2, 256)  # the learned filterbank
+    assert config.model.length_multiple == 2048
     _, stems = run(model, 4096, batch=1)
     assert stems.shape == (1, 4096, 4, 2)
 

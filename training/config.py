@@ -40,18 +40,18 @@ class ModelConfig:
     filters: int = 16             # filters of the first level, doubled per level...
     max_filters: int = 512        # ...up to this cap
     kernel_size: int = 15
-    stride: int = 4               # per level; the total stride is stride ** depth
+    stride: int = 2               # per level; the total stride is (frontend hop *) stride ** depth
     dropout: float = 0.5
     dropout_stages: int = 3       # dropout after the first N upsampling stages
-    mask: str = "softmax"         # "softmax": masks sum to 1, stems sum to the mix; "sigmoid": one mask per stem
+    mask: str = "sigmoid"         # "sigmoid": one mask per stem; "softmax": masks sum to 1, stems sum to the mix
     mask_overshoot: float = 0.0   # widen the masks' range to [-a, 1 + (n - 1) a] (softmax) or [-a, 1 + a]
                                   # (sigmoid): per-sample waveform masks inside [0, 1] cap SDR near 6 dB
     head_filters: int = 0         # 0: the last transposed conv gives the mask logits; N: it gives N
                                   # full-rate features that, with the mixture itself, feed a final conv
     head_kernel: int = 5          # kernel of that final full-rate conv
-    frontend: str = "none"        # "none": the plain waveform U-Net; "learned": Conv-TasNet-like filterbank
+    frontend: str = "learned"     # "learned": Conv-TasNet-like filterbank; "none": the plain waveform U-Net
     frontend_filters: int = 256   # learned filterbank size N
-    frontend_kernel: int = 16     # learned filter length L (hop L/2)
+    frontend_kernel: int = 64     # learned filter length L (hop L/2)
 
     @property
     def length_multiple(self) -> int:
