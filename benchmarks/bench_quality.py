@@ -6,8 +6,8 @@ preset and the offline preset, prints the table and records it, with the exact
 command, between the ``quality-table`` markers of docs/model-card.md
 (docs/model-card-table.md while the model card does not exist). A partial run
 (``--max-tracks``) only prints: it must not replace the published table.
-Runtime on the 2-core dev machine with the 5.9 M-parameter default U-Net: about 95 s per track for
-the four presets (half separation, half museval), so 20-25 min for the 14 tracks.
+Runtime on the 2-core dev machine with the default model: about 30 s per track for the four
+presets (a fifth separation, the rest museval), so 7-8 min for the 14 tracks.
 
     python3 benchmarks/bench_quality.py                       # bundled model
     python3 benchmarks/bench_quality.py --model model.onnx

@@ -3,7 +3,9 @@
 A StreamingSeparator runs on a worker thread inside a RealtimeBridge; your callback only calls
 the bridge's copy-only callback and then does its own (allocation-free) processing, so the audio
 thread never waits for inference. If inference is late, the bridge plays the unseparated mix
-for a moment instead of a dropout.
+for a moment instead of a dropout. (An app with no processing of its own can skip the Python
+callback altogether: ``bridge.open_stream(sd)`` hands PortAudio the bridge's compiled callback,
+so the audio thread never waits for the GIL; that is what ``realtime-split --input mic`` does.)
 
     python examples/karaoke_monitor.py --model model.onnx --seconds 30
 """
