@@ -253,6 +253,7 @@ def test_readme_first_command_separates_the_bundled_demo_with_the_bundled_model(
     stems = {name: sf.read(tmp_path / "stems" / f"{name}.wav", dtype="float32") for name in
              ("vocals", "drums", "bass", "other")}
     assert all(r == rate and len(a) == len(mix) for a, r in stems.values())
-    total = sum(a for a, _ in stems.values())
-    np.testing.assert_allclose(total, mix, atol=1e-3)  # softmax masks: the stems add up to the clip
+    # The four stems add up to the clip again, up to the model's error (at least 10 dB below it).
+    residual = sum(a for a, _ in stems.values()) - mix
+    assert 10 * np.log10(np.sum(mix ** 2) / np.sum(residual ** 2)) > 10
     assert all(np.sqrt(np.mean(a ** 2)) > 1e-3 for a, _ in stems.values())  # every stem gets something

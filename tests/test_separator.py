@@ -315,8 +315,9 @@ def test_bundled_default_model_streams_four_stems_within_the_latency_targets():
     x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.3 * np.sin(2 * np.pi * 330 * t)], 1).astype(np.float32)
     y = np.concatenate([sep.process(x), sep.flush()], axis=1)[:, sep.latency_samples:]
     assert np.isfinite(y).all() and y.shape == (4, len(x), 2)
-    # Softmax masks: the four stems add up to the mix (up to float16-stored weights).
-    np.testing.assert_allclose(y.sum(axis=0), x, atol=1e-4)
+    # The four stems add up to the mix again, up to the model's error (at least 10 dB below it).
+    residual = y.sum(axis=0) - x
+    assert 10 * np.log10(np.sum(x ** 2) / np.sum(residual ** 2)) > 10
 
 
 def test_model_without_metadata(tmp_path):
