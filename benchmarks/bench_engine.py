@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from docs_section import update_section
+from docs_section import publish
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +33,6 @@ sys.path.insert(0, str(REPO))
 from realtime_split import StreamingSeparator  # noqa: E402
 from realtime_split.inference import DEFAULT_MODEL, default_threads  # noqa: E402
 
-DOCS = REPO / "docs" / "benchmarks.md"
 SECTION = "## Engine and file mode"
 RATE = 44100
 PRESETS = ("low", "balanced", "quality")
@@ -219,12 +218,7 @@ def main() -> None:
         "Launch: from starting Python to the first block out of `StreamingSeparator`.\n\n"
         f"```\n{command.strip()}\n```\n\n{result}\n"
     )
-    print(section)
-    if args.model == TEST_MODEL or args.no_docs:
-        print("(docs/benchmarks.md left unchanged: test model or --no-docs)", file=sys.stderr)
-    else:
-        update_section(SECTION, section, DOCS)
-        print(f"updated {DOCS.relative_to(REPO)}", file=sys.stderr)
+    publish(SECTION, section, "test model or --no-docs" if args.model == TEST_MODEL or args.no_docs else None)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from docs_section import update_section
+from docs_section import publish
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -32,7 +32,6 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from jack_harness import Harness, JackServer, click_train, find, jackd_path, parse_latency_line  # noqa: E402
 
-DOCS = REPO / "docs" / "benchmarks.md"
 SECTION = "## Live audio"
 RATE = 44100
 PERIOD = 256
@@ -75,16 +74,24 @@ def measure_delays(harness: Harness, signal: np.ndarray) -> list[int]:
     return delays
 
 
+def cli_command(seconds: float, model: Path | None = None) -> list[str]:
+    """The live run every scenario measures: microphone in, all stems out, balanced, blocksize 256."""
+    command = [sys.executable, "-m", "realtime_split", "--input", "mic", "--stem", "all", "--latency", "balanced",
+               "--blocksize", str(BLOCKSIZE), "--duration", str(seconds), "--no-progress"]
+    return command + ["--model", str(model)] if model is not None else command
+
+
+def bursts(seconds: float) -> np.ndarray:
+    """The harness's input: noise bursts every CLICK_EVERY seconds, ending a second before the run."""
+    return click_train(RATE, max(1.0, seconds - 1.0), every=CLICK_EVERY)
+
+
 def run_scenario(model: Path | None, seconds: float, busy: bool, server: JackServer) -> dict:
     burner = burn_cpu() if busy else None
     try:
-        command = [sys.executable, "-m", "realtime_split", "--input", "mic", "--stem", "all",
-                   "--latency", "balanced", "--blocksize", str(BLOCKSIZE), "--duration", str(seconds),
-                   "--no-progress"]
-        if model is not None:
-            command += ["--model", str(model)]
+        command = cli_command(seconds, model)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        signal = click_train(RATE, max(1.0, seconds - 1.0), every=CLICK_EVERY)
+        signal = bursts(seconds)
         with Harness(server, record_seconds=seconds + 5) as harness:
             proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
             harness.connect_portaudio(process=proc)
@@ -182,12 +189,7 @@ def main() -> None:
         f"\"mic to speakers\" adds the device latency PortAudio reports ({first['device_ms']:.1f} ms here).\n\n"
         f"```\n{command.strip()}\n```\n\n{table(results)}\n\n{pending}"
     )
-    print(section)
-    if args.no_docs:
-        print("(docs/benchmarks.md left unchanged: --no-docs)", file=sys.stderr)
-    else:
-        update_section(SECTION, section, DOCS)
-        print(f"updated {DOCS.relative_to(REPO)}", file=sys.stderr)
+    publish(SECTION, section, "--no-docs" if args.no_docs else None)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "benchmarks.md"
 
 
 def update_section(title: str, section: str, docs: Path = DOCS) -> None:
@@ -18,3 +20,14 @@ def update_section(title: str, section: str, docs: Path = DOCS) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     docs.parent.mkdir(exist_ok=True)
     docs.write_text(text.rstrip("\n") + "\n")
+
+
+def publish(title: str, section: str, skip_reason: str | None = None) -> None:
+    """Print a benchmark's section, then record it in docs/benchmarks.md unless ``skip_reason`` says
+    why this run must not replace the published figures."""
+    print(section)
+    if skip_reason:
+        print(f"({DOCS.relative_to(REPO)} left unchanged: {skip_reason})", file=sys.stderr)
+    else:
+        update_section(title, section)
+        print(f"updated {DOCS.relative_to(REPO)}", file=sys.stderr)

@@ -20,7 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from jack_harness import PORTAUDIO_IN, Harness, JackServer, click_train  # noqa: E402
+from bench_live import PERIOD, RATE, bursts, cli_command  # noqa: E402
+from jack_harness import PORTAUDIO_IN, Harness, JackServer  # noqa: E402
 
 
 def main() -> None:
@@ -30,9 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     import jack
 
-    command = [sys.executable, "-m", "realtime_split", "--input", "mic", "--stem", "all", "--latency", "balanced",
-               "--blocksize", "256", "--duration", str(args.seconds), "--no-progress"]
-    with JackServer(44100, 256) as server:
+    with JackServer(RATE, PERIOD) as server:
         monitor = jack.Client("xrun-monitor", no_start_server=True, servername=server.name)
         xruns: list[float] = []
         t0 = time.monotonic()
@@ -40,11 +39,11 @@ def main() -> None:
         monitor.activate()
         harness = None if args.company == "alone" else Harness(server, record_seconds=args.seconds + 5)
         try:
-            proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=REPO)
+            proc = subprocess.Popen(cli_command(args.seconds), stderr=subprocess.PIPE, text=True, cwd=REPO)
             if args.company == "connected":
                 harness.connect_portaudio(process=proc)
                 harness.start_recording()
-                harness.play(click_train(44100, max(1.0, args.seconds - 1.0), every=0.5))
+                harness.play(bursts(args.seconds))
             elif harness is not None:
                 harness.wait_for_ports(PORTAUDIO_IN, 2, process=proc)
             _, err = proc.communicate(timeout=args.seconds + 120)
