@@ -16,6 +16,23 @@ a small synthetic multitrack renderer (the functions below take any time span, e
 
 The "vocals" are a synthesized voice preset (choir "ahh" layered with "ooh", with a little vibrato),
 not a real singer.
+
+`--dataset OUT` renders many POP909 songs as a "folder" training dataset (training/datasets.py) of exactly
+labelled drums, bass and other:
+
+    python examples/make_demo_clip.py --pop909 POP909 --dataset OUT --songs 1-150 --excerpt 45 --seed 0
+
+Each song becomes OUT/pop909-s<nnn>/{vocals,drums,bass,other}.flac (44.1 kHz stereo, 24 bit; the mix is
+their sum), a random excerpt where drums and bass play throughout. As the choir preset is no singer, the
+melody is played by a lead instrument (flute, sax, trumpet, violin, guitar, synth lead, organ...) in
+"other" and "vocals" is silent. Per song and reproducibly from --seed: the lead, accompaniment, pad, bass
+programs, the drum kit (FluidR3_GM's bank 128 kits, and the acoustic kits of Debian's GPL-2+
+avldrums.lv2-soundfont when installed) and beat variations, pans, reverb sends, stem levels (within 3 dB
+of a pop balance) and peak level. Songs already rendered are skipped, so a run can be resumed. These
+renders, like every POP909 render, are for training and research only.
+
+POP909 (github.com/music-x-lab/POP909-Dataset) is MIT-licensed; the FluidR3_GM soundfont is MIT-licensed
+(Debian's fluid-soundfont-gm).
 """
 
 from __future__ import annotations
@@ -25,6 +42,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -342,11 +360,13 @@ def _track_notes(track: mido.MidiTrack, to_seconds) -> list[Note]:
     return sorted(notes, key=lambda n: n.start)
 
 
-def add_drums(beats: list[Beat]) -> list[Note]:
+def add_drums(beats: list[Beat], cymbal: int = CLOSED_HAT, sixteenths: bool = False,
+              kick_push: bool = False) -> list[Note]:
     """A plain pop beat on the annotated beats: kick on the odd beats of a bar, snare on the even ones
     (2 and 4 in 4/4), closed hi-hat on every eighth. Bars are grouped into phrases of PHRASE_BARS from
     the first downbeat: the last beat of a phrase is a snare-and-toms fill, the next downbeat has a crash,
-    so the form is audible."""
+    so the form is audible. Variations for the training data: another `cymbal` (ride, open hat), soft
+    `sixteenths` between the eighths, and a `kick_push` on the "and" of beat 3."""
     first_downbeat = next((i for i, b in enumerate(beats) if b.downbeat), 0)
     position = -first_downbeat % 4 - 1  # pickup beats count back from the first bar
     bar = -1  # pickup beats belong to no phrase
@@ -369,8 +389,13 @@ def add_drums(beats: list[Beat]) -> list[Note]:
             notes.append(Note(beat.time, beat.time + hit, KICK, 110 if position == 0 else 96))
         else:
             notes.append(Note(beat.time, beat.time + hit, SNARE, 100))
-        notes.append(Note(beat.time, beat.time + hit, CLOSED_HAT, 84 if position % 2 == 0 else 70))
-        notes.append(Note(beat.time + step / 2, beat.time + step / 2 + hit, CLOSED_HAT, 58))
+        notes.append(Note(beat.time, beat.time + hit, cymbal, 84 if position % 2 == 0 else 70))
+        notes.append(Note(beat.time + step / 2, beat.time + step / 2 + hit, cymbal, 58))
+        if sixteenths:
+            notes.extend(Note(beat.time + k * step / 4, beat.time + k * step / 4 + min(hit, step / 4), cymbal, 44)
+                         for k in (1, 3))
+        if kick_push and position == 2:
+            notes.append(Note(beat.time + step / 2, beat.time + step / 2 + hit, KICK, 84))
     return notes
 
 
@@ -435,6 +460,7 @@ class Part:
     pan: int = 64
     velocity_scale: float = 1.0
     modulation: int = 0
+    reverb: int | None = None  # CC91 reverb send; None leaves FluidSynth's default
 
 
 def arrange(song: Song) -> dict[str, list[Part]]:
@@ -461,6 +487,9 @@ def write_midi(parts: list[Part], start: float, end: float, path: Path) -> None:
         events.append((0, 0, mido.Message("control_change", channel=part.channel, control=10, value=part.pan)))
         events.append((0, 0, mido.Message("control_change", channel=part.channel, control=1,
                                           value=part.modulation)))
+        if part.reverb is not None:
+            events.append((0, 0, mido.Message("control_change", channel=part.channel, control=91,
+                                              value=part.reverb)))
         for note in part.notes:
             if note.end <= start or note.start >= end:
                 continue
@@ -491,19 +520,21 @@ def render_midi(midi_path: Path, soundfont: Path = SOUNDFONT) -> np.ndarray:
 
 
 def render_stems(song: Song, start: float, end: float, soundfont: Path = SOUNDFONT,
-                 preroll: float = 2.0) -> dict[str, np.ndarray]:
+                 preroll: float = 2.0, arrangement: dict[str, list[Part]] | None = None,
+                 soundfonts: dict[str, Path] | None = None) -> dict[str, np.ndarray]:
     """Render each stem of `song` between `start` and `end` seconds: {stem: float32 (frames, 2)}.
 
     Rendering begins `preroll` seconds early so notes held across `start` sound as they would in the
-    song, and it is trimmed to exactly the same length for every stem."""
+    song, and it is trimmed to exactly the same length for every stem. `arrangement` replaces
+    `arrange(song)`; `soundfonts` overrides `soundfont` per stem (e.g. another drum kit)."""
     begin = max(0.0, start - preroll)
     offset, frames = round((start - begin) * SAMPLE_RATE), round((end - start) * SAMPLE_RATE)
     stems = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for stem, parts in arrange(song).items():
+        for stem, parts in (arrangement or arrange(song)).items():
             midi_path = Path(tmp) / f"{stem}.mid"
             write_midi(parts, begin, end, midi_path)
-            audio = render_midi(midi_path, soundfont)[offset:offset + frames]
+            audio = render_midi(midi_path, (soundfonts or {}).get(stem, soundfont))[offset:offset + frames]
             stems[stem] = np.pad(audio, ((0, frames - len(audio)), (0, 0)))
     return stems
 
@@ -523,20 +554,22 @@ def narrow(audio: np.ndarray, width: float) -> np.ndarray:
     return np.hstack([mid + width * side, mid - width * side])
 
 
-def mix_stems(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Set each stem's width and level (STEM_WIDTHS, STEM_LEVELS_DB), fade in and out, and scale all of
-    them together so the mix peaks at PEAK_DBFS. Returns the stems as they sit in the mix plus
+def mix_stems(stems: dict[str, np.ndarray], levels_db: dict[str, float] = STEM_LEVELS_DB,
+              fade_in: float = FADE_IN, fade_out: float = FADE_OUT,
+              peak_dbfs: float = PEAK_DBFS) -> dict[str, np.ndarray]:
+    """Set each stem's width and level (STEM_WIDTHS, `levels_db`), fade in and out, and scale all of
+    them together so the mix peaks at `peak_dbfs`. Returns the stems as they sit in the mix plus
     "mixture", their exact sum."""
     placed = {name: narrow(audio, STEM_WIDTHS[name]) for name, audio in stems.items()}
-    placed = {name: audio * 10 ** ((STEM_LEVELS_DB[name] - active_rms_db(audio)) / 20)
+    placed = {name: audio * 10 ** ((levels_db[name] - active_rms_db(audio)) / 20)
               for name, audio in placed.items()}
     frames = len(next(iter(placed.values())))
     envelope = np.ones(frames)
-    n_in, n_out = round(FADE_IN * SAMPLE_RATE), round(FADE_OUT * SAMPLE_RATE)
+    n_in, n_out = round(fade_in * SAMPLE_RATE), round(fade_out * SAMPLE_RATE)
     envelope[:n_in] = np.linspace(0, 1, n_in, endpoint=False)
     envelope[frames - n_out:] *= np.linspace(1, 0, n_out)
     placed = {name: audio * envelope[:, None] for name, audio in placed.items()}
-    gain = 10 ** (PEAK_DBFS / 20) / np.abs(sum(placed.values())).max()
+    gain = 10 ** (peak_dbfs / 20) / np.abs(sum(placed.values())).max()
     out = {name: (audio * gain).astype(np.float32) for name, audio in placed.items()}
     out["mixture"] = sum(out.values())
     return out
@@ -581,6 +614,141 @@ def _sounding_fraction(notes: list[Note], start: float, end: float, gap: float =
     return covered / (end - start)
 
 
+# --- Training data: many POP909 songs, each instrumented at random ----------------------------------
+# The choir preset is not a singer, so here the melody is played by a lead instrument in "other" and
+# "vocals" is silence: these mixes teach the model what is *not* a voice. Voice-like programs (52-54
+# choirs and voices, 85 "voice" lead, 91 choir pad, 94 halo pad) are in none of the lists.
+LEAD_PROGRAMS = (73, 71, 68, 65, 66, 56, 40, 27, 29, 80, 81, 16, 22, 11)  # flute, clarinet, oboe, alto and
+# tenor sax, trumpet, violin, clean and overdriven guitar, square and saw lead, organ, harmonica, vibraphone
+VIBRATO_LEADS = frozenset((73, 71, 68, 65, 66, 56, 40))  # winds and violin: played with some vibrato
+PIANO_PROGRAMS = (0, 0, 1, 2, 4, 5, 7, 16, 17, 24, 25, 26, 27, 46)  # grand (twice as likely), bright,
+# electric grand, electric pianos, clavinet, organs, nylon/steel/jazz/clean guitars, harp
+STRINGS_PROGRAMS = (48, 49, 50, 51, 61, 88, 89, 90, 92, 19)  # strings, synth strings, brass, pads, organ
+BASS_PROGRAMS = (32, 33, 33, 34, 35, 36, 38, 39)  # acoustic, fingered (twice), picked, fretless, slap, synth
+# FluidR3_GM's drum kits (bank 128 programs, selected on the drum channel): standard 1 and 4, room,
+# power, electronic, TR-808, jazz, brush; plus the two multi-sampled acoustic kits of Debian's
+# avldrums.lv2-soundfont (GPL-2+) when installed.
+DRUM_KITS = (0, 1, 4, 8, 16, 24, 25, 32, 40)
+AVL_KITS = tuple(Path("/usr/share/sounds/sf2") / name for name in ("Black_Pearl_4_LV2.sf2", "Red_Zeppelin_4_LV2.sf2"))
+RIDE = 51
+DATASET_STEMS = ("vocals", "drums", "bass", "other")
+DATASET_LEVELS_DB = {"drums": -4.0, "bass": -5.0, "other": -3.0}  # the lead in "other" takes the voice's place
+LEVEL_SPREAD_DB = 3.0  # each stem's level varies by up to this much either way
+SILENCE_DBFS = -60.0
+
+
+def random_arrangement(song: Song, rng: random.Random) -> tuple[dict[str, list[Part]], dict[str, Path], str]:
+    """A random instrumentation of `song` for the training data: the parts of each stem (no vocals), the
+    soundfont of any stem not played by FluidR3_GM, and a one-line description."""
+    lead, piano, strings, bass = (rng.choice(programs) for programs in
+                                  (LEAD_PROGRAMS, PIANO_PROGRAMS, STRINGS_PROGRAMS, BASS_PROGRAMS))
+    kits = [kit for kit in AVL_KITS if kit.is_file()]
+    use_avl = bool(kits) and rng.random() < 0.25
+    avl_kit = rng.choice(kits) if use_avl else None
+    kit = None if use_avl else rng.choice(DRUM_KITS)
+    cymbal = rng.choice((CLOSED_HAT, CLOSED_HAT, RIDE))
+    beat = add_drums(song.beats, cymbal, sixteenths=rng.random() < 0.3, kick_push=rng.random() < 0.4)
+    piano_pan = rng.randint(34, 94)
+    # an avldrums kit is the only preset of its soundfont, played as an ordinary instrument on channel 1
+    drums = Part(beat, 0 if use_avl else kit, 0 if use_avl else DRUM_CHANNEL, reverb=rng.randint(0, 50))
+    arrangement = {
+        "drums": [drums],
+        "bass": [Part(add_bass(song.chords, song.beats, song.scale), bass, 0, pan=64 + rng.randint(-6, 6),
+                      reverb=rng.randint(0, 25))],
+        "other": [Part(song.parts["melody"], lead, 0, pan=rng.randint(52, 76),
+                       modulation=rng.randint(20, 60) if lead in VIBRATO_LEADS else 0, reverb=rng.randint(20, 70)),
+                  Part(song.parts.get("piano", []), piano, 1, pan=piano_pan, velocity_scale=rng.uniform(0.75, 1.0),
+                       reverb=rng.randint(10, 70)),
+                  Part(song.parts.get("strings", []), strings, 2, pan=128 - piano_pan + rng.randint(-10, 10),
+                       velocity_scale=rng.uniform(0.55, 0.85), reverb=rng.randint(20, 80))],
+    }
+    kit_name = avl_kit.stem if use_avl else f"kit {kit}"
+    description = f"lead {lead}, piano {piano}, strings {strings}, bass {bass}, drums {kit_name}"
+    return arrangement, ({"drums": avl_kit} if use_avl else {}), description
+
+
+def random_excerpt(song: Song, duration: float, rng: random.Random) -> tuple[float, float] | None:
+    """A random `duration`-second span from a downbeat where the bass and drums play throughout (chords
+    cover at least 90 % of it, beats all of it) and the melody sounds at least 40 % of the time; None
+    when the song has no such span."""
+    last_beat = song.beats[-1].time
+    starts = [b.time for b in song.beats if b.downbeat and b.time + duration <= last_beat
+              and _chord_fraction(song.chords, b.time, b.time + duration) >= 0.9
+              and _sounding_fraction(song.parts["melody"], b.time, b.time + duration) >= 0.4]
+    if not starts:
+        return None
+    start = rng.choice(starts)
+    return start, start + duration
+
+
+def _chord_fraction(chords: list[Chord], start: float, end: float) -> float:
+    """Fraction of [start, end) under a chord (not "N"), i.e. where the bass plays."""
+    return sum(max(0.0, min(c.end, end) - max(c.start, start)) for c in chords if c.label != "N") / (end - start)
+
+
+def silent_fraction(audio: np.ndarray) -> float:
+    """Fraction of the whole seconds of `audio` whose RMS is below SILENCE_DBFS."""
+    seconds = len(audio) // SAMPLE_RATE
+    frames = audio[:seconds * SAMPLE_RATE].reshape(seconds, -1)
+    return float(np.mean(np.sqrt(np.mean(frames ** 2, axis=1)) < 10 ** (SILENCE_DBFS / 20)))
+
+
+def parse_songs(spec: str) -> list[int]:
+    """Song numbers from "1-909" or "1-150,200,300-310"."""
+    numbers = []
+    for item in spec.split(","):
+        first, _, last = item.partition("-")
+        numbers.extend(range(int(first), int(last or first) + 1))
+    return numbers
+
+
+def render_dataset(pop909: Path, out: Path, songs: list[int], excerpt: float, seed: int,
+                   soundfont: Path = SOUNDFONT) -> None:
+    """Render POP909 songs as a "folder" training dataset: out/pop909-s<nnn>/{vocals,drums,bass,other}.flac
+    (44.1 kHz stereo, 24 bit; the mix is their sum). The choices of each song depend only on `seed` and
+    the song, so a re-run renders the same audio; songs already complete are skipped, and a song is
+    written to a hidden folder first, so an interrupted run leaves no half-written track.
+
+    The folder name avoids ending in "-<digits>", which the trainer reads as a clip of a song."""
+    out.mkdir(parents=True, exist_ok=True)
+    for i, number in enumerate(songs, 1):
+        name, began = f"pop909-s{number:03d}", time.monotonic()
+        target, progress = out / name, f"[{i}/{len(songs)}] {name}:"
+        if all((target / f"{stem}.flac").is_file() for stem in DATASET_STEMS):
+            print(progress, "done already", flush=True)
+            continue
+        song_dir = pop909 / f"{number:03d}"
+        if not song_dir.is_dir():
+            print(progress, f"skipped, no folder {song_dir}", flush=True)
+            continue
+        song = read_song(song_dir)
+        rng = random.Random(f"{seed}:{name}")
+        span = random_excerpt(song, excerpt, rng)
+        if span is None:
+            print(progress, f"skipped, no {excerpt:g} s span with steady chords and melody", flush=True)
+            continue
+        arrangement, soundfonts, description = random_arrangement(song, rng)
+        levels = {stem: level + rng.uniform(-LEVEL_SPREAD_DB, LEVEL_SPREAD_DB)
+                  for stem, level in DATASET_LEVELS_DB.items()}
+        stems = render_stems(song, *span, soundfont, arrangement=arrangement, soundfonts=soundfonts)
+        tracks = mix_stems(stems, levels, fade_in=0.01, fade_out=0.01, peak_dbfs=rng.uniform(-6.0, -1.0))
+        del tracks["mixture"]
+        tracks["vocals"] = np.zeros_like(tracks["drums"])
+        peak = max(np.abs(audio).max() for audio in tracks.values())
+        if peak > 0.99:  # a stem can peak above the mix it sits in; 24-bit FLAC would clip it
+            tracks = {stem: audio * (0.99 / peak) for stem, audio in tracks.items()}
+        partial = out / f".{name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        for stem in DATASET_STEMS:
+            sf.write(partial / f"{stem}.flac", tracks[stem], SAMPLE_RATE, subtype="PCM_24")
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+        silent = ", ".join(f"{stem} {silent_fraction(tracks[stem]):.0%}" for stem in ("drums", "bass", "other"))
+        print(progress, f"{span[0]:.1f}-{span[1]:.1f} s, {description}; silent seconds: {silent}; "
+              f"{time.monotonic() - began:.1f} s", flush=True)
+
+
 def write_ogg(path: Path, audio: np.ndarray, quality: float = 4.0) -> None:
     """Ogg Vorbis at a Vorbis quality level (-1..10); libsndfile takes it as compression 1 - q/10."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -589,13 +757,17 @@ def write_ogg(path: Path, audio: np.ndarray, quality: float = 4.0) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help=f"which original song to compose (default: {DEFAULT_SEED}, the demo's)")
-    source.add_argument("--pop909", type=Path, help="render a song from this POP909 folder (holds 001/ ... 909/) "
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"which original song to compose (default: {DEFAULT_SEED}, the demo's); with "
+                        "--dataset, the seed of every random choice")
+    parser.add_argument("--pop909", type=Path, help="render a song from this POP909 folder (holds 001/ ... 909/) "
                         "instead; research and training material only, not for shipping")
     parser.add_argument("--song", default="001", help="POP909 song number, e.g. 001")
-    parser.add_argument("--out", type=Path, required=True, help="the mix, Ogg Vorbis (.ogg) or any soundfile format")
+    parser.add_argument("--out", type=Path, help="the mix, Ogg Vorbis (.ogg) or any soundfile format")
+    parser.add_argument("--dataset", type=Path, help="with --pop909: render --songs as a folder training dataset "
+                        "here (pop909-s<nnn>/{vocals,drums,bass,other}.flac), skipping songs already done")
+    parser.add_argument("--songs", default="1-909", help="with --dataset: song numbers, e.g. 1-150 or 1-9,20")
+    parser.add_argument("--excerpt", type=float, default=45.0, help="with --dataset: seconds per song")
     parser.add_argument("--stems-dir", type=Path, help="also write <stem>.wav (float) for each stem and the mixture")
     parser.add_argument("--duration", type=float, default=24.0,
                         help="excerpt length in seconds (rounded to whole bars unless --start is given)")
@@ -607,6 +779,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("fluidsynth not found; install it (sudo apt-get install fluidsynth)")
     if not args.soundfont.is_file():
         parser.error(f"no soundfont at {args.soundfont}; install fluid-soundfont-gm or pass --soundfont")
+    if args.dataset is not None:
+        if args.pop909 is None or not args.pop909.is_dir():
+            parser.error("--dataset needs the POP909 folder: pass --pop909 DIR")
+        render_dataset(args.pop909, args.dataset, parse_songs(args.songs), args.excerpt, args.seed, args.soundfont)
+        return 0
+    if args.out is None:
+        parser.error("pass --out FILE (or --dataset DIR)")
     if args.pop909 is None:
         song = compose_original(args.seed)
     elif (args.pop909 / args.song).is_dir():
