@@ -6,6 +6,11 @@ benchmark's harness client connected to it as in bench_live.py (``connected``), 
 harness running but not connected (``unconnected``). Prints the CLI's own counters and the xrun
 times; the findings are in docs/benchmarks.md ("The xruns that remain ...").
 
+The monitor's xrun callback may be Python: JACK calls it on the client's notification thread
+(SCHED_OTHER), never on the real-time process thread, and a client without a process callback
+is not part of the process graph. The harness's process callback is compiled
+(tests/jack_harness.py), so neither client takes the GIL on JACK's real-time thread.
+
     python3 benchmarks/live_xrun_sources.py --with alone --seconds 60
 """
 

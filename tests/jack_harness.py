@@ -10,6 +10,7 @@ timeline and the measured delay is exact to the sample.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import time
 import uuid
+import weakref
 
 import numpy as np
 
@@ -104,6 +106,101 @@ class JackServer:
         self.stop()
 
 
+# Slots of the int64 array a Harness shares with its compiled process callback (JACK's ``arg``).
+# Written once before activation:
+H_CHANNELS = 0
+H_RECORDING = 1      # address of the recording array
+H_RECORD_FRAMES = 2  # its rows
+# Written only by Python (play, start_recording), read by the callback:
+H_SIGNAL = 3         # address of the signal the next play request plays
+H_SIGNAL_FRAMES = 4
+H_PLAY_REQUEST = 5   # incremented by play() after H_SIGNAL/H_SIGNAL_FRAMES are set
+H_RECORD = 6         # 1 once recording starts
+# Written only by the callback, read by Python:
+H_CLOCK = 7          # frames since activation, advanced once per process callback
+H_PLAY_SEEN = 8      # last play request the callback picked up
+H_PLAYING = 9        # address of the signal being played
+H_PLAYING_FRAMES = 10
+H_PLAY_POS = 11      # -1: silent; >= 0: next frame of the signal to play
+H_PLAY_START = 12    # clock of the signal's first frame
+H_RECORDED = 13      # frames in the recording
+H_RECORD_START = 14  # clock of recording[0]
+H_PORTS = 15         # then the port pointers: channels output ports, then channels input ports
+
+
+@functools.cache
+def _process_callback():
+    """The harness's JACK process callback, compiled once per process.
+
+    A numba ``cfunc`` with JACK's ``JackProcessCallback`` signature that libjack calls directly, so
+    the harness never takes the GIL or allocates on JACK's real-time thread (a Python callback did,
+    every cycle, and that made the server report xruns the program under test did not cause: see
+    docs/benchmarks.md). Not cached on disk: ``jack_port_get_buffer``'s address is compiled in, and
+    it differs from process to process."""
+    import ctypes
+
+    import jack
+    from numba import carray, cfunc, types
+
+    from realtime_split.realtime_bridge import _address, _release_fence
+
+    # numba types a ctypes void * result as an integer, so the buffer comes back as an address
+    get_buffer = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_uint32)(
+        int(jack._ffi.cast("uintptr_t", jack._lib.jack_port_get_buffer)))
+
+    @cfunc(types.intc(types.uint32, types.voidptr), error_model="numpy")
+    def process(nframes, arg):
+        """Play the requested signal into the output ports, record the input ports; copies only."""
+        channels = carray(arg, H_PORTS, np.int64)[H_CHANNELS]
+        s = carray(arg, H_PORTS + 2 * channels, np.int64)
+        frames = np.int64(nframes)
+        clock = s[H_CLOCK]
+        request = s[H_PLAY_REQUEST]
+        if request != s[H_PLAY_SEEN]:
+            s[H_PLAYING] = s[H_SIGNAL]
+            s[H_PLAYING_FRAMES] = s[H_SIGNAL_FRAMES]
+            s[H_PLAY_POS] = 0
+            s[H_PLAY_START] = clock
+            _release_fence()
+            s[H_PLAY_SEEN] = request
+        pos = s[H_PLAY_POS]
+        length = s[H_PLAYING_FRAMES] if pos >= 0 else 0
+        signal = carray(_address(s[H_PLAYING]), (length, channels), np.float32)
+        for c in range(channels):
+            out = carray(_address(get_buffer(_address(s[H_PORTS + c]), nframes)), frames, np.float32)
+            for i in range(frames):
+                out[i] = signal[pos + i, c] if pos >= 0 and pos + i < length else 0.0
+        if pos >= 0:
+            s[H_PLAY_POS] = pos + frames if pos + frames < length else -1
+        if s[H_RECORD] != 0:
+            done = s[H_RECORDED]
+            n = min(frames, s[H_RECORD_FRAMES] - done)
+            if n > 0:
+                if done == 0:
+                    s[H_RECORD_START] = clock
+                recording = carray(_address(s[H_RECORDING]), (s[H_RECORD_FRAMES], channels), np.float32)
+                for c in range(channels):
+                    inp = carray(_address(get_buffer(_address(s[H_PORTS + channels + c]), nframes)), frames, np.float32)
+                    for i in range(n):
+                        recording[done + i, c] = inp[i]
+                _release_fence()
+                s[H_RECORDED] = done + n
+        s[H_CLOCK] = clock + frames
+        return 0
+
+    return process
+
+
+def _shut_down(client, *keep_alive) -> None:
+    """Deactivate and close ``client``; ``keep_alive`` (the arrays its process callback reads and
+    writes) is released only afterwards, when this finalizer drops it."""
+    try:
+        client.deactivate()
+        client.close()
+    except Exception:  # the server may already be gone (a test that kills it)
+        pass
+
+
 class Harness:
     """One JACK client that plays ``signal`` into a program's input ports and records its output ports.
 
@@ -112,6 +209,11 @@ class Harness:
     which JACK gets wrong for a callback that runs late. The connection harness -> program ->
     harness is a feedback loop, which JACK breaks by delivering the program's output one period
     later, so ``delay()`` subtracts exactly one period (``loop_periods``).
+
+    The process callback is compiled (``_process_callback``): it shares one int64 array (``H_*``
+    slots) with Python, each slot written by one side only, and copies between the ports and
+    preallocated arrays. Every array it touches stays referenced until the client is deactivated
+    and closed (``close()``, or a finalizer when the harness is dropped without it).
     """
 
     loop_periods = 1
@@ -119,44 +221,42 @@ class Harness:
     def __init__(self, server: JackServer, channels: int = 2, record_seconds: float = 30.0):
         import jack
 
+        process = _process_callback()
         self.channels = channels
         self.client = jack.Client("rs-harness", no_start_server=True, servername=server.name)
         self.outports = [self.client.outports.register(f"out_{c + 1}") for c in range(channels)]
         self.inports = [self.client.inports.register(f"in_{c + 1}") for c in range(channels)]
         self.rate = self.client.samplerate
         self.period = self.client.blocksize
-        self.signal = np.zeros((0, channels), np.float32)
-        self.clock = 0  # frames since activation, advanced once per process callback
-        self._play_pos = -1  # -1: silent; >= 0: next frame of the signal to play
-        self.play_start = -1  # clock of the signal's first frame
         self.recording = np.zeros((int(record_seconds * self.rate), channels), np.float32)
-        self.recorded = 0
-        self.record_start = -1  # clock of recording[0]
-        self._record = False
-        self.client.set_process_callback(self._process)
+        self._signals: list[np.ndarray] = []  # every signal played, alive until the client is closed
+        self._state = np.zeros(H_PORTS + 2 * channels, np.int64)
+        self._state[[H_CHANNELS, H_RECORDING, H_RECORD_FRAMES]] = (channels, self.recording.ctypes.data,
+                                                                  len(self.recording))
+        self._state[[H_PLAY_POS, H_PLAY_START, H_RECORD_START]] = -1
+        ports = [int(jack._ffi.cast("uintptr_t", port._ptr)) for port in self.outports + self.inports]
+        self._state[H_PORTS:] = ports
+        self._close = weakref.finalize(self, _shut_down, self.client, self._state, self.recording, self._signals)
+        if jack._lib.jack_set_process_callback(self.client._ptr, jack._ffi.cast("JackProcessCallback", process.address),
+                                               jack._ffi.cast("void *", self._state.ctypes.data)) != 0:
+            self.close()
+            raise RuntimeError("JACK refused the harness's process callback")
         self.client.activate()
 
-    def _process(self, frames: int) -> None:
-        """JACK process callback: copies only."""
-        pos = self._play_pos
-        for c, port in enumerate(self.outports):
-            buf = port.get_array()
-            buf.fill(0.0)
-            if pos >= 0:
-                chunk = self.signal[pos:pos + frames, c]
-                buf[:len(chunk)] = chunk
-        if pos >= 0:
-            if pos == 0:
-                self.play_start = self.clock
-            self._play_pos = pos + frames if pos + frames < len(self.signal) else -1
-        if self._record:
-            n = min(frames, len(self.recording) - self.recorded)
-            if self.recorded == 0:
-                self.record_start = self.clock
-            for c, port in enumerate(self.inports):
-                self.recording[self.recorded:self.recorded + n, c] = port.get_array()[:n]
-            self.recorded += n
-        self.clock += frames
+    @property
+    def play_start(self) -> int:
+        """Clock of the first frame of the signal ``play`` was last given; -1 until it starts playing."""
+        seen = self._state[H_PLAY_SEEN] == self._state[H_PLAY_REQUEST]  # read before H_PLAY_START
+        return int(self._state[H_PLAY_START]) if seen else -1
+
+    @property
+    def record_start(self) -> int:
+        """Clock of ``recording[0]``; -1 until recording starts."""
+        return int(self._state[H_RECORD_START])
+
+    @property
+    def recorded(self) -> int:
+        return int(self._state[H_RECORDED])
 
     def wait_for_ports(self, regex: str, count: int, timeout: float = 60.0, process: subprocess.Popen | None = None):
         """The names of ``count`` ports matching ``regex`` once they exist (the program opened its stream)."""
@@ -190,19 +290,27 @@ class Harness:
         self.connect(inputs, outputs)
 
     def start_recording(self) -> None:
-        self._record = True
+        self._state[H_RECORD] = 1
 
     def play(self, signal: np.ndarray) -> None:
-        signal = np.asarray(signal, np.float32)
+        """Play ``signal`` from the next process cycle on (replacing whatever was playing)."""
+        signal = np.ascontiguousarray(signal, np.float32)
         if signal.ndim == 1:
             signal = np.repeat(signal[:, None], self.channels, axis=1)
-        self.signal = signal
-        self.play_start = -1
-        self._play_pos = 0
+        if signal.shape[1:] != (self.channels,):
+            raise ValueError(f"signal must have {self.channels} channels, got shape {signal.shape}")
+        deadline = time.monotonic() + 5.0
+        while self._state[H_PLAY_SEEN] != self._state[H_PLAY_REQUEST]:  # the callback may still read the slots
+            if time.monotonic() > deadline:
+                raise TimeoutError("JACK did not pick up the previous signal (is the server running?)")
+            time.sleep(0.001)
+        self._signals.append(signal)
+        self._state[[H_SIGNAL, H_SIGNAL_FRAMES]] = signal.ctypes.data, len(signal)
+        self._state[H_PLAY_REQUEST] += 1  # after the signal's slots: the callback reads them once it sees this
 
     def wait_played(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        while self._play_pos >= 0 or self.play_start < 0:
+        while self.play_start < 0 or self._state[H_PLAY_POS] >= 0:
             if time.monotonic() > deadline:
                 raise TimeoutError("JACK did not play the signal (is the server running?)")
             time.sleep(0.01)
@@ -219,11 +327,7 @@ class Harness:
         return self.record_start + lag - played_at - self.loop_periods * self.period, norm
 
     def close(self) -> None:
-        try:
-            self.client.deactivate()
-            self.client.close()
-        except Exception:  # the server may already be gone (a test that kills it)
-            pass
+        self._close()
 
     def __enter__(self) -> "Harness":
         return self
