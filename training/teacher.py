@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import pickle
 import re
 import shutil
@@ -261,7 +262,7 @@ def find_tracks(inputs: list[Path]) -> list[Track]:
                 found.extend((f.with_suffix(""), (f,)) for f in sorted(folder.iterdir()) if _is_audio(f))
         if not found:
             continue
-        common = Path(*_common_prefix([p.relative_to(root).parent.parts for p, _ in found]))
+        common = os.path.commonpath([str(p.relative_to(root).parent) for p, _ in found])
         for path, files in found:
             below = path.relative_to(root / common).parts
             tracks.append(Track("-".join(_safe(p) for p in (root.resolve().name, *below)), files))
@@ -274,16 +275,6 @@ def find_tracks(inputs: list[Path]) -> list[Track]:
     if not unique:
         raise UserError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) found in {', '.join(map(str, inputs))}")
     return unique
-
-
-def _common_prefix(paths: list[tuple[str, ...]]) -> tuple[str, ...]:
-    prefix = paths[0]
-    for parts in paths[1:]:
-        n = 0
-        while n < min(len(prefix), len(parts)) and prefix[n] == parts[n]:
-            n += 1
-        prefix = prefix[:n]
-    return prefix
 
 
 def load_mixture(files: tuple[Path, ...]) -> np.ndarray:
