@@ -60,7 +60,7 @@ MUSDB_VALIDATION_TRACKS = (
 # never straddle the split.
 VALID_EVERY = 10
 CLIP_SUFFIX = re.compile(r"[_-]\d+$")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".w64", ".rf64")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".w64", ".rf64")
 
 
 class DatasetError(UserError):

@@ -48,6 +48,8 @@ import soundfile as sf
 
 from realtime_split.errors import UserError
 
+from .datasets import AUDIO_SUFFIXES
+
 RATE = 44100
 N_FFT = 4096
 HOP = 1024
@@ -56,7 +58,6 @@ SEGMENT = 512  # STFT frames per network run
 BN_EPS = 1e-3
 MASK_EPS = 1e-10
 MIN_SECONDS = 10.0
-AUDIO_SUFFIXES = (".ogg", ".opus", ".flac", ".wav", ".mp3")
 # Frets on Fire keeps each song as separately mixed parts; played together they are the song.
 SONG_PARTS = ("song", "guitar", "rhythm")
 PCM_SCALE = 2**23  # PCM_24 full scale
