@@ -283,6 +283,19 @@ def stream_callback(input_, output, frame_count, time_info, status_flags, user_d
     return PA_CONTINUE
 
 
+def resident_zeros(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """Zeros whose memory pages are already mapped, for buffers an audio callback writes.
+
+    ``np.zeros`` maps pages lazily, so the callback's first write to each page would
+    page-fault into the kernel; numpy also asks for 2 MB transparent huge pages on big
+    arrays, and zeroing one of those on the audio thread costs an xrun. Writing every
+    page once here moves those faults to setup time.
+    """
+    array = np.zeros(shape, dtype)
+    array.fill(0)
+    return array
+
+
 def _ring_size(frames: int) -> int:
     return 1 << max(12, math.ceil(math.log2(max(frames, 1))))
 
@@ -318,9 +331,9 @@ class RealtimeBridge:
         span = self.buffers + self.latency + self.blocksize + self.chunk * max_chunks + self.fade
         # File playback reads ahead; half a second keeps it robust against a slow disk or a busy CPU.
         size = _ring_size(max(4 * span, self.samplerate if live_input else self.samplerate // 2 + span))
-        self.in_ring = np.zeros((size, self.in_channels), np.float32)
-        self.out_ring = np.zeros((size, self.out_channels), np.float32)
-        self.rec_ring = np.zeros((_ring_size(4 * self.samplerate), self.out_channels), np.float32) if record else None
+        self.in_ring = resident_zeros((size, self.in_channels))
+        self.out_ring = resident_zeros((size, self.out_channels))
+        self.rec_ring = resident_zeros((_ring_size(4 * self.samplerate), self.out_channels)) if record else None
         self.counters = np.zeros(N_COUNTERS, np.int64)
         self.counters[END] = -1
         self.fstate = np.zeros(N_FSTATE, np.float64)

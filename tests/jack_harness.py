@@ -221,6 +221,8 @@ class Harness:
     def __init__(self, server: JackServer, channels: int = 2, record_seconds: float = 30.0):
         import jack
 
+        from realtime_split.realtime_bridge import resident_zeros
+
         process = _process_callback()
         self.channels = channels
         self.client = jack.Client("rs-harness", no_start_server=True, servername=server.name)
@@ -228,7 +230,7 @@ class Harness:
         self.inports = [self.client.inports.register(f"in_{c + 1}") for c in range(channels)]
         self.rate = self.client.samplerate
         self.period = self.client.blocksize
-        self.recording = np.zeros((int(record_seconds * self.rate), channels), np.float32)
+        self.recording = resident_zeros((int(record_seconds * self.rate), channels))  # no page faults on JACK's thread
         self._signals: list[np.ndarray] = []  # every signal played, alive until the client is closed
         self._state = np.zeros(H_PORTS + 2 * channels, np.int64)
         self._state[[H_CHANNELS, H_RECORDING, H_RECORD_FRAMES]] = (channels, self.recording.ctypes.data,
