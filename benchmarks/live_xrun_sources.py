@@ -4,7 +4,7 @@ A second JACK client with only an xrun callback (no process callback) watches th
 ``realtime-split --input mic`` runs for ``--seconds``, either alone (``--with alone``), next to the
 benchmark's harness client connected to it as in bench_live.py (``connected``), or next to the
 harness running but not connected (``unconnected``). Prints the CLI's own counters and the xrun
-times; the findings are in docs/benchmarks.md ("The xruns that remain ...").
+times; the findings are in docs/benchmarks.md ("The last xruns came from the measuring harness").
 
 The monitor's xrun callback may be Python: JACK calls it on the client's notification thread
 (SCHED_OTHER), never on the real-time process thread, and a client without a process callback
