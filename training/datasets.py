@@ -212,20 +212,26 @@ def _as_stereo(audio: np.ndarray, file: Path) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+def read_stereo(file: Path) -> tuple[int, np.ndarray]:
+    """One audio file as ``(rate, float32 (n, 2))``, mono spread to both channels; a clear error if unusable."""
+    try:
+        audio, rate = sf.read(file, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise DatasetError(f"{file}: cannot decode audio ({exc}); replace or remove the file") from None
+    return int(rate), _as_stereo(audio, file)
+
+
 def _load_stem_files(files: tuple[tuple[str, Path], ...]) -> tuple[int, dict[str, np.ndarray]]:
     stems: dict[str, np.ndarray] = {}
     rate = None
     first = files[0][1]
     for stem, file in files:
-        try:
-            audio, file_rate = sf.read(file, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise DatasetError(f"{file}: cannot decode audio ({exc}); replace or remove the file") from None
+        file_rate, audio = read_stereo(file)
         if rate is not None and file_rate != rate:
             raise DatasetError(f"{file}: sample rate {file_rate} Hz differs from {rate} Hz of {first.name}; "
                                "resample the stems of a track to one rate")
         rate = file_rate
-        stems[stem] = _as_stereo(audio, file)
+        stems[stem] = audio
     _check_lengths(stems, first.parent, {stem: file.name for stem, file in files})
     return int(rate), stems
 

@@ -48,7 +48,8 @@ import soundfile as sf
 
 from realtime_split.errors import UserError
 
-from .datasets import AUDIO_SUFFIXES
+from .datasets import AUDIO_SUFFIXES, open_dataset, read_stereo
+from .evaluate import bsseval_sdr
 
 RATE = 44100
 N_FFT = 4096
@@ -284,14 +285,7 @@ def load_mixture(files: tuple[Path, ...]) -> np.ndarray:
 
     parts = []
     for file in files:
-        try:
-            audio, rate = sf.read(file, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise UserError(f"{file}: cannot decode audio ({exc}); convert it to flac or remove it") from None
-        if audio.shape[1] == 1:
-            audio = np.repeat(audio, 2, axis=1)
-        if audio.shape[1] != 2:
-            raise UserError(f"{file}: has {audio.shape[1]} channels; only mono or stereo can be labelled")
+        rate, audio = read_stereo(file)
         if rate != RATE:
             audio = soxr.resample(audio, rate, RATE).astype(np.float32)
         parts.append(audio)
@@ -376,10 +370,6 @@ def label(inputs: list[Path], out: Path, weights_dir: Path | None) -> int:
 
 def check_musdb(path: Path, weights_dir: Path | None) -> int:
     """Median museval v4 SDR of the teacher on the MUSDB18 validation tracks (mixture = sum of the stems)."""
-    import museval
-
-    from training.datasets import open_dataset
-
     teacher = Teacher(load_weights(weights_dir))
     sdr: dict[str, list[float]] = {"vocals": [], "accompaniment": []}
     seconds = busy = 0.0
@@ -392,8 +382,7 @@ def check_musdb(path: Path, weights_dir: Path | None) -> int:
         seconds += len(mix) / rate
         references = np.stack([stems["vocals"], mix - stems["vocals"]])
         estimates = np.stack([vocals, mix - vocals])
-        scores = museval.evaluate(references, estimates, win=RATE, hop=RATE)[0]
-        medians = np.nanmedian(scores, axis=1)
+        medians = bsseval_sdr(references, estimates, RATE)
         for stem, value in zip(sdr, medians):
             sdr[stem].append(float(value))
         print(f"{track.name}: SDR vocals {medians[0]:.2f} dB, accompaniment {medians[1]:.2f} dB", flush=True)
