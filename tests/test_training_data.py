@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.augment import augment_stems, band_limit
+from fractions import Fraction
+
+from training.augment import augment_stems, band_limit, change_speed, source_length, speed_ratio
 from training.cache import AudioCache, CachedTrack
 from training.config import AugmentConfig
 from training.datasets import TrackRef, open_dataset
@@ -19,7 +21,7 @@ FOUR = ("vocals", "drums", "bass", "other")
 W = 256
 NO_AUGMENT = AugmentConfig(gain_db=(0.0, 0.0), channel_swap=0, polarity=0, mono=0, remix=0, band_limit=0)
 EVERYTHING = AugmentConfig(gain_db=(-6.0, 3.0), channel_swap=0.5, polarity=0.5, mono=0.5, remix=1.0, band_limit=0.5,
-                           band_limit_hz=2000.0)
+                           band_limit_hz=2000.0, speed=0.5)
 
 
 def cached(name: str, stems: tuple[str, ...], n: int, seed: int) -> CachedTrack:
@@ -118,6 +120,28 @@ def test_band_limit_removes_everything_above_the_cutoff():
     spectrum = np.abs(np.fft.rfft(limited, axis=1))
     freqs = np.fft.rfftfreq(4096, 1 / 8000)
     assert spectrum[:, freqs > 2000].max() < 1e-3 * spectrum[:, freqs < 2000].max()
+
+
+@pytest.mark.parametrize("semitones", [-2, -1, 1, 2])
+def test_speed_change_moves_pitch_by_the_ratio_and_keeps_the_level_to_the_window_edges(semitones):
+    rate, window, tone = 8000, 2048, 500.0
+    speed = Fraction(2.0 ** (semitones / 12)).limit_denominator(48)
+    t = np.arange(source_length(window, speed)) / rate
+    stems = np.broadcast_to(np.sin(2 * np.pi * tone * t)[None, :, None], (3, len(t), 2)).astype(np.float32)
+    out = change_speed(stems, speed, window)
+    assert out.shape == (3, window, 2)
+    peak = np.abs(np.fft.rfft(out[0, :, 0] * np.hanning(window))).argmax() * rate / window
+    assert peak == pytest.approx(tone * float(speed), abs=rate / window)
+    for edge in (out[0, :64, 0], out[0, -64:, 0]):
+        assert np.abs(edge).max() == pytest.approx(1.0, abs=0.02)
+
+
+def test_speed_ratios_are_whole_semitones_and_off_by_default():
+    rng = np.random.default_rng(0)
+    assert speed_ratio(rng, AugmentConfig()) is None
+    drawn = {speed_ratio(rng, AugmentConfig(speed=1.0, speed_semitones=2)) for _ in range(200)}
+    semitones = sorted(round(12 * np.log2(float(s)), 2) for s in drawn)
+    assert semitones == pytest.approx([-2, -1, 1, 2], abs=0.02)
 
 
 def test_validation_windows_are_fixed_and_unaugmented():

@@ -6,7 +6,10 @@ sum afterwards, so the mixture always equals the sum of the augmented stems.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
+from scipy.signal import resample_poly
 
 from .config import AugmentConfig
 
@@ -23,6 +26,33 @@ def augment_stems(stems: np.ndarray, rng: np.random.Generator, cfg: AugmentConfi
     if rng.random() < cfg.band_limit:
         out = band_limit(out, cfg.band_limit_hz, sample_rate)
     return out
+
+
+SPEED_MARGIN = 64  # samples read beyond each end, so the resampling filter's edges fall outside the window
+
+
+def speed_ratio(rng: np.random.Generator, cfg: AugmentConfig) -> Fraction | None:
+    """A random playback speed for one window (tape-style: tempo and pitch move together), or None.
+
+    Whole semitones in ``[-speed_semitones, speed_semitones]`` without 0, as a small fraction, so
+    polyphase resampling is exact and cheap.
+    """
+    if cfg.speed_semitones < 1 or rng.random() >= cfg.speed:
+        return None
+    steps = [k for k in range(-cfg.speed_semitones, cfg.speed_semitones + 1) if k]
+    return Fraction(2.0 ** (rng.choice(steps) / 12.0)).limit_denominator(48)
+
+
+def source_length(window: int, speed: Fraction | None) -> int:
+    """Samples to read so that ``change_speed`` yields ``window`` samples."""
+    return window if speed is None else int(np.ceil(window * speed)) + 2 * SPEED_MARGIN + 1
+
+
+def change_speed(stems: np.ndarray, speed: Fraction, window: int) -> np.ndarray:
+    """``(n_stems, source_length, 2)`` -> ``(n_stems, window, 2)`` played ``speed`` times faster."""
+    out = resample_poly(stems, speed.denominator, speed.numerator, axis=1)
+    start = int(round(SPEED_MARGIN / speed))
+    return np.ascontiguousarray(out[:, start:start + window], dtype=np.float32)
 
 
 def band_limit(stems: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarray:

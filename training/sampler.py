@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .augment import augment_stems
+from .augment import augment_stems, change_speed, source_length, speed_ratio
 from .cache import CachedTrack
 from .config import AugmentConfig
 
@@ -93,18 +93,23 @@ class WindowSampler:
         k = rng.choice(len(self.sources), p=self.source_p)
         tracks, p = self.sources[k].tracks, self.track_p[k]
         base = tracks[rng.choice(len(tracks), p=p)]
+        speed = speed_ratio(rng, self.augment)
+        window = source_length(self.window, speed)
         if rng.random() < self.augment.remix:
             # Each stem from a random track of the same source that has it, at its own offset.
             picks = {}
             for stem in base.stems:
                 having = [i for i, t in enumerate(tracks) if stem in t.stems]
                 q = p[having] / p[having].sum()
-                picks[stem] = _crop(tracks[having[rng.choice(len(having), p=q)]], stem, self.window, rng)
+                picks[stem] = _crop(tracks[having[rng.choice(len(having), p=q)]], stem, window, rng)
         else:
-            start = _offset(len(base), self.window, rng)
-            picks = {stem: _read(base, stem, start, self.window) for stem in base.stems}
+            start = _offset(len(base), window, rng)
+            picks = {stem: _read(base, stem, start, window) for stem in base.stems}
         names = list(picks)
-        augmented = augment_stems(np.stack([picks[n] for n in names]), rng, self.augment, self.sample_rate)
+        stems = np.stack([picks[n] for n in names])
+        if speed is not None:
+            stems = change_speed(stems, speed, self.window)
+        augmented = augment_stems(stems, rng, self.augment, self.sample_rate)
         return self.layout.targets(dict(zip(names, augmented)))
 
     def batches(self, seed: int, epoch: int, steps: range, size: int, stream: int = 0):
