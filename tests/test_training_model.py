@@ -143,20 +143,3 @@ def test_full_rate_head_sees_the_mixture():
     assert stems.shape == (2, config.window, 4, 2)
     head = model.get_layer("head_conv")
     assert head.kernel.shape == (3, 4 + 2, 8)  # 4 U-Net features + the stereo mixture -> 4 stems x 2 channels
-
-
-def test_a_model_grown_with_the_mixture_mask_path_starts_as_the_model_it_grew_from(tmp_path):
-    from realtime_split.errors import UserError
-    from training.train import _init_weights
-
-    learned = ("model.frontend=learned", "model.frontend_filters=16", "model.frontend_kernel=8")
-    earlier = build_model(tiny(*learned))
-    earlier.save(tmp_path / "earlier.keras")
-    grown = build_model(tiny(*learned, "model.mask_mix_channels=6"))
-    _init_weights(grown, tmp_path / "earlier.keras")
-    mix, stems = run(earlier, 256)
-    np.testing.assert_array_equal(grown(mix, training=False).numpy(), stems)
-    assert grown.get_layer("mask_mix_conv").kernel.shape == (1, 16, 6)
-
-    with pytest.raises(UserError, match="does not fit this model"):
-        _init_weights(build_model(tiny(*learned, "model.depth=2")), tmp_path / "earlier.keras")

@@ -51,8 +51,6 @@ class ModelConfig:
                                   # Learned filterbank: the U-Net's output width feeding the mask head
                                   # (0: ``filters``); the masks of all stems and filters are linear in it
     head_kernel: int = 5          # kernel of that final full-rate conv
-    mask_mix_channels: int = 0    # learned filterbank: N > 0 adds mask logits computed from the mixture's
-                                  # filterbank coefficients of the same frame (through N channels)
     frontend: str = "learned"     # "learned": Conv-TasNet-like filterbank; "none": the plain waveform U-Net
     frontend_filters: int = 256   # learned filterbank size N
     frontend_kernel: int = 64     # learned filter length L (hop L/2)
@@ -176,7 +174,6 @@ class Config:
         _check(not unknown, f"model.stems: unknown stem {unknown[:1]}; choose from {', '.join(KNOWN_STEMS)}")
         _check(m.mask in MASKS, f"model.mask must be one of {', '.join(MASKS)}")
         _check(m.head_filters >= 0 and m.head_kernel >= 1, "model.head_filters must be >= 0, model.head_kernel >= 1")
-        _check(m.mask_mix_channels >= 0, "model.mask_mix_channels must be >= 0")
         _check(m.mask_overshoot >= 0, "model.mask_overshoot must be >= 0")
         _check(m.frontend in FRONTENDS, f"model.frontend must be one of {', '.join(FRONTENDS)}")
         _check(m.frontend != "learned" or (m.frontend_kernel >= 2 and m.frontend_kernel % 2 == 0),

@@ -32,10 +32,8 @@ def build_model(config: Config) -> keras.Model:
         # stem and basis filter (a kernel-15 transposed conv straight to n_stems * N channels
         # would cost more than the rest of the network together).
         features = _unet(basis, m.head_filters or m.filters, m)
-        logits = layers.Conv1D(n_stems * n, 1, name="mask_head")(features)
-        if m.mask_mix_channels:
-            logits = layers.Add(name="mask_logits_with_mix")([logits, _mix_logits(basis, n_stems * n, m)])
-        masks = _masks(logits, n_stems, n, m.mask, m.mask_overshoot)
+        masks = _masks(layers.Conv1D(n_stems * n, 1, name="mask_head")(features), n_stems, n, m.mask,
+                       m.mask_overshoot)
         masked = layers.Multiply(name="apply_masks")([masks, layers.Reshape((-1, 1, n))(basis)])
         # A (L, 1) kernel over (frames, stems) synthesizes every stem with the same filters.
         stems = layers.Conv2DTranspose(2, (m.frontend_kernel, 1), strides=(hop, 1), padding="same",
@@ -53,19 +51,6 @@ def build_model(config: Config) -> keras.Model:
         stems = layers.Multiply(name="apply_masks")([masks, layers.Reshape((-1, 1, 2), name="mix_per_stem")(mix)])
     stems = layers.Activation("linear", name="stems", dtype="float32")(stems)
     return keras.Model(mix, stems, name=config.streaming.name or "separator")
-
-
-def _mix_logits(basis, channels: int, m: ModelConfig):
-    """Mask logits straight from the mixture's filterbank coefficients of the same frame.
-
-    The U-Net's full-rate level has only ``filters`` channels, so without this path every mask is a
-    function of 16 features per frame. The last conv starts at zero: a model grown with this path
-    computes exactly what it was fine-tuned from (``train.init_from``) until training moves it.
-    """
-    x = layers.Conv1D(m.mask_mix_channels, 1, name="mask_mix_conv")(basis)
-    x = layers.BatchNormalization(name="mask_mix_bn")(x)
-    x = layers.LeakyReLU(0.2, name="mask_mix_act")(x)
-    return layers.Conv1D(channels, 1, use_bias=False, kernel_initializer="zeros", name="mask_mix_head")(x)
 
 
 def _unet(x, out_channels: int, m: ModelConfig):

@@ -313,29 +313,15 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
 
 
 def _init_weights(model, path: Path) -> None:
-    """Start from another run's weights (``train.init_from``), e.g. to fine-tune with new data.
-
-    Layers are matched by name and must have the same shapes. The model may add layers the earlier
-    one lacks (an option such as ``model.mask_mix_channels`` grows it): they keep their
-    initializers, which decide what the grown model computes at first.
-    """
-    import keras
-
+    """Start from another run's weights (``train.init_from``), e.g. to fine-tune with new data."""
     if not path.is_file():
         raise UserError(f"train.init_from: no such model {path}; give the best.keras of an earlier run")
-    earlier = {layer.name: layer for layer in keras.saving.load_model(path, compile=False).layers if layer.weights}
-    ours = {layer.name: layer for layer in model.layers if layer.weights}
-    missing = sorted(set(earlier) - set(ours))
-    differ = sorted(name for name in set(earlier) & set(ours)
-                    if [w.shape for w in earlier[name].weights] != [w.shape for w in ours[name].weights])
-    if missing or differ:
-        what = f"layers {', '.join((missing + differ)[:4])} differ"
-        raise UserError(f"train.init_from: {path} does not fit this model ({what}); "
-                        "its model.* settings must match the layers of this config")
-    for name, layer in earlier.items():
-        ours[name].set_weights(layer.get_weights())
-    added = sorted(set(ours) - set(earlier))
-    print(f"initialized from {path}" + (f" (new layers: {', '.join(added)})" if added else ""), flush=True)
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"train.init_from: {path} does not fit this model ({str(exc).splitlines()[0][:200]}); "
+                        "its model.* settings must match the layers of this config") from None
+    print(f"initialized from {path}", flush=True)
 
 
 def _save_model(model, path: Path) -> None:
