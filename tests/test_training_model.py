@@ -53,16 +53,6 @@ def test_learned_frontend():
     assert {"analysis", "synthesis"} <= {layer.name for layer in model.layers}
 
 
-def test_learned_frontend_mask_head_width():
-    # The masks of every stem and filter are linear in the U-Net's output features: head_filters widens them.
-    config = tiny("model.frontend=learned", "model.frontend_filters=16", "model.frontend_kernel=8",
-                  "model.head_filters=12")
-    model = build_model(config)
-    _, stems = run(model, config.window)
-    assert stems.shape == (2, config.window, 4, 2)
-    assert model.get_layer("mask_head").kernel.shape == (1, 12, 4 * 16)
-
-
 def test_default_architecture():
     config = load_config(CONFIG_DIR / "default.toml")
     model = build_model(config)

@@ -46,10 +46,8 @@ class ModelConfig:
     mask: str = "sigmoid"         # "sigmoid": one mask per stem; "softmax": masks sum to 1, stems sum to the mix
     mask_overshoot: float = 0.0   # widen the masks' range to [-a, 1 + (n - 1) a] (softmax) or [-a, 1 + a]
                                   # (sigmoid): per-sample waveform masks inside [0, 1] cap SDR near 6 dB
-    head_filters: int = 0         # waveform U-Net: 0: the last transposed conv gives the mask logits; N: it
-                                  # gives N full-rate features that, with the mixture itself, feed a final conv.
-                                  # Learned filterbank: the U-Net's output width feeding the mask head
-                                  # (0: ``filters``); the masks of all stems and filters are linear in it
+    head_filters: int = 0         # 0: the last transposed conv gives the mask logits; N: it gives N
+                                  # full-rate features that, with the mixture itself, feed a final conv
     head_kernel: int = 5          # kernel of that final full-rate conv
     frontend: str = "learned"     # "learned": Conv-TasNet-like filterbank; "none": the plain waveform U-Net
     frontend_filters: int = 256   # learned filterbank size N

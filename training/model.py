@@ -31,7 +31,7 @@ def build_model(config: Config) -> keras.Model:
         # The U-Net ends at ``filters`` channels; a pointwise head widens them to one mask per
         # stem and basis filter (a kernel-15 transposed conv straight to n_stems * N channels
         # would cost more than the rest of the network together).
-        features = _unet(basis, m.head_filters or m.filters, m)
+        features = _unet(basis, m.filters, m)
         masks = _masks(layers.Conv1D(n_stems * n, 1, name="mask_head")(features), n_stems, n, m.mask,
                        m.mask_overshoot)
         masked = layers.Multiply(name="apply_masks")([masks, layers.Reshape((-1, 1, n))(basis)])
