@@ -1,0 +1,82 @@
+"""Would a post-filter that makes the stems add up to the mix help a trained model? (docs/model-card.md)
+
+Runs a training checkpoint on each of the 14 MUSDB18 validation previews in one piece (the same
+numbers as streaming within ~0.1 dB) and scores, with museval like bench_quality:
+- ``raw``: the model's stems;
+- ``masks / sum``: its sigmoid masks divided by their sum over stems, in the learned filterbank;
+- ``wiener N pP``: one Wiener step in an N-point STFT, mask_i = |S_i|^P / sum_j |S_j|^P times the mix;
+- ``other = residual``: other replaced by mix - vocals - drums - bass.
+
+    python3 benchmarks/probe_postfilters.py runs/default/best.keras
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import keras  # noqa: E402
+from scipy.signal import istft, stft  # noqa: E402
+
+from training.datasets import open_dataset  # noqa: E402
+from training.evaluate import bsseval_sdr  # noqa: E402
+
+STEMS = ("vocals", "drums", "bass", "other")
+DATA = REPO.parent / "shared" / "data" / "musdb18-preview"
+PAD = 2048
+
+
+def wiener(estimates: np.ndarray, mix: np.ndarray, n_fft: int, power: float) -> np.ndarray:
+    """``(S, n, 2)`` estimates -> ``(S, n, 2)`` stems that add up to ``mix``."""
+    def spec(x):
+        return stft(x.T, nperseg=n_fft, noverlap=n_fft * 3 // 4)[2]
+
+    mixture = spec(mix)
+    weights = np.stack([(np.abs(spec(e)) ** power).sum(axis=0) for e in estimates])  # channels pooled
+    weights /= weights.sum(axis=0, keepdims=True) + 1e-10
+    return np.stack([istft(w * mixture, nperseg=n_fft, noverlap=n_fft * 3 // 4)[1].T[: len(mix)] for w in weights])
+
+
+def main(checkpoint: str) -> None:
+    model = keras.saving.load_model(checkpoint, compile=False)
+    parts = keras.Model(model.input, [model.get_layer("masks").output, model.get_layer("analysis").output])
+    synthesis = model.get_layer("synthesis")
+    scores: dict[str, list[np.ndarray]] = {}
+    for track in open_dataset("musdb", DATA, "valid"):
+        rate, stems = track.load(44100)
+        references = np.stack([stems[s] for s in STEMS])
+        mix = references.sum(axis=0)
+        n = len(mix)
+        x = np.pad(mix, ((PAD, (-n) % PAD + PAD), (0, 0)))[None].astype(np.float32)
+        masks, basis = (np.asarray(a) for a in parts(x, training=False))
+
+        def stems_from(m):
+            return np.asarray(synthesis(m * basis[:, :, None, :]))[0, PAD:PAD + n].transpose(1, 0, 2)
+
+        raw = stems_from(masks)
+        residual = raw.copy()
+        residual[3] = mix - raw[:3].sum(axis=0)
+        variants = {"raw": raw, "masks / sum": stems_from(masks / (masks.sum(axis=2, keepdims=True) + 1e-6)),
+                    "other = residual": residual}
+        for n_fft in (512, 2048):
+            for power in (1, 2):
+                variants[f"wiener {n_fft} p{power}"] = wiener(raw, mix, n_fft, power)
+        for name, estimates in variants.items():
+            scores.setdefault(name, []).append(bsseval_sdr(references, estimates, rate))
+        print(f"  {track.name}", file=sys.stderr, flush=True)
+    print(f"`python3 benchmarks/probe_postfilters.py {checkpoint}`: median SDR over {len(scores['raw'])} tracks, dB\n")
+    print("| variant | " + " | ".join(STEMS) + " |")
+    print("|---|" + "---:|" * len(STEMS))
+    for name, values in scores.items():
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in np.nanmedian(np.array(values), axis=0)) + " |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python3 benchmarks/probe_postfilters.py RUN/best.keras")
+    main(sys.argv[1])
