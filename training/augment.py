@@ -37,8 +37,8 @@ def speed_ratio(rng: np.random.Generator, cfg: AugmentConfig) -> Fraction | None
     Whole semitones in ``[-speed_semitones, speed_semitones]`` without 0, as a small fraction, so
     polyphase resampling is exact and cheap.
     """
-    if cfg.speed_semitones < 1 or rng.random() >= cfg.speed:
-        return None
+    if cfg.speed <= 0 or cfg.speed_semitones < 1 or rng.random() >= cfg.speed:
+        return None  # off: no random draw, so runs without speed change sample exactly as before
     steps = [k for k in range(-cfg.speed_semitones, cfg.speed_semitones + 1) if k]
     return Fraction(2.0 ** (rng.choice(steps) / 12.0)).limit_denominator(48)
 
