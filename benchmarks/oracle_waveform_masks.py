@@ -15,6 +15,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_quality import DATA  # noqa: E402
 from training.datasets import open_dataset  # noqa: E402
 
 STEMS = ("vocals", "drums", "bass", "other")
@@ -34,7 +35,7 @@ def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def main() -> None:
-    data = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "data" / "musdb18-preview"
+    data = Path(sys.argv[1]) if len(sys.argv) > 1 else DATA
     variants = ["[0, 1], sum 1", "[0, 1]", "[-1, 2]", "[-2, 3]"]
     results = {v: {s: [] for s in STEMS} for v in variants}
     for track in open_dataset("musdb", data, "valid"):

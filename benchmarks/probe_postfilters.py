@@ -23,11 +23,11 @@ sys.path.insert(0, str(REPO))
 import keras  # noqa: E402
 from scipy.signal import istft, stft  # noqa: E402
 
+from bench_quality import DATA  # noqa: E402
 from training.datasets import open_dataset  # noqa: E402
 from training.evaluate import bsseval_sdr  # noqa: E402
 
 STEMS = ("vocals", "drums", "bass", "other")
-DATA = REPO.parent / "shared" / "data" / "musdb18-preview"
 PAD = 2048
 
 
