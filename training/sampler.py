@@ -94,17 +94,17 @@ class WindowSampler:
         tracks, p = self.sources[k].tracks, self.track_p[k]
         base = tracks[rng.choice(len(tracks), p=p)]
         speed = speed_ratio(rng, self.augment)
-        window = source_length(self.window, speed)
+        length = source_length(self.window, speed)  # samples to read: more or fewer than a window at another speed
         if rng.random() < self.augment.remix:
             # Each stem from a random track of the same source that has it, at its own offset.
             picks = {}
             for stem in base.stems:
                 having = [i for i, t in enumerate(tracks) if stem in t.stems]
                 q = p[having] / p[having].sum()
-                picks[stem] = _crop(tracks[having[rng.choice(len(having), p=q)]], stem, window, rng)
+                picks[stem] = _crop(tracks[having[rng.choice(len(having), p=q)]], stem, length, rng)
         else:
-            start = _offset(len(base), window, rng)
-            picks = {stem: _read(base, stem, start, window) for stem in base.stems}
+            start = _offset(len(base), length, rng)
+            picks = {stem: _read(base, stem, start, length) for stem in base.stems}
         names = list(picks)
         stems = np.stack([picks[n] for n in names])
         if speed is not None:
