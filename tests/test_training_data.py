@@ -139,6 +139,7 @@ def test_speed_change_moves_pitch_by_the_ratio_and_keeps_the_level_to_the_window
 def test_speed_ratios_are_whole_semitones_and_off_by_default():
     rng = np.random.default_rng(0)
     assert speed_ratio(rng, AugmentConfig()) is None
+    assert rng.random() == np.random.default_rng(0).random()  # off draws nothing: other runs sample as before
     drawn = {speed_ratio(rng, AugmentConfig(speed=1.0, speed_semitones=2)) for _ in range(200)}
     semitones = sorted(round(12 * np.log2(float(s)), 2) for s in drawn)
     assert semitones == pytest.approx([-2, -1, 1, 2], abs=0.02)
