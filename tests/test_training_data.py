@@ -145,6 +145,34 @@ def test_speed_ratios_are_whole_semitones_and_off_by_default():
     assert semitones == pytest.approx([-2, -1, 1, 2], abs=0.02)
 
 
+def test_borrowed_vocals_come_from_the_other_source_over_this_sources_band_limited_instruments():
+    musdb, mir = musdb_like(), mir_like()
+    freqs = np.fft.rfftfreq(W, 1 / 8000)
+
+    def windows(borrow):
+        augment = replace(NO_AUGMENT, borrow_vocals=borrow, band_limit_hz=1000.0)
+        s = WindowSampler([Source("musdb", musdb), Source("mir", mir)], TargetLayout(FOUR), W, augment, 8000)
+        return s.batch(np.random.default_rng(2), 16)
+
+    def own_vocals(window):  # the vocals of the MUSDB18-like track the other stems came from
+        return any(np.array_equal(t.audio[start:start + W, k].astype(np.float32), window[:, 1])
+                   and np.array_equal(t.audio[start:start + W, 0].astype(np.float32), window[:, 0])
+                   for t in musdb for k in [1] for start in range(len(t) - W + 1))
+
+    mix, targets, presence = windows(1.0)
+    four = presence[:, 1] == 1  # windows drawn from the 4-stem source keep all four stems trained
+    assert four.any() and (~four).any()
+    np.testing.assert_array_equal(presence[four], np.tile([1, 1, 1, 1, 0], (four.sum(), 1)))
+    np.testing.assert_allclose(mix[four], targets[four, :, :4].sum(axis=2), atol=1e-6)
+    np.testing.assert_allclose(mix[~four], targets[~four, :, 0] + targets[~four, :, 4], atol=1e-6)
+    for window in targets:  # every borrowed window is low-passed as a whole
+        spectrum = np.abs(np.fft.rfft(window, axis=0))
+        assert spectrum[freqs > 1000].max() < 1e-3 * spectrum[freqs < 1000].max()
+    assert not any(own_vocals(w) for w in targets[four])
+    _, targets, presence = windows(0.0)  # off: every 4-stem window sings its own track's vocals
+    assert all(own_vocals(w) for w in targets[presence[:, 1] == 1])
+
+
 def test_validation_windows_are_fixed_and_unaugmented():
     tracks = musdb_like()
     first = validation_windows(tracks, TargetLayout(FOUR), W, 128, 10)

@@ -14,8 +14,12 @@ from scipy.signal import resample_poly
 from .config import AugmentConfig
 
 
-def augment_stems(stems: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, sample_rate: int) -> np.ndarray:
-    """``stems``: float32 ``(n_stems, time, 2)``; returns a new array of the same shape."""
+def augment_stems(stems: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, sample_rate: int,
+                  band_limited: bool = False) -> np.ndarray:
+    """``stems``: float32 ``(n_stems, time, 2)``; returns a new array of the same shape.
+
+    ``band_limited``: low-pass the window whatever ``cfg.band_limit`` draws (stems from a 16 kHz source).
+    """
     n = len(stems)
     out = stems * (10.0 ** (rng.uniform(*cfg.gain_db, size=n) / 20.0)).astype(np.float32)[:, None, None]
     swap = rng.random(n) < cfg.channel_swap
@@ -23,7 +27,7 @@ def augment_stems(stems: np.ndarray, rng: np.random.Generator, cfg: AugmentConfi
     out[rng.random(n) < cfg.polarity] *= -1.0
     mono = rng.random(n) < cfg.mono
     out[mono] = out[mono].mean(axis=2, keepdims=True)
-    if rng.random() < cfg.band_limit:
+    if rng.random() < cfg.band_limit or band_limited:
         out = band_limit(out, cfg.band_limit_hz, sample_rate)
     return out
 

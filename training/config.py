@@ -114,6 +114,8 @@ class AugmentConfig:
     band_limit_hz: float = 8000.0
     speed: float = 0.0                           # per window: play all stems faster or slower (tempo and
     speed_semitones: int = 2                     # pitch together) by whole semitones up to this many
+    borrow_vocals: float = 0.0                   # per window: vocals from another source's track (real singing
+                                                 # over another source's band), window band-limited
 
 
 @dataclass
@@ -197,7 +199,7 @@ class Config:
         _check(t.learning_rate > 0, "train.learning_rate must be positive")
         _check(t.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
         _check(a.gain_db[0] <= a.gain_db[1], "augment.gain_db must be [low, high]")
-        for key in ("channel_swap", "polarity", "mono", "remix", "band_limit", "speed"):
+        for key in ("channel_swap", "polarity", "mono", "remix", "band_limit", "speed", "borrow_vocals"):
             _check(0 <= getattr(a, key) <= 1, f"augment.{key} is a probability in [0, 1]")
         _check(0 <= a.speed_semitones <= 6, "augment.speed_semitones must be 0..6")
         _check(not self.data.weights or len(self.data.weights) == len(self.data.sources),

@@ -105,12 +105,31 @@ class WindowSampler:
         else:
             start = _offset(len(base), length, rng)
             picks = {stem: _read(base, stem, start, length) for stem in base.stems}
+        borrowed = self._borrow_vocals(k, picks, length, rng)
         names = list(picks)
         stems = np.stack([picks[n] for n in names])
         if speed is not None:
             stems = change_speed(stems, speed, self.window)
-        augmented = augment_stems(stems, rng, self.augment, self.sample_rate)
+        augmented = augment_stems(stems, rng, self.augment, self.sample_rate, band_limited=borrowed)
         return self.layout.targets(dict(zip(names, augmented)))
+
+    def _borrow_vocals(self, k: int, picks: dict[str, np.ndarray], length: int, rng: np.random.Generator) -> bool:
+        """Maybe replace the window's vocals with a crop from another source's track (in place); True if done.
+
+        MUSDB18 has minutes of singing, MIR-1K hours but over karaoke backings: borrowing puts each
+        source's singing over the other's instruments, so every window keeps exact stems. The window is
+        then band-limited, because one of the two is a 16 kHz recording in the shipped recipe.
+        """
+        if self.augment.borrow_vocals <= 0 or "vocals" not in picks:
+            return False  # off: no random draw, so runs without borrowing sample exactly as before
+        lenders = [j for j, s in enumerate(self.sources) if j != k and any("vocals" in t.stems for t in s.tracks)]
+        if not lenders or rng.random() >= self.augment.borrow_vocals:
+            return False
+        j = lenders[rng.choice(len(lenders), p=self.source_p[lenders] / self.source_p[lenders].sum())]
+        having = [i for i, t in enumerate(self.sources[j].tracks) if "vocals" in t.stems]
+        q = self.track_p[j][having] / self.track_p[j][having].sum()
+        picks["vocals"] = _crop(self.sources[j].tracks[having[rng.choice(len(having), p=q)]], "vocals", length, rng)
+        return True
 
     def batches(self, seed: int, epoch: int, steps: range, size: int, stream: int = 0):
         """Batches for the given steps of an epoch, each from its own seeded generator."""
