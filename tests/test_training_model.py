@@ -108,6 +108,19 @@ def test_accompaniment_is_compared_with_the_sum_of_the_predicted_parts():
     assert loss(pred, targets, np.tile(np.float32([1, 1, 0, 0, 0]), (3, 1))).numpy().min() > 0.01
 
 
+def test_stem_weights_weigh_each_target_and_a_sum_target_by_its_parts_mean():
+    layout = TargetLayout(FOUR)
+    region = tiny().loss_region()
+    pred, targets, _ = batch()
+    per_target = np.abs(np.einsum("btsc,sg->btgc", pred, layout.matrix) - targets)[:, region[0]:region[1]].mean(axis=(1, 3))
+    presence = np.tile(np.float32([1, 1, 1, 1, 1]), (3, 1))
+    weights = np.float32([2, 1, 1, 4, 2])  # accompaniment: mean of drums, bass, other
+    weighted = make_loss("mae", layout.matrix, region, [2.0, 1.0, 1.0, 4.0])(pred, targets, presence).numpy()
+    np.testing.assert_allclose(weighted, (per_target * weights).sum(axis=1) / weights.sum(), rtol=1e-5)
+    plain = make_loss("mae", layout.matrix, region)(pred, targets, presence).numpy()
+    np.testing.assert_allclose(plain, per_target.mean(axis=1), rtol=1e-5)
+
+
 @pytest.mark.parametrize("name", LOSSES)
 def test_perfect_prediction_is_the_minimum(name):
     loss = make_loss(name, TargetLayout(FOUR).matrix, tiny().loss_region())

@@ -129,6 +129,9 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True     # tf.config.experimental.enable_op_determinism
     strategy: str = "default"      # default | mirrored | multiworker (tf.distribute)
+    stem_weights: list[float] = field(default_factory=list)  # training loss weight per model stem, [] = all 1
+                                   # (validation stays unweighted, so runs compare); a sum target such as
+                                   # accompaniment gets its parts' mean
     init_from: str = ""            # a .keras model whose weights start the run (fine-tuning a model
                                    # with the same layers; "" = random initialization)
 
@@ -196,6 +199,8 @@ class Config:
         _check(t.strategy in STRATEGIES, f"train.strategy must be one of {', '.join(STRATEGIES)}")
         for key in ("epochs", "batch_size", "steps_per_epoch"):
             _check(getattr(t, key) >= 1, f"train.{key} must be at least 1")
+        _check(not t.stem_weights or (len(t.stem_weights) == len(m.stems) and min(t.stem_weights) > 0),
+               f"train.stem_weights needs one positive weight per stem ({', '.join(m.stems)}), or [] for all 1")
         _check(t.learning_rate > 0, "train.learning_rate must be positive")
         _check(t.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
         _check(a.gain_db[0] <= a.gain_db[1], "augment.gain_db must be [low, high]")

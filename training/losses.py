@@ -20,21 +20,25 @@ STFT_SIZES = (2048, 1024, 512)
 LossFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
 
-def make_loss(name: str, matrix: np.ndarray, region: tuple[int, int]) -> LossFn:
+def make_loss(name: str, matrix: np.ndarray, region: tuple[int, int], stem_weights=()) -> LossFn:
     """``loss(pred, targets, presence) -> (batch,)``.
 
     ``pred`` ``(B, W, S, 2)`` model output; ``targets`` ``(B, W, G, 2)``;
     ``presence`` ``(B, G)``; ``matrix`` ``(S, G)`` maps predicted stems to targets.
+    ``stem_weights`` ``(S,)`` (empty = all 1) weights each target, a sum target by its parts' mean.
     """
     per_target = {"mae": _mae, "mse": _mse, "sdr": _neg_sdr, "si-sdr": _neg_si_sdr, "mrstft": _mrstft}[name]
     start, stop = region
+    stems = np.asarray(stem_weights if len(stem_weights) else np.ones(matrix.shape[0]), np.float32)
+    weights = tf.constant(stems @ matrix / matrix.sum(axis=0), tf.float32)  # (G,)
     matrix = tf.constant(matrix, tf.float32)
 
     def loss(pred, targets, presence):
         pred = tf.einsum("btsc,sg->btgc", pred[:, start:stop], matrix)
         targets = targets[:, start:stop]
         errors = per_target(pred, targets)  # (B, G)
-        return tf.reduce_sum(errors * presence, axis=1) / tf.maximum(tf.reduce_sum(presence, axis=1), 1.0)
+        presence = presence * weights
+        return tf.reduce_sum(errors * presence, axis=1) / tf.maximum(tf.reduce_sum(presence, axis=1), 1e-6)
 
     return loss
 

@@ -223,7 +223,8 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
           f"{config.model.length_multiple}, loss on window[{start}:{stop}] ({t.loss}); data: {n_train} training, "
           f"{n_valid} validation tracks; {replicas} replica(s)", flush=True)
 
-    loss_fn = make_loss(t.loss, layout.matrix, (start, stop))
+    loss_fn = make_loss(t.loss, layout.matrix, (start, stop), t.stem_weights)
+    valid_loss_fn = make_loss(t.loss, layout.matrix, (start, stop))  # unweighted, so runs compare
     spec = (tf.TensorSpec((None, config.window, 2), tf.float32),
             tf.TensorSpec((None, config.window, len(layout.names), 2), tf.float32),
             tf.TensorSpec((None, len(layout.names)), tf.float32))
@@ -241,7 +242,7 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
 
     @tf.function(input_signature=spec)
     def eval_step(mix, targets, presence):
-        return loss_fn(model(mix, training=False), targets, presence)
+        return valid_loss_fn(model(mix, training=False), targets, presence)
 
     def dataset(epoch: int, first_step: int):
         def make(context):
