@@ -1,7 +1,8 @@
 """Would a post-filter that makes the stems add up to the mix help a trained model? (docs/model-card.md)
 
-Runs a training checkpoint on each of the 14 MUSDB18 validation previews in one piece (the same
-numbers as streaming within ~0.1 dB) and scores, with museval like bench_quality:
+Runs a training checkpoint on each of the 14 MUSDB18 validation previews in one piece (for the shipped
+model within 0.12 dB of streaming at ``balanced``; see probe_checkpoints.py for where that fails) and
+scores, with museval like bench_quality:
 - ``raw``: the model's stems;
 - ``masks / sum``: its sigmoid masks divided by their sum over stems, in the learned filterbank;
 - ``wiener N pP``: one Wiener step in an N-point STFT, mask_i = |S_i|^P / sum_j |S_j|^P times the mix;

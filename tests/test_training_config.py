@@ -67,6 +67,8 @@ def test_learned_frontend_multiplies_the_length_multiple():
     ("train.loss=l3", r"train\.loss must be one of"),
     ("streaming.default_preset='fast'", r"default_preset 'fast' is not a preset"),
     ("epochs=3", r"expected SECTION\.KEY=VALUE"),
+    ("train.stem_weights=[2.0, 1.0]", r"train\.stem_weights needs one positive weight per stem \(vocals, drums"),
+    ("augment.borrow_vocals=1.5", r"augment\.borrow_vocals is a probability"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
