@@ -114,8 +114,8 @@ class AugmentConfig:
     band_limit_hz: float = 8000.0
     speed: float = 0.0                           # per window: play all stems faster or slower (tempo and
     speed_semitones: int = 2                     # pitch together) by whole semitones up to this many
-    borrow_vocals: float = 0.0                   # per window: vocals from another source's track (real singing
-                                                 # over another source's band), window band-limited
+    borrow_vocals: float = 0.0                   # per window: vocals from another source's track (its singing
+                                                 # over this source's instruments), window band-limited
 
 
 @dataclass
