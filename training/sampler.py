@@ -84,6 +84,13 @@ class WindowSampler:
         self.source_p = weights / weights.sum()
         # Tracks are drawn in proportion to their length, so every second of audio is equally likely.
         self.track_p = [_length_weights(s.tracks) for s in sources]
+        # Per source and stem, once: the tracks that have the stem and their weights (remix and borrowing).
+        self._having = [_tracks_having(s.tracks, p) for s, p in zip(sources, self.track_p)]
+        # Per source: the other sources that can lend it vocals, and their sampling weights.
+        self._lenders = []
+        for k in range(len(sources)):
+            lenders = [j for j in range(len(sources)) if j != k and "vocals" in self._having[j]]
+            self._lenders.append((lenders, self.source_p[lenders] / self.source_p[lenders].sum() if lenders else None))
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         examples = [self.example(rng) for _ in range(size)]
@@ -97,11 +104,7 @@ class WindowSampler:
         length = source_length(self.window, speed)  # samples to read: more or fewer than a window at another speed
         if rng.random() < self.augment.remix:
             # Each stem from a random track of the same source that has it, at its own offset.
-            picks = {}
-            for stem in base.stems:
-                having = [i for i, t in enumerate(tracks) if stem in t.stems]
-                q = p[having] / p[having].sum()
-                picks[stem] = _crop(tracks[having[rng.choice(len(having), p=q)]], stem, length, rng)
+            picks = {stem: self._crop_stem(k, stem, length, rng) for stem in base.stems}
         else:
             start = _offset(len(base), length, rng)
             picks = {stem: _read(base, stem, start, length) for stem in base.stems}
@@ -122,14 +125,16 @@ class WindowSampler:
         """
         if self.augment.borrow_vocals <= 0 or "vocals" not in picks:
             return False  # off: no random draw, so runs without borrowing sample exactly as before
-        lenders = [j for j, s in enumerate(self.sources) if j != k and any("vocals" in t.stems for t in s.tracks)]
+        lenders, lender_p = self._lenders[k]
         if not lenders or rng.random() >= self.augment.borrow_vocals:
             return False
-        j = lenders[rng.choice(len(lenders), p=self.source_p[lenders] / self.source_p[lenders].sum())]
-        having = [i for i, t in enumerate(self.sources[j].tracks) if "vocals" in t.stems]
-        q = self.track_p[j][having] / self.track_p[j][having].sum()
-        picks["vocals"] = _crop(self.sources[j].tracks[having[rng.choice(len(having), p=q)]], "vocals", length, rng)
+        picks["vocals"] = self._crop_stem(lenders[rng.choice(len(lenders), p=lender_p)], "vocals", length, rng)
         return True
+
+    def _crop_stem(self, k: int, stem: str, length: int, rng: np.random.Generator) -> np.ndarray:
+        """``stem`` from a random track of source ``k`` that has it (in proportion to length), at a random offset."""
+        having, q = self._having[k][stem]
+        return _crop(self.sources[k].tracks[having[rng.choice(len(having), p=q)]], stem, length, rng)
 
     def batches(self, seed: int, epoch: int, steps: range, size: int, stream: int = 0):
         """Batches for the given steps of an epoch, each from its own seeded generator."""
@@ -145,6 +150,15 @@ def validation_windows(tracks: list[CachedTrack], layout: TargetLayout, window: 
     examples = [layout.targets({s: _read(t, s, start, window) for s in t.stems})
                 for t, start in (candidates[i] for i in chosen)]
     return tuple(np.stack(parts) for parts in zip(*examples))
+
+
+def _tracks_having(tracks: list[CachedTrack], p: np.ndarray) -> dict[str, tuple[list[int], np.ndarray]]:
+    """``{stem: (indices of the tracks that have it, their weights p renormalized)}``."""
+    out = {}
+    for stem in dict.fromkeys(s for t in tracks for s in t.stems):
+        having = [i for i, t in enumerate(tracks) if stem in t.stems]
+        out[stem] = (having, p[having] / p[having].sum())
+    return out
 
 
 def _length_weights(tracks: list[CachedTrack]) -> np.ndarray:
