@@ -37,8 +37,8 @@ def make_loss(name: str, matrix: np.ndarray, region: tuple[int, int], stem_weigh
         pred = tf.einsum("btsc,sg->btgc", pred[:, start:stop], matrix)
         targets = targets[:, start:stop]
         errors = per_target(pred, targets)  # (B, G)
-        presence = presence * weights
-        return tf.reduce_sum(errors * presence, axis=1) / tf.maximum(tf.reduce_sum(presence, axis=1), 1e-6)
+        counted = presence * weights
+        return tf.reduce_sum(errors * counted, axis=1) / tf.maximum(tf.reduce_sum(counted, axis=1), 1e-6)
 
     return loss
 
