@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 import keras  # noqa: E402
 
 from bench_quality import DATA  # noqa: E402
-from probe_postfilters import PAD, STEMS  # noqa: E402
+from probe_postfilters import PAD, STEMS, padded, print_header, print_row  # noqa: E402
 from training.datasets import open_dataset  # noqa: E402
 from training.evaluate import bsseval_sdr  # noqa: E402
 
@@ -42,19 +42,16 @@ def main(specs: list[str]) -> None:
     for track in open_dataset("musdb", DATA, "valid"):
         _, stems = track.load(44100)
         tracks.append(np.stack([stems[s] for s in STEMS]))
-    print(f"`python3 benchmarks/probe_checkpoints.py ...`: median SDR over {len(tracks)} tracks, dB, in one piece\n")
-    print("| checkpoints | " + " | ".join(STEMS) + " |")
-    print("|---|" + "---:|" * len(STEMS))
+    print_header(f"`python3 benchmarks/probe_checkpoints.py ...`: median SDR over {len(tracks)} tracks, dB, "
+                 "in one piece", "checkpoints")
     for spec in specs:
         model = averaged(spec.split(","))
         scores = []
         for references in tracks:
             mix = references.sum(axis=0)
-            n = len(mix)
-            x = np.pad(mix, ((PAD, (-n) % PAD + PAD), (0, 0)))[None].astype(np.float32)
-            estimates = np.asarray(model(x, training=False))[0, PAD:PAD + n].transpose(1, 0, 2)
+            estimates = np.asarray(model(padded(mix), training=False))[0, PAD:PAD + len(mix)].transpose(1, 0, 2)
             scores.append(bsseval_sdr(references, estimates, 44100))
-        print(f"| {spec} | " + " | ".join(f"{v:.2f}" for v in np.nanmedian(np.array(scores), axis=0)) + " |", flush=True)
+        print_row(spec, scores)
 
 
 if __name__ == "__main__":

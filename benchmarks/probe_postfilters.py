@@ -32,6 +32,23 @@ STEMS = ("vocals", "drums", "bass", "other")
 PAD = 2048
 
 
+def padded(mix: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` mix -> ``(1, m, 2)`` model input, m a multiple of PAD; the stems are its ``[PAD:PAD + n]``."""
+    return np.pad(mix, ((PAD, (-len(mix)) % PAD + PAD), (0, 0)))[None].astype(np.float32)
+
+
+def print_header(title: str, first_column: str) -> None:
+    """The title and the head of a markdown table with one column per stem."""
+    print(f"{title}\n")
+    print(f"| {first_column} | " + " | ".join(STEMS) + " |")
+    print("|---|" + "---:|" * len(STEMS))
+
+
+def print_row(name: str, scores: list[np.ndarray]) -> None:
+    """One table row: the median SDR per stem over the tracks' scores."""
+    print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in np.nanmedian(np.array(scores), axis=0)) + " |", flush=True)
+
+
 def wiener(estimates: np.ndarray, mix: np.ndarray, n_fft: int, power: float) -> np.ndarray:
     """``(S, n, 2)`` estimates -> ``(S, n, 2)`` stems that add up to ``mix``."""
     def spec(x):
@@ -53,8 +70,7 @@ def main(checkpoint: str) -> None:
         references = np.stack([stems[s] for s in STEMS])
         mix = references.sum(axis=0)
         n = len(mix)
-        x = np.pad(mix, ((PAD, (-n) % PAD + PAD), (0, 0)))[None].astype(np.float32)
-        masks, basis = (np.asarray(a) for a in parts(x, training=False))
+        masks, basis = (np.asarray(a) for a in parts(padded(mix), training=False))
 
         def stems_from(m):
             return np.asarray(synthesis(m * basis[:, :, None, :]))[0, PAD:PAD + n].transpose(1, 0, 2)
@@ -70,11 +86,10 @@ def main(checkpoint: str) -> None:
         for name, estimates in variants.items():
             scores.setdefault(name, []).append(bsseval_sdr(references, estimates, rate))
         print(f"  {track.name}", file=sys.stderr, flush=True)
-    print(f"`python3 benchmarks/probe_postfilters.py {checkpoint}`: median SDR over {len(scores['raw'])} tracks, dB\n")
-    print("| variant | " + " | ".join(STEMS) + " |")
-    print("|---|" + "---:|" * len(STEMS))
+    print_header(f"`python3 benchmarks/probe_postfilters.py {checkpoint}`: median SDR over {len(scores['raw'])} "
+                 "tracks, dB", "variant")
     for name, values in scores.items():
-        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in np.nanmedian(np.array(values), axis=0)) + " |")
+        print_row(name, values)
 
 
 if __name__ == "__main__":
