@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
-keras = pytest.importorskip("keras", reason="training needs Keras (pip install .[train])")
 
 from training.config import CONFIG_DIR, load_config  # noqa: E402
 from training.losses import make_loss  # noqa: E402
@@ -52,24 +51,6 @@ def test_learned_frontend():
     _, stems = run(model, config.window)
     assert stems.shape == (2, config.window, 4, 2)
     assert {"analysis", "synthesis"} <= {layer.name for layer in model.layers}
-
-
-def test_spectral_features_resolve_a_tone_and_join_their_level():
-    config = tiny("model.frontend=learned", "model.frontend_filters=16", "model.frontend_kernel=8",
-                  "model.spectral_fft=64", "model.spectral_bins=20", "model.spectral_level=1")
-    model = build_model(config)
-    _, stems = run(model, config.window)
-    assert stems.shape == (2, config.window, 4, 2)
-    assert model.get_layer("spectral_join").output.shape[-1] == 4 + config.model.spectral_features  # enc0 + spectra
-    assert "spectral_dft" not in {w.path.split("/")[0] for w in model.trainable_weights}  # a fixed STFT
-    # A tone on bin 5 of the 64-point STFT: |re| + |im| peaks there, in every frame away from the edges.
-    magnitudes = keras.Model(model.input, model.get_layer("spectral_abs").output)
-    t = np.arange(config.window)
-    tone = np.stack([np.sin(2 * np.pi * 5 * t / 64 + 0.3)] * 2, axis=-1)[None].astype(np.float32)
-    halves = magnitudes(tone).numpy()[0, 4:-4]  # (frames, [re+, im+, re-, im-] x bins)
-    per_bin = halves.reshape(len(halves), 4, 20).sum(axis=1)
-    assert (per_bin.argmax(axis=1) == 5).all()
-    assert halves.shape[0] + 8 == config.window // config.model.spectral_hop
 
 
 def test_default_architecture():

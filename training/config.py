@@ -52,24 +52,12 @@ class ModelConfig:
     frontend: str = "learned"     # "learned": Conv-TasNet-like filterbank; "none": the plain waveform U-Net
     frontend_filters: int = 256   # learned filterbank size N
     frontend_kernel: int = 64     # learned filter length L (hop L/2)
-    spectral_fft: int = 0         # 0: off; N: magnitudes of an N-point STFT of the mixture (mid channel), hop =
-    spectral_bins: int = 186      # the frames of encoder level `spectral_level`, its lowest bins joined to that
-    spectral_level: int = 3       # level's input and skip: fine frequency detail that the 16-filter first
-    spectral_features: int = 64   # level cannot carry (learned projection of the magnitudes to this many)
 
     @property
     def length_multiple(self) -> int:
         """The U-Net's total stride: input lengths must be multiples of it."""
-        return self.frontend_hop * self.stride ** self.depth
-
-    @property
-    def frontend_hop(self) -> int:
-        return self.frontend_kernel // 2 if self.frontend == "learned" else 1
-
-    @property
-    def spectral_hop(self) -> int:
-        """The STFT hop: one frame per frame of the encoder level the magnitudes join."""
-        return self.frontend_hop * self.stride ** self.spectral_level
+        frontend_hop = self.frontend_kernel // 2 if self.frontend == "learned" else 1
+        return frontend_hop * self.stride ** self.depth
 
 
 @dataclass
@@ -196,13 +184,6 @@ class Config:
         for key in ("depth", "filters", "max_filters", "kernel_size", "stride", "frontend_filters"):
             _check(getattr(m, key) >= 1, f"model.{key} must be at least 1")
         _check(m.stride >= 2, "model.stride must be at least 2")
-        if m.spectral_fft:
-            _check(1 <= m.spectral_level < m.depth, f"model.spectral_level must be in 1..{m.depth - 1} (model.depth - 1)")
-            _check(m.spectral_fft >= m.spectral_hop,
-                   f"model.spectral_fft must be at least its hop, {m.spectral_hop} samples at level {m.spectral_level}")
-            _check(1 <= m.spectral_bins <= m.spectral_fft // 2 + 1,
-                   f"model.spectral_bins must be in 1..{m.spectral_fft // 2 + 1} (spectral_fft / 2 + 1)")
-            _check(m.spectral_features >= 1, "model.spectral_features must be at least 1")
         _check(0 <= m.dropout < 1, "model.dropout must be in [0, 1)")
         _check(s.sample_rate > 0, "streaming.sample_rate must be positive")
         _check(s.window % m.length_multiple == 0,

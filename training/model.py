@@ -14,7 +14,6 @@ the waveforms.
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import layers
 
 from .config import Config, ModelConfig
@@ -32,7 +31,7 @@ def build_model(config: Config) -> keras.Model:
         # The U-Net ends at ``filters`` channels; a pointwise head widens them to one mask per
         # stem and basis filter (a kernel-15 transposed conv straight to n_stems * N channels
         # would cost more than the rest of the network together).
-        features = _unet(basis, m.filters, m, _spectral(mix, m) if m.spectral_fft else None)
+        features = _unet(basis, m.filters, m)
         masks = _masks(layers.Conv1D(n_stems * n, 1, name="mask_head")(features), n_stems, n, m.mask,
                        m.mask_overshoot)
         masked = layers.Multiply(name="apply_masks")([masks, layers.Reshape((-1, 1, n))(basis)])
@@ -54,16 +53,11 @@ def build_model(config: Config) -> keras.Model:
     return keras.Model(mix, stems, name=config.streaming.name or "separator")
 
 
-def _unet(x, out_channels: int, m: ModelConfig, spectral=None):
-    """Strided Conv1D encoder (BN, LeakyReLU 0.2), Conv1DTranspose decoder (BN, ReLU, dropout) with skips.
-
-    ``spectral`` (frames of level ``m.spectral_level``) joins that level's input and its skip.
-    """
+def _unet(x, out_channels: int, m: ModelConfig):
+    """Strided Conv1D encoder (BN, LeakyReLU 0.2), Conv1DTranspose decoder (BN, ReLU, dropout) with skips."""
     widths = [min(m.filters * 2 ** i, m.max_filters) for i in range(m.depth)]
     skips = []
     for i, width in enumerate(widths):
-        if spectral is not None and i == m.spectral_level:
-            x = skips[-1] = layers.Concatenate(name="spectral_join")([x, spectral])
         x = layers.Conv1D(width, m.kernel_size, strides=m.stride, padding="same", name=f"enc{i}_conv")(x)
         x = layers.BatchNormalization(name=f"enc{i}_bn")(x)
         x = layers.LeakyReLU(0.2, name=f"enc{i}_act")(x)
@@ -78,30 +72,6 @@ def _unet(x, out_channels: int, m: ModelConfig, spectral=None):
         x = layers.Concatenate(name=f"dec{i}_skip")([x, skips[i - 1]])
     return layers.Conv1DTranspose(out_channels, m.kernel_size, strides=m.stride, padding="same",
                                   name="dec0_conv")(x)
-
-
-def _spectral(mix, m: ModelConfig):
-    """STFT magnitudes of the mixture's mid channel at the frame rate of encoder level ``spectral_level``.
-
-    The learned filterbank's 64-sample filters resolve about 700 Hz, and the first encoder level keeps
-    16 features of them: too little to tell a voice's harmonics from an instrument's. An N-point STFT
-    (1024 points: 43 Hz) gives that detail straight to a deeper level. Fixed weights (a Hann-windowed
-    DFT, built-in layers only, so tf2onnx converts it); |re| + |im| approximates each bin's magnitude.
-    """
-    n, bins, hop = m.spectral_fft, m.spectral_bins, m.spectral_hop
-    mid = layers.Conv1D(1, 1, use_bias=False, trainable=False, name="spectral_mid",
-                        kernel_initializer=keras.initializers.Constant(0.5))(mix)
-    phase = 2 * np.pi * np.outer(np.arange(n), np.arange(bins)) / n
-    window = np.hanning(n + 1)[:n, None]
-    dft = np.concatenate([window * np.cos(phase), window * np.sin(phase)], axis=1)[:, None, :] * (2 / n)
-    x = layers.Conv1D(2 * bins, n, strides=hop, padding="same", use_bias=False, trainable=False,
-                      kernel_initializer=keras.initializers.Constant(dft.astype(np.float32)),
-                      name="spectral_dft")(mid)
-    x = layers.Concatenate(name="spectral_signs")([x, layers.Rescaling(-1.0, name="spectral_negate")(x)])
-    x = layers.ReLU(name="spectral_abs")(x)  # |re| and |im| as their positive and negative halves
-    x = layers.Conv1D(m.spectral_features, 1, name="spectral_proj")(x)
-    x = layers.BatchNormalization(name="spectral_bn")(x)
-    return layers.LeakyReLU(0.2, name="spectral_act")(x)
 
 
 def _masks(logits, n_stems: int, channels: int, kind: str, overshoot: float = 0.0):
