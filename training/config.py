@@ -52,8 +52,6 @@ class ModelConfig:
     frontend: str = "learned"     # "learned": Conv-TasNet-like filterbank; "none": the plain waveform U-Net
     frontend_filters: int = 256   # learned filterbank size N
     frontend_kernel: int = 64     # learned filter length L (hop L/2)
-    normalize: bool = False       # the U-Net sees its input divided by the window's level (masks do not
-                                  # depend on loudness); the masks still scale the unnormalized mixture
 
     @property
     def length_multiple(self) -> int:

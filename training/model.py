@@ -31,7 +31,7 @@ def build_model(config: Config) -> keras.Model:
         # The U-Net ends at ``filters`` channels; a pointwise head widens them to one mask per
         # stem and basis filter (a kernel-15 transposed conv straight to n_stems * N channels
         # would cost more than the rest of the network together).
-        features = _unet(_level_free(basis) if m.normalize else basis, m.filters, m)
+        features = _unet(basis, m.filters, m)
         masks = _masks(layers.Conv1D(n_stems * n, 1, name="mask_head")(features), n_stems, n, m.mask,
                        m.mask_overshoot)
         masked = layers.Multiply(name="apply_masks")([masks, layers.Reshape((-1, 1, n))(basis)])
@@ -42,22 +42,15 @@ def build_model(config: Config) -> keras.Model:
         if m.head_filters:
             # Wave-U-Net's output layer: full-rate features plus the mixture itself, so each sample's
             # mask can follow the waveform it scales (the U-Net alone resolves 1/stride of the rate).
-            features = layers.ReLU(name="head_act")(_unet(_level_free(mix) if m.normalize else mix, m.head_filters, m))
+            features = layers.ReLU(name="head_act")(_unet(mix, m.head_filters, m))
             features = layers.Concatenate(name="head_mix")([features, mix])
             logits = layers.Conv1D(n_stems * 2, m.head_kernel, padding="same", name="head_conv")(features)
         else:
-            logits = _unet(_level_free(mix) if m.normalize else mix, n_stems * 2, m)
+            logits = _unet(mix, n_stems * 2, m)
         masks = _masks(logits, n_stems, 2, m.mask, m.mask_overshoot)
         stems = layers.Multiply(name="apply_masks")([masks, layers.Reshape((-1, 1, 2), name="mix_per_stem")(mix)])
     stems = layers.Activation("linear", name="stems", dtype="float32")(stems)
     return keras.Model(mix, stems, name=config.streaming.name or "separator")
-
-
-def _level_free(x):
-    """``x`` standardized over the whole window (time and channels), so the U-Net's input, and so its
-    masks, are the same at any loudness: the ideal masks do not depend on the level either, and
-    batch norm's fixed statistics at inference would otherwise treat quiet passages as near silence."""
-    return layers.LayerNormalization(axis=[1, 2], center=False, scale=False, epsilon=1e-10, name="level_norm")(x)
 
 
 def _unet(x, out_channels: int, m: ModelConfig):
