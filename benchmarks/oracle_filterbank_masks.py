@@ -30,7 +30,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench_quality import DATA  # noqa: E402
-from oracle_waveform_masks import STEMS, snr  # noqa: E402
+from oracle_waveform_masks import STEMS, print_table, snr  # noqa: E402
 from training.datasets import open_dataset  # noqa: E402
 
 
@@ -78,10 +78,7 @@ def main() -> None:
                 results[v][name].append(snr(s[i, :length], out[:length, i]))
         print(track.name, " ".join(f"{results[variants[1]][n][-1]:.2f}" for n in STEMS), file=sys.stderr, flush=True)
     print(f"checkpoint {sys.argv[1]}; SNR in dB, median over {len(results[variants[0]]['vocals'])} tracks")
-    print("| masks on the learned filterbank | " + " | ".join(STEMS) + " |")
-    print("|---|" + "---:|" * len(STEMS))
-    for v in variants:
-        print(f"| {v} | " + " | ".join(f"{np.median(results[v][n]):.2f}" for n in STEMS) + " |")
+    print_table("masks on the learned filterbank", results)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,14 @@ def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(reference ** 2) / np.sum((reference - estimate) ** 2) + 1e-12))
 
 
+def print_table(first_column: str, results: dict[str, dict[str, list[float]]]) -> None:
+    """A markdown table: one row per variant, the median over tracks per stem."""
+    print(f"| {first_column} | " + " | ".join(STEMS) + " |")
+    print("|---|" + "---:|" * len(STEMS))
+    for variant, scores in results.items():
+        print(f"| {variant} | " + " | ".join(f"{np.median(scores[n]):.2f}" for n in STEMS) + " |")
+
+
 def main() -> None:
     data = Path(sys.argv[1]) if len(sys.argv) > 1 else DATA
     variants = ["[0, 1], sum 1", "[0, 1]", "[-1, 2]", "[-2, 3]"]
@@ -49,10 +57,7 @@ def main() -> None:
         for v, m in masks.items():
             for i, name in enumerate(STEMS):
                 results[v][name].append(snr(s[i], m[i] * mix))
-    print("| oracle mask range | " + " | ".join(STEMS) + " |")
-    print("|---|" + "---:|" * len(STEMS))
-    for v in variants:
-        print(f"| {v} | " + " | ".join(f"{np.median(results[v][n]):.2f}" for n in STEMS) + " |")
+    print_table("oracle mask range", results)
 
 
 if __name__ == "__main__":
