@@ -49,8 +49,6 @@ class ModelConfig:
     head_filters: int = 0         # 0: the last transposed conv gives the mask logits; N: it gives N
                                   # full-rate features that, with the mixture itself, feed a final conv
     head_kernel: int = 5          # kernel of that final full-rate conv
-    input_skip: int = 0           # learned filterbank: N > 0 joins N channels projected from the mixture's
-                                  # coefficients to the U-Net's full-rate output (a U-Net skip at that rate)
     frontend: str = "learned"     # "learned": Conv-TasNet-like filterbank; "none": the plain waveform U-Net
     frontend_filters: int = 256   # learned filterbank size N
     frontend_kernel: int = 64     # learned filter length L (hop L/2)
@@ -179,7 +177,6 @@ class Config:
         _check(not unknown, f"model.stems: unknown stem {unknown[:1]}; choose from {', '.join(KNOWN_STEMS)}")
         _check(m.mask in MASKS, f"model.mask must be one of {', '.join(MASKS)}")
         _check(m.head_filters >= 0 and m.head_kernel >= 1, "model.head_filters must be >= 0, model.head_kernel >= 1")
-        _check(m.input_skip >= 0, "model.input_skip must be >= 0")
         _check(m.mask_overshoot >= 0, "model.mask_overshoot must be >= 0")
         _check(m.frontend in FRONTENDS, f"model.frontend must be one of {', '.join(FRONTENDS)}")
         _check(m.frontend != "learned" or (m.frontend_kernel >= 2 and m.frontend_kernel % 2 == 0),

@@ -32,8 +32,6 @@ def build_model(config: Config) -> keras.Model:
         # stem and basis filter (a kernel-15 transposed conv straight to n_stems * N channels
         # would cost more than the rest of the network together).
         features = _unet(basis, m.filters, m)
-        if m.input_skip:
-            features = _input_skip(features, basis, m)
         masks = _masks(layers.Conv1D(n_stems * n, 1, name="mask_head")(features), n_stems, n, m.mask,
                        m.mask_overshoot)
         masked = layers.Multiply(name="apply_masks")([masks, layers.Reshape((-1, 1, n))(basis)])
@@ -53,21 +51,6 @@ def build_model(config: Config) -> keras.Model:
         stems = layers.Multiply(name="apply_masks")([masks, layers.Reshape((-1, 1, 2), name="mix_per_stem")(mix)])
     stems = layers.Activation("linear", name="stems", dtype="float32")(stems)
     return keras.Model(mix, stems, name=config.streaming.name or "separator")
-
-
-def _input_skip(features, basis, m: ModelConfig):
-    """The U-Net's full-rate output joined with the mixture's own coefficients of the same frames.
-
-    The encoder's first level already strides by 2, so without this skip the masks, which change
-    every frame, are upsampled from half-rate features and never see the frame they scale.
-    """
-    skip = layers.Conv1D(m.input_skip, 1, name="input_skip_conv")(basis)
-    skip = layers.BatchNormalization(name="input_skip_bn")(skip)
-    skip = layers.LeakyReLU(0.2, name="input_skip_act")(skip)
-    x = layers.Concatenate(name="input_skip_join")([features, skip])
-    x = layers.Conv1D(m.filters, 5, padding="same", name="input_skip_mix")(x)
-    x = layers.BatchNormalization(name="input_skip_mix_bn")(x)
-    return layers.LeakyReLU(0.2, name="input_skip_mix_act")(x)
 
 
 def _unet(x, out_channels: int, m: ModelConfig):
