@@ -21,10 +21,7 @@ sys.path.insert(0, str(REPO))
 
 import keras  # noqa: E402
 
-from bench_quality import DATA  # noqa: E402
-from probe_postfilters import PAD, STEMS, padded, print_header, print_row  # noqa: E402
-from training.datasets import open_dataset  # noqa: E402
-from training.evaluate import bsseval_sdr  # noqa: E402
+from probe_postfilters import PAD, padded, print_spec_table  # noqa: E402
 
 
 def averaged(paths: list[str]) -> keras.Model:
@@ -38,20 +35,12 @@ def averaged(paths: list[str]) -> keras.Model:
 
 
 def main(specs: list[str]) -> None:
-    tracks = []
-    for track in open_dataset("musdb", DATA, "valid"):
-        _, stems = track.load(44100)
-        tracks.append(np.stack([stems[s] for s in STEMS]))
-    print_header(f"`python3 benchmarks/probe_checkpoints.py ...`: median SDR over {len(tracks)} tracks, dB, "
-                 "in one piece", "checkpoints")
-    for spec in specs:
+    def separator_for(spec: str):
         model = averaged(spec.split(","))
-        scores = []
-        for references in tracks:
-            mix = references.sum(axis=0)
-            estimates = np.asarray(model(padded(mix), training=False))[0, PAD:PAD + len(mix)].transpose(1, 0, 2)
-            scores.append(bsseval_sdr(references, estimates, 44100))
-        print_row(spec, scores)
+        return lambda mix: np.asarray(model(padded(mix), training=False))[0, PAD:PAD + len(mix)].transpose(1, 0, 2)
+
+    print_spec_table("`python3 benchmarks/probe_checkpoints.py ...`: median SDR over {n} tracks, dB, in one piece",
+                     "checkpoints", specs, separator_for)
 
 
 if __name__ == "__main__":

@@ -16,29 +16,19 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_quality import DATA  # noqa: E402
-from probe_postfilters import STEMS, print_header, print_row  # noqa: E402
-from training.datasets import open_dataset  # noqa: E402
-from training.evaluate import Evaluator, bsseval_sdr  # noqa: E402
+from probe_postfilters import STEMS, print_spec_table  # noqa: E402
+from training.evaluate import Evaluator  # noqa: E402
 
 PRESET = "balanced"
 
 
 def main(specs: list[str]) -> None:
-    tracks = []
-    for track in open_dataset("musdb", DATA, "valid"):
-        _, stems = track.load(44100)
-        tracks.append(np.stack([stems[s] for s in STEMS]))
-    print_header(f"`python3 benchmarks/probe_output_average.py ...`: median SDR over {len(tracks)} tracks, dB, "
-                 f"streamed at {PRESET}", "models averaged")
-    for spec in specs:
+    def separator_for(spec: str):
         members = [Evaluator(path, [PRESET]) for path in spec.split(",")]
-        scores = []
-        for references in tracks:
-            mix = references.sum(axis=0)
-            estimates = np.mean([m.separate(mix, 44100, PRESET, STEMS) for m in members], axis=0)
-            scores.append(bsseval_sdr(references, estimates, 44100))
-        print_row(spec, scores)
+        return lambda mix: np.mean([m.separate(mix, 44100, PRESET, STEMS) for m in members], axis=0)
+
+    print_spec_table(f"`python3 benchmarks/probe_output_average.py ...`: median SDR over {{n}} tracks, dB, "
+                     f"streamed at {PRESET}", "models averaged", specs, separator_for)
 
 
 if __name__ == "__main__":

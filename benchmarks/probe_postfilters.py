@@ -49,6 +49,19 @@ def print_row(name: str, scores: list[np.ndarray]) -> None:
     print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in np.nanmedian(np.array(scores), axis=0)) + " |", flush=True)
 
 
+def print_spec_table(title: str, first_column: str, specs: list[str], separator_for) -> None:
+    """One row per command-line spec: ``separator_for(spec)`` gives a function from an ``(n, 2)`` mix
+    to ``(S, n, 2)`` stems, scored on every validation preview; ``{n}`` in ``title`` is the track count."""
+    tracks = []
+    for track in open_dataset("musdb", DATA, "valid"):
+        _, stems = track.load(44100)
+        tracks.append(np.stack([stems[s] for s in STEMS]))
+    print_header(title.format(n=len(tracks)), first_column)
+    for spec in specs:
+        separate = separator_for(spec)
+        print_row(spec, [bsseval_sdr(references, separate(references.sum(axis=0)), 44100) for references in tracks])
+
+
 def wiener(estimates: np.ndarray, mix: np.ndarray, n_fft: int, power: float) -> np.ndarray:
     """``(S, n, 2)`` estimates -> ``(S, n, 2)`` stems that add up to ``mix``."""
     def spec(x):
