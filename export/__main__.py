@@ -163,7 +163,7 @@ def export(args: argparse.Namespace) -> dict:
     model, info, training_data, parameters = load_run(checkpoint, config)
     audio = read_audio(args.parity_audio, info.sample_rate) if args.parity_audio else None
     signals = parity_signals(info, audio)
-    reference = keras_reference(model)
+    reference = keras_reference(model, info)
     report: dict = {"checkpoint": str(checkpoint), "config": str(config), "tolerance": args.tolerance}
     if args.verify is not None:
         report["verify"] = verify(args.verify, info, reference, signals, args)

@@ -42,7 +42,9 @@ def data_summary(config) -> str:
 
 
 def load_keras(checkpoint: Path):
-    import keras  # training.model uses only built-in layers, so no custom objects are needed
+    import keras
+
+    import training.spectral_model  # noqa: F401  registers RatioMasks, the one custom layer of training/
 
     try:
         return keras.saving.load_model(str(checkpoint), compile=False)

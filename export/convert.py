@@ -13,14 +13,26 @@ from pathlib import Path
 
 import onnx
 
-from realtime_split.model_format import INPUT_NAME, OUTPUT_NAME, ModelInfo
+from realtime_split.model_format import INPUT_NAME, MASK_INPUT, MASK_OUTPUT, OUTPUT_NAME, ModelInfo
 
 DEFAULT_OPSET = 17
 
 
-def contract_function(model):
-    """A tf.function in the contract layout wrapping ``model`` in inference mode."""
+def contract_function(model, spectral: bool = False):
+    """A tf.function in the contract layout wrapping ``model`` in inference mode.
+
+    ``spectral``: ``model`` is a mask estimator, ``(b, F, bins, 2) -> (b, F, bins, 2, S)`` in Keras,
+    ``magnitude [b, 2, F, bins] -> masks [b, S, 2, F, bins]`` in the contract.
+    """
     import tensorflow as tf
+
+    if spectral:
+        @tf.function
+        def masks(magnitude):
+            out = model(tf.transpose(magnitude, [0, 2, 3, 1]), training=False)
+            return tf.transpose(out, [0, 4, 3, 1, 2])
+
+        return masks
 
     @tf.function
     def separate(mix):
@@ -30,25 +42,33 @@ def contract_function(model):
     return separate
 
 
-def keras_reference(model):
-    """numpy ``[b, 2, t] -> [b, S, 2, t]`` through Keras, for parity checks."""
+def keras_reference(model, info: ModelInfo | None = None):
+    """numpy ``[b, 2, t] -> [b, S, 2, t]`` through Keras, for parity checks.
+
+    A spectral model (``info.frontend``) runs inside training's STFT, so the check also covers the
+    runtime's own STFT against TensorFlow's.
+    """
     import tensorflow as tf
 
+    if info is not None and info.frontend is not None:
+        from training.spectral_model import wrap_estimator
+
+        model = wrap_estimator(model, info.frontend, info.length_multiple)
     separate = contract_function(model)
     return lambda mix: separate(tf.constant(mix)).numpy()
 
 
-def _name_io(proto: onnx.ModelProto) -> None:
+def _name_io(proto: onnx.ModelProto, spectral: bool = False) -> None:
     """tf2onnx names the output after TF's Identity op and the dynamic axes ``unk__N``; use contract names."""
     graph = proto.graph
-    old = graph.output[0].name
+    old, new = graph.output[0].name, MASK_OUTPUT if spectral else OUTPUT_NAME
     for node in graph.node:
-        node.output[:] = [OUTPUT_NAME if o == old else o for o in node.output]
-        node.input[:] = [OUTPUT_NAME if i == old else i for i in node.input]
-    graph.output[0].name = OUTPUT_NAME
-    for value, axes in ((graph.input[0], (0, 2)), (graph.output[0], (0, 3))):
+        node.output[:] = [new if o == old else o for o in node.output]
+        node.input[:] = [new if i == old else i for i in node.input]
+    graph.output[0].name = new
+    for value, axes in ((graph.input[0], (0, 2)), (graph.output[0], (0, 3))):  # the same axes in both layouts
         dims = value.type.tensor_type.shape.dim
-        dims[axes[0]].dim_param, dims[axes[1]].dim_param = "batch", "time"
+        dims[axes[0]].dim_param, dims[axes[1]].dim_param = "batch", "frames" if spectral else "time"
 
 
 def set_metadata(proto: onnx.ModelProto, info: ModelInfo) -> None:
@@ -64,9 +84,14 @@ def keras_to_onnx(model, info: ModelInfo, output: Path, extra: dict[str, str] | 
     import tensorflow as tf
     import tf2onnx
 
-    signature = [tf.TensorSpec([None, 2, None], tf.float32, name=INPUT_NAME)]
-    proto, _ = tf2onnx.convert.from_function(contract_function(model), input_signature=signature, opset=opset)
-    _name_io(proto)
+    spectral = info.frontend is not None
+    if spectral:
+        signature = [tf.TensorSpec([None, 2, None, info.frontend.bins], tf.float32, name=MASK_INPUT)]
+    else:
+        signature = [tf.TensorSpec([None, 2, None], tf.float32, name=INPUT_NAME)]
+    proto, _ = tf2onnx.convert.from_function(contract_function(model, spectral), input_signature=signature,
+                                             opset=opset)
+    _name_io(proto, spectral)
     if extra:
         info = dataclasses.replace(info, extra={**info.extra, **{k: str(v) for k, v in extra.items()}})
     set_metadata(proto, info)

@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from realtime_split.errors import UserError
-from realtime_split.model_format import INPUT_NAME, ModelInfo
+from realtime_split.model_format import INPUT_NAME, ModelInfo, parse_metadata
 
 DEFAULT_TOLERANCE = 1e-4
 
@@ -96,8 +96,19 @@ def parity_signals(info: ModelInfo, audio: np.ndarray | None = None, seed: int =
 
 
 def onnx_runner(path: Path) -> Separate:
+    """The file as the runtime runs it: a spectral model (metadata ``frontend``) behind the runtime's STFT."""
+    from realtime_split.spectral import SpectralRunner
+
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda mix: session.run(None, {INPUT_NAME: mix})[0]
+    info = parse_metadata(dict(session.get_modelmeta().custom_metadata_map), source=str(path))
+    if info.frontend is None:
+        return lambda mix: session.run(None, {INPUT_NAME: mix})[0]
+
+    def separate(mix: np.ndarray) -> np.ndarray:
+        length = mix.shape[-1]
+        return SpectralRunner(session, info.frontend, len(info.stems), length, len(mix), 0, length).separate(mix)
+
+    return separate
 
 
 def compare(reference: Separate, candidate: Separate, signals: dict[str, np.ndarray]) -> list[ParityResult]:

@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import ModelFormatError, UserError
-from .model_format import INPUT_NAME, OUTPUT_NAME, ModelInfo, parse_metadata
+from .model_format import INPUT_NAME, MASK_INPUT, MASK_OUTPUT, OUTPUT_NAME, Geometry, ModelInfo, parse_metadata
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 CUDA = "CUDAExecutionProvider"
@@ -94,6 +94,9 @@ def _dim_ok(dim, want: int | None) -> bool:
 def _check_io(session: ort.InferenceSession, info: ModelInfo, source: str) -> None:
     inputs = {i.name: i.shape for i in session.get_inputs()}
     outputs = {o.name: o.shape for o in session.get_outputs()}
+    if info.frontend is not None:
+        _check_spectral_io(inputs, outputs, info, source)
+        return
     mix, stems = inputs.get(INPUT_NAME), outputs.get(OUTPUT_NAME)
     if len(inputs) != 1 or mix is None or len(mix) != 3 or not all(map(_dim_ok, mix, (None, 2, None))):
         raise ModelFormatError(
@@ -106,6 +109,20 @@ def _check_io(session: ort.InferenceSession, info: ModelInfo, source: str) -> No
             f"dynamic batch and time (stems {','.join(info.stems)} in its metadata), found {outputs}; "
             "see docs/model-format.md"
         )
+
+
+def _check_spectral_io(inputs: dict, outputs: dict, info: ModelInfo, source: str) -> None:
+    bins, n_stems = info.frontend.bins, len(info.stems)
+    magnitude, masks = inputs.get(MASK_INPUT), outputs.get(MASK_OUTPUT)
+    if len(inputs) != 1 or magnitude is None or len(magnitude) != 4 \
+            or not all(map(_dim_ok, magnitude, (None, 2, None, bins))):
+        raise ModelFormatError(
+            f"{source}: a model with a 'frontend' must take {MASK_INPUT!r} float32 [batch, 2, frames, {bins}] "
+            f"with dynamic batch and frames, found {inputs}; see docs/model-format.md")
+    if masks is None or len(masks) != 5 or not all(map(_dim_ok, masks, (None, n_stems, 2, None, bins))):
+        raise ModelFormatError(
+            f"{source}: a model with a 'frontend' must give {MASK_OUTPUT!r} float32 "
+            f"[batch, {n_stems}, 2, frames, {bins}], found {outputs}; see docs/model-format.md")
 
 
 def load_model(path: str | os.PathLike | None = None, provider: str = "auto",
@@ -162,3 +179,14 @@ class BatchRunner:
         start = time.perf_counter()
         self.session.run_with_iobinding(self._bindings[n])
         return time.perf_counter() - start
+
+
+def make_runner(model: LoadedModel, geometry: Geometry, max_batch: int):
+    """The runner for ``model`` at ``geometry``: waveform models run as they are, spectral ones
+    behind the runtime's STFT (``spectral.SpectralRunner``, the same ``inputs``/``outputs``/``run``)."""
+    if model.info.frontend is None:
+        return BatchRunner(model, geometry.window, max_batch)
+    from .spectral import SpectralRunner
+
+    return SpectralRunner(model.session, model.info.frontend, len(model.info.stems), geometry.window, max_batch,
+                          geometry.keep_start, geometry.keep_length)

@@ -20,10 +20,13 @@ from dataclasses import asdict, dataclass, field
 
 from .errors import ModelFormatError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = ("1", "2")  # version 2 added the optional ``frontend`` (spectral models)
 PREFIX = "realtime_split."
 INPUT_NAME = "mix"
 OUTPUT_NAME = "stems"
+MASK_INPUT = "magnitude"  # spectral models: [batch, 2, frames, bins] STFT magnitudes ...
+MASK_OUTPUT = "masks"  # ... -> [batch, n_stems, 2, frames, bins] masks
 PRESET_NAMES = ("low", "balanced", "quality")
 OFFLINE = "offline"
 KNOWN_STEMS = ("vocals", "drums", "bass", "other", "accompaniment")
@@ -100,6 +103,61 @@ class Geometry:
 
 
 @dataclass(frozen=True)
+class StftGeometry:
+    """The STFT of a spectral model (metadata key ``frontend``); the runtime computes it (spectral.py).
+
+    Frame ``f`` of a window covers samples ``[f * hop - pad, f * hop - pad + n_fft)``, ``pad = (n_fft - hop) / 2``,
+    zeros outside the window: a window of ``W`` samples has ``W / hop`` frames. Periodic Hann windows.
+    """
+
+    n_fft: int = 4096
+    hop: int = 1024
+    bins: int = 1024  # the model sees bins [0, bins); above, each stem's mask is its mean over them
+    type: str = "stft"
+    window: str = "hann"
+
+    @property
+    def pad(self) -> int:
+        return (self.n_fft - self.hop) // 2
+
+    @property
+    def n_freq(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def window_function(self):
+        """The periodic Hann window as float32 numpy (imported here: this module stays light)."""
+        import numpy as np
+
+        n = np.arange(self.n_fft)
+        return (0.5 - 0.5 * np.cos(2 * np.pi * n / self.n_fft)).astype(np.float32)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> "StftGeometry":
+        try:
+            data = json.loads(text)
+            geometry = cls(n_fft=int(data["n_fft"]), hop=int(data["hop"]), bins=int(data["bins"]),
+                           type=str(data.get("type", "stft")), window=str(data.get("window", "hann")))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"{source}: metadata 'frontend' must be a JSON object with integer n_fft, "
+                                   f"hop and bins ({exc})") from None
+        return geometry.validate(source)
+
+    def validate(self, source: str) -> "StftGeometry":
+        if self.type != "stft" or self.window != "hann":
+            raise ModelFormatError(f"{source}: frontend {self.type!r} with window {self.window!r} is not "
+                                   "supported (this realtime-split runs type 'stft', window 'hann')")
+        if self.n_fft < 2 or self.n_fft % 2 or not 0 < self.hop <= self.n_fft or (self.n_fft - self.hop) % 2:
+            raise ModelFormatError(f"{source}: frontend needs an even n_fft and 0 < hop <= n_fft with "
+                                   f"n_fft - hop even, got n_fft {self.n_fft}, hop {self.hop}")
+        if not 0 < self.bins <= self.n_freq:
+            raise ModelFormatError(f"{source}: frontend bins must be in 1..{self.n_freq}, got {self.bins}")
+        return self
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """Everything the runtime knows about a model, read from its metadata."""
 
@@ -112,6 +170,7 @@ class ModelInfo:
     name: str = ""
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    frontend: StftGeometry | None = None  # None: waveform in, stems out; else magnitudes in, masks out
 
     def geometry(self, preset: str | None = None, hop: int | None = None) -> Geometry:
         """The geometry for a preset name (``low``/``balanced``/``quality``/``offline``) or an explicit hop."""
@@ -148,6 +207,8 @@ class ModelInfo:
             "name": self.name,
             "description": self.description,
         }
+        if self.frontend is not None:
+            props["frontend"] = self.frontend.to_json()
         props.update(self.extra)
         return {PREFIX + k: v for k, v in props.items()}
 
@@ -165,10 +226,10 @@ def _require(props: dict[str, str], key: str, source: str) -> str:
 def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
     """Validate ``metadata_props`` and build a :class:`ModelInfo`, or raise ModelFormatError."""
     version = _require(props, "format_version", source)
-    if version != str(FORMAT_VERSION):
+    if version not in READABLE_VERSIONS:
         raise ModelFormatError(
             f"{source}: model format version {version} is not supported (this realtime-split reads "
-            f"version {FORMAT_VERSION}); re-export the model or upgrade realtime-split"
+            f"versions {', '.join(READABLE_VERSIONS)}); re-export the model or upgrade realtime-split"
         )
     try:
         sample_rate = int(_require(props, "sample_rate", source))
@@ -190,11 +251,19 @@ def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
         )
         for name, g in presets_raw.items()
     }
+    frontend = None
+    if props.get(PREFIX + "frontend"):
+        if version == "1":
+            raise ModelFormatError(f"{source}: metadata 'frontend' needs format_version 2 (found 1); re-export the model")
+        frontend = StftGeometry.from_json(props[PREFIX + "frontend"], source)
+        if length_multiple % frontend.hop:
+            raise ModelFormatError(f"{source}: length_multiple {length_multiple} is not a multiple of the "
+                                   f"frontend hop {frontend.hop}")
     default = props.get(PREFIX + "default_preset") or "balanced"
     if default not in presets:
         raise ModelFormatError(f"{source}: default preset {default!r} is not among the presets")
     known = {PREFIX + k for k in ("format_version", "sample_rate", "channels", "stems", "length_multiple",
-                                   "presets", "default_preset", "name", "description")}
+                                   "presets", "default_preset", "name", "description", "frontend")}
     extra = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX) and k not in known}
     return ModelInfo(
         sample_rate=sample_rate,
@@ -206,6 +275,7 @@ def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
         name=props.get(PREFIX + "name", ""),
         description=props.get(PREFIX + "description", ""),
         extra=extra,
+        frontend=frontend,
     )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import overlap_add as ola
 from .errors import UserError
-from .inference import BatchRunner, load_model
+from .inference import BatchRunner, load_model, make_runner
 from .model_format import Geometry, ModelInfo
 from .resampling import DEFAULT_QUALITY, QUALITIES, Resampler
 from .stems import linear_gains, parse_gains, parse_stems, stem_sources
@@ -152,7 +152,7 @@ class StreamingSeparator:
         self.latency_samples: int = self._resampler.latency_samples if self._resampler else delay
         self.latency_seconds: float = self.latency_samples / self.sample_rate
 
-        runner = BatchRunner(loaded, self.geometry.window, int(max_batch))
+        runner = make_runner(loaded, self.geometry, int(max_batch))
         self._stream = _ModelRateStream(
             runner, self.geometry, delay, int(max_batch), stem_sources(self.stems, self.info.stems),
             linear_gains(self.stems, self.gains_db), len(self.info.stems))

@@ -6,6 +6,7 @@ simple, so a test can predict their output exactly.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,33 @@ def make_model_without_metadata(path) -> Path:
          helper.make_node("Concat", ["m"] * len(info.stems), [OUTPUT_NAME], axis=1)],
         "no_metadata", [x], [y], initializer=[axes])
     return _save(graph, path, None)
+
+
+def spectral_info(n_stems: int = 4, n_fft: int = 64, hop: int = 16, bins: int = 32, **kwargs) -> ModelInfo:
+    """A spectral model's contract (metadata ``frontend``) at 8 kHz with windows of 32 frames."""
+    from realtime_split.model_format import StftGeometry
+
+    presets = {"quality": Geometry(window=512, hop=128, crossfade=32, lookahead=64),
+               "offline": Geometry(window=512, hop=256, crossfade=32, lookahead=112)}
+    info = test_info(stems=STEMS4[:n_stems], sample_rate=8000, presets=presets, length_multiple=128, **kwargs)
+    return dataclasses.replace(info, default_preset="quality", frontend=StftGeometry(n_fft, hop, bins))
+
+
+def make_spectral_model(path, gains, info: ModelInfo | None = None) -> Path:
+    """masks[:, s] = gains[s] everywhere (magnitude * 0 + gain): with gains summing to 1 the stems add up to
+    the mix, and stem s is exactly gains[s] times the mixture."""
+    from realtime_split.model_format import MASK_INPUT, MASK_OUTPUT
+
+    n = len(gains)
+    info = info or spectral_info(n)
+    bins = info.frontend.bins
+    x = helper.make_tensor_value_info(MASK_INPUT, TensorProto.FLOAT, ["batch", 2, "frames", bins])
+    y = helper.make_tensor_value_info(MASK_OUTPUT, TensorProto.FLOAT, ["batch", n, 2, "frames", bins])
+    init = [numpy_helper.from_array(np.asarray(gains, np.float32).reshape(1, n, 1, 1, 1), "gains"),
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+            numpy_helper.from_array(np.zeros((1,), np.float32), "zero")]
+    nodes = [helper.make_node("Unsqueeze", [MASK_INPUT, "axes"], ["m5"]),
+             helper.make_node("Mul", ["m5", "zero"], ["zeros"]),
+             helper.make_node("Add", ["zeros", "gains"], [MASK_OUTPUT])]
+    graph = helper.make_graph(nodes, "spectral_gains", [x], [y], initializer=init)
+    return _save(graph, path, info)

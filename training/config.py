@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime_split.errors import ModelFormatError, UserError
-from realtime_split.model_format import KNOWN_STEMS, OFFLINE, PRESET_NAMES, Geometry, ModelInfo
+from realtime_split.model_format import KNOWN_STEMS, OFFLINE, PRESET_NAMES, Geometry, ModelInfo, StftGeometry
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 MASKS = ("sigmoid", "softmax")
-FRONTENDS = ("none", "learned")
+FRONTENDS = ("none", "learned", "stft")
 LOSSES = ("mae", "mse", "sdr", "si-sdr", "mrstft")
 STRATEGIES = ("default", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "cosine")
@@ -52,11 +52,18 @@ class ModelConfig:
     frontend: str = "learned"     # "learned": Conv-TasNet-like filterbank; "none": the plain waveform U-Net
     frontend_filters: int = 256   # learned filterbank size N
     frontend_kernel: int = 64     # learned filter length L (hop L/2)
+    n_fft: int = 4096             # "stft": the quality model's STFT (training/spectral_model.py) ...
+    stft_hop: int = 1024
+    bins: int = 1024              # ... of which the U-Nets see the lowest bins (Spleeter: 1024, to 11 kHz)
+
+    def stft_geometry(self) -> StftGeometry | None:
+        """The STFT the runtime computes for an ``stft`` model (its metadata ``frontend``), else None."""
+        return StftGeometry(self.n_fft, self.stft_hop, self.bins) if self.frontend == "stft" else None
 
     @property
     def length_multiple(self) -> int:
         """The U-Net's total stride: input lengths must be multiples of it."""
-        frontend_hop = self.frontend_kernel // 2 if self.frontend == "learned" else 1
+        frontend_hop = {"learned": self.frontend_kernel // 2, "stft": self.stft_hop}.get(self.frontend, 1)
         return frontend_hop * self.stride ** self.depth
 
 
@@ -132,6 +139,7 @@ class TrainConfig:
     stem_weights: list[float] = field(default_factory=list)  # training loss weight per model stem, [] = all 1
                                    # (validation stays unweighted, so runs compare); a sum target such as
                                    # accompaniment gets its parts' mean
+    freeze_batch_norm: bool = False  # keep batch norm statistics and scales as initialized (fine-tuning)
     init_from: str = ""            # a .keras model whose weights start the run (fine-tuning a model
                                    # with the same layers; "" = random initialization)
 
@@ -165,6 +173,7 @@ class Config:
             name=s.name,
             description=s.description,
             extra={"architecture": json.dumps(dataclasses.asdict(self.model), sort_keys=True)},
+            frontend=self.model.stft_geometry(),
         )
 
     def loss_region(self) -> tuple[int, int]:
@@ -184,6 +193,13 @@ class Config:
         for key in ("depth", "filters", "max_filters", "kernel_size", "stride", "frontend_filters"):
             _check(getattr(m, key) >= 1, f"model.{key} must be at least 1")
         _check(m.stride >= 2, "model.stride must be at least 2")
+        if m.frontend == "stft":
+            _check(m.stride == 2, "model.stride must be 2 for an stft model (Spleeter's layout)")
+            try:
+                m.stft_geometry().validate("model")
+            except ModelFormatError as exc:
+                raise ConfigError(f"config: {exc}".replace("frontend", "model.n_fft/stft_hop/bins")) from None
+            _check(m.bins % 2 ** m.depth == 0, f"model.bins must be a multiple of 2 ** depth = {2 ** m.depth}")
         _check(0 <= m.dropout < 1, "model.dropout must be in [0, 1)")
         _check(s.sample_rate > 0, "streaming.sample_rate must be positive")
         _check(s.window % m.length_multiple == 0,

@@ -21,6 +21,10 @@ from .config import Config, ModelConfig
 
 def build_model(config: Config) -> keras.Model:
     m = config.model
+    if m.frontend == "stft":
+        from .spectral_model import build_stft_model
+
+        return build_stft_model(config)
     n_stems = len(m.stems)
     mix = keras.Input(shape=(None, 2), name="mix")
     if m.frontend == "learned":

@@ -198,9 +198,17 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
         raise ConfigError(f"train.batch_size {t.batch_size} must be a multiple of the {replicas} replicas")
     with strategy.scope():
         model = build_model(config)
+        if t.freeze_batch_norm:
+            for layer in model._flatten_layers():
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = False
         optimizer = keras.optimizers.Adam(_learning_rate(keras, t))
         optimizer.build(model.trainable_variables)
-        if t.init_from and not resume:
+        if t.init_from == "spleeter" and not resume:
+            from .spectral_model import init_from_spleeter
+
+            init_from_spleeter(model.estimator, config.model.stems)
+        elif t.init_from and not resume:
             _init_weights(model, Path(t.init_from))
     # Bookkeeping lives outside the strategy: plain host variables, saved with the model.
     state = {"epoch": tf.Variable(0, dtype=tf.int64), "step": tf.Variable(0, dtype=tf.int64),
@@ -328,7 +336,7 @@ def _init_weights(model, path: Path) -> None:
 def _save_model(model, path: Path) -> None:
     """Write-then-rename, so an interruption never leaves a broken best.keras."""
     tmp = path.with_name(".tmp-" + path.name)
-    model.save(tmp)
+    getattr(model, "estimator", model).save(tmp)  # a spectral model's export part (training/spectral_model.py)
     os.replace(tmp, path)
 
 
