@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from . import registry
 from .errors import ModelFormatError, UserError
 from .model_format import INPUT_NAME, MASK_INPUT, MASK_OUTPUT, OUTPUT_NAME, Geometry, ModelInfo, parse_metadata
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
+# The fast model, what ``load_model(None)`` opens; kept for scripts that open the file directly (benchmarks/).
+DEFAULT_MODEL = registry.MODELS_DIR / f"{registry.FAST}{registry.SUFFIX}"
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 PROVIDERS = ("auto", "cpu", "cuda")
@@ -127,12 +129,12 @@ def _check_spectral_io(inputs: dict, outputs: dict, info: ModelInfo, source: str
 
 def load_model(path: str | os.PathLike | None = None, provider: str = "auto",
                threads: int | None = None) -> LoadedModel:
-    """Open ``path`` (None = the bundled default model) and check it against the model contract."""
-    if path is None:
-        if not DEFAULT_MODEL.is_file():
-            raise UserError("no bundled default model in this build; pass --model PATH (see docs/model-card.md)")
-        path = DEFAULT_MODEL
-    path = Path(path)
+    """Open ``path`` and check it against the model contract.
+
+    ``path`` None opens the bundled model for the balanced preset (``registry.default_model``: the fast one),
+    the model an application gets when it names none.
+    """
+    path = Path(registry.default_model(None) if path is None else path)
     if not path.is_file():
         raise UserError(f"model file {str(path)!r} not found; pass --model PATH to an exported .onnx file")
     providers = _providers(provider)

@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from . import overlap_add as ola
-from .errors import UserError
+from . import registry
+from .errors import ModelFormatError, UserError
 from .inference import BatchRunner, load_model, make_runner
 from .model_format import Geometry, ModelInfo
 from .resampling import DEFAULT_QUALITY, QUALITIES, Resampler
@@ -93,13 +95,32 @@ class _ModelRateStream:
             done += n
 
 
+def _geometry(info: ModelInfo, preset: str, hop: int | None, path: Path, label: str) -> Geometry:
+    """The model's geometry for ``preset``; a preset it lacks names its presets and, for the presets only
+    the fast model streams at (low, balanced), points to it."""
+    if preset in info.presets:
+        return info.geometry(preset, hop)
+    hint = ""
+    if not registry.is_bundled(path, registry.FAST):
+        try:
+            if preset in registry.read_info(registry.resolve_model(registry.FAST)).presets:
+                hint = f", or pass --model {registry.FAST}, which has it"
+        except UserError:  # no fast model in this build: nothing to point to
+            pass
+    raise ModelFormatError(f"model {label!r} has no latency preset {preset!r}; choose one of "
+                           f"{', '.join(name for name, _ in registry.by_latency(info))}{hint}")
+
+
 class StreamingSeparator:
     """Separate a stream pushed block by block into stems delayed by a fixed ``latency_samples``.
 
-    ``model``: an exported .onnx file (None = the bundled default model). ``stems``: ``"all"``,
+    ``model``: a bundled model's name (``"fast"``, ``"quality"``; see ``registry``) or an exported .onnx
+    file; None picks the bundled model for the latency preset (``registry.default_model``: the quality
+    model for ``quality`` and ``offline`` when it is bundled, else the fast one). ``stems``: ``"all"``,
     ``"vocals,drums"`` or a list; ``"accompaniment"`` is the mix minus the vocals. ``provider``:
     ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``; the one in use is ``self.provider``.
-    ``latency``: preset name (low, balanced, quality, offline); ``hop`` overrides its hop (model
+    ``latency``: preset name (low, balanced, quality, offline; None = the model's default preset,
+    balanced for the fast model; the one in use is ``self.preset``); ``hop`` overrides its hop (model
     samples). ``sample_rate``: the caller's rate (None = the model's; otherwise soxr resamples in and
     out). ``channels``: 1 or 2 (mono is duplicated into the model and averaged back). ``gains``: dB
     per output stem, ``{"vocals": -inf}`` or ``"vocals=-inf,drums=-6"``. ``max_batch``: how many
@@ -113,7 +134,7 @@ class StreamingSeparator:
         model: str | os.PathLike | None = None,
         stems: str | Iterable[str] = "all",
         provider: str = "auto",
-        latency: str | None = "balanced",
+        latency: str | None = None,
         hop: int | None = None,
         sample_rate: int | None = None,
         channels: int = 2,
@@ -130,10 +151,13 @@ class StreamingSeparator:
             raise UserError(f"resample_quality must be one of {', '.join(QUALITIES)}, got {resample_quality!r}")
         if threads is not None and int(threads) < 1:
             raise UserError(f"threads must be at least 1, got {threads!r}")
-        loaded = load_model(model, provider, threads)
+        self.model_path: Path = registry.default_model(latency) if model is None else registry.resolve_model(model)
+        loaded = load_model(self.model_path, provider, threads)
         self.info: ModelInfo = loaded.info
         self.provider: str = loaded.provider
-        self.geometry: Geometry = self.info.geometry(latency, hop)
+        self.preset: str = latency or self.info.default_preset
+        label = self.model_path.stem if model is None else os.fspath(model)
+        self.geometry: Geometry = _geometry(self.info, self.preset, hop, self.model_path, label)
         self.stems: tuple[str, ...] = parse_stems(stems, self.info.stems)
         self.gains_db: dict[str, float] = parse_gains(gains, self.stems)
         self.channels = channels

@@ -290,7 +290,7 @@ def test_stem_and_gain_errors(scaled_model):
 # --- models and providers ----------------------------------------------------------------------------
 
 def test_missing_and_garbage_model_files(tmp_path):
-    with pytest.raises(UserError, match="not found; pass --model PATH"):
+    with pytest.raises(UserError, match="'.*nope.onnx' not found: not a file and not a bundled model"):
         StreamingSeparator(tmp_path / "nope.onnx")
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"this is not a protobuf" * 10)
@@ -299,10 +299,10 @@ def test_missing_and_garbage_model_files(tmp_path):
 
 
 def test_a_missing_bundled_model_is_explained(monkeypatch, tmp_path):
-    from realtime_split import inference
+    from realtime_split import registry
 
-    monkeypatch.setattr(inference, "DEFAULT_MODEL", tmp_path / "default.onnx")  # a build without the file
-    with pytest.raises(UserError, match=r"no bundled default model in this build; pass --model PATH"):
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)  # a build without the models
+    with pytest.raises(UserError, match=r"no bundled default model in this build .*; pass --model PATH"):
         StreamingSeparator()
 
 
