@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
+from . import __version__, registry
 from .errors import UserError
 
 LIVE_INPUT = "mic"
@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: all for files, vocals for live input")
     p.add_argument("--latency", default=None, metavar="PRESET",
                    help="latency preset: low, balanced (default for live audio) or quality; for files it "
-                        "reproduces live streaming at that preset instead of the offline default")
+                        "reproduces live streaming at that preset instead of the offline default; without "
+                        "--model, quality and offline use the quality model when it is bundled")
     p.add_argument("--hop", type=int, metavar="SAMPLES",
                    help="explicit hop in model samples instead of a preset (latency = hop + crossfade + lookahead)")
     p.add_argument("--offline", action="store_true",
@@ -45,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "unless --latency or --hop is given)")
     p.add_argument("--gain", action="append", default=[], metavar="STEM=DB",
                    help="per-stem gain in dB, repeatable; 'vocals=-inf' mutes the vocals (karaoke)")
-    p.add_argument("--model", metavar="PATH", help="ONNX model file (default: the bundled model)")
+    p.add_argument("--model", metavar="NAME|PATH",
+                   help=f"a bundled model ({', '.join(registry.bundled_names()) or 'none in this build'}; see "
+                        "--list-models) or an ONNX model file; default: quality for files and for --latency "
+                        "quality when bundled, else fast")
+    p.add_argument("--list-models", action="store_true",
+                   help="list the bundled models with their presets, latencies and scores, and exit")
     p.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
                    help="ONNX Runtime provider (default: auto = CUDA when available, else CPU)")
     p.add_argument("--channels", metavar="N,M",
@@ -66,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def list_models() -> int:
+    """Print one block per bundled model (``--list-models``)."""
+    models = registry.bundled_models()
+    if not models:
+        raise UserError(f"no bundled models in this build (none in {registry.MODELS_DIR}); pass --model PATH")
+    print("\n\n".join(registry.describe(m) for m in models))
+    return 0
+
+
+def announce_model(args: argparse.Namespace, sep) -> None:
+    """Say on stderr which bundled model and preset serve the run when the user named no model."""
+    if args.model is None:
+        hop = f", hop {sep.geometry.hop}" if args.hop else ""
+        name = f" ({sep.info.name})" if sep.info.name else ""
+        print(f"realtime-split: model {sep.model_path.stem}{name}, preset {sep.preset}{hop}", file=sys.stderr)
+
+
 def is_live(args: argparse.Namespace) -> bool:
     return bool(args.input and args.input == [LIVE_INPUT]) or args.output == LIVE_OUTPUT
 
@@ -78,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             from . import live
 
             return live.list_devices()
+        if args.list_models:
+            return list_models()
         if not args.input:
             parser.print_usage(sys.stderr)
             raise UserError("no input given; pass --input FILE or --input mic")

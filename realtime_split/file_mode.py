@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .audio_files import AudioWriter, default_extension, open_input, output_format
+from .cli import announce_model
 from .errors import UserError
 from .separator import StreamingSeparator
 
@@ -53,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     fmt, subtype = output_format(Path(f"stem.{ext}") if to_dir else target, args.file_format, args.subtype)
 
     separators: dict[tuple[int, int], StreamingSeparator] = {}
-    stems = _separator(args, jobs[0], separators).stems  # loads the model: a bad model or stem fails here
+    first = _separator(args, jobs[0], separators)  # loads the model: a bad model, preset or stem fails here
+    announce_model(args, first)
+    stems = first.stems
     if to_dir:
         # Without --output every song gets its own folder, so separating another song never overwrites.
         per_input = len(jobs) > 1 or args.output is None
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     for job in jobs:
         sep = _separator(args, job, separators)
-        label = (_preset(args) or sep.info.default_preset) + (f", hop {sep.geometry.hop}" if args.hop else "")
+        label = sep.preset + (f", hop {sep.geometry.hop}" if args.hop else "")
         _separate(job, sep, fmt, subtype, label, show_progress=_show_progress(args))
     return 0
 
@@ -119,7 +122,7 @@ def _separator(args: argparse.Namespace, job: Job, cache: dict) -> StreamingSepa
         cache[key].reset()
         return cache[key]
     cache[key] = StreamingSeparator(
-        model=args.model,
+        model=args.model,  # None: the bundled model for the preset (registry.default_model)
         stems=args.stem or "all",
         provider=args.provider,
         latency=_preset(args),

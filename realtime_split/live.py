@@ -22,7 +22,7 @@ import soxr
 
 from . import devices
 from .audio_files import AudioWriter, open_input, output_format
-from .cli import LIVE_INPUT, LIVE_OUTPUT
+from .cli import LIVE_INPUT, LIVE_OUTPUT, announce_model
 from .errors import UserError
 from .realtime_bridge import END, FRAMES, RealtimeBridge
 from .separator import StreamingSeparator
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         out_dev = devices.find_device(sd, args.output_device, "output")
         out_ch = devices.channels_for(sd, out_dev, "output")
         sep = _separator(args, sd, stems, reader, in_dev, in_ch, out_dev, out_ch)
+        announce_model(args, sep)
         return _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record)
     finally:
         if reader is not None:
@@ -88,10 +89,10 @@ def _separator(args, sd, stems, reader, in_dev, in_ch, out_dev, out_ch):
     device's default with the separator resampling."""
 
     def build(rate):
-        options = {"latency": args.latency} if args.latency else {}
-        return StreamingSeparator(model=args.model, stems=stems, provider=args.provider, hop=args.hop,
-                                  sample_rate=rate, channels=in_ch, gains=args.gain or None, threads=LIVE_THREADS,
-                                  resample_quality=LIVE_RESAMPLING, **options)
+        # No --latency: the model's default preset; no --model: the bundled model for it (fast, at balanced).
+        return StreamingSeparator(model=args.model, stems=stems, provider=args.provider, latency=args.latency,
+                                  hop=args.hop, sample_rate=rate, channels=in_ch, gains=args.gain or None,
+                                  threads=LIVE_THREADS, resample_quality=LIVE_RESAMPLING)
 
     if reader is not None:
         rate = devices.choose_samplerate(sd, reader.samplerate, None, in_ch, out_dev, out_ch)

@@ -1,0 +1,201 @@
+"""The bundled models: names, which one serves a preset when the user names none, ``--list-models``.
+
+A temporary folder stands in for ``realtime_split/models/``: a ``fast.onnx`` with the four presets
+and a ``quality.onnx`` with only ``quality`` and ``offline``, both real ONNX files. They are scaled
+identity models with different scales (fast: vocals 0.5 x mix, quality: vocals 0.25 x mix), so an
+output file shows which model made it. The last test opens the real shipped ``fast`` model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import onnx_models
+from onnx_models import make_identity_model, make_scaled_identity_model
+from realtime_split import StreamingSeparator, UserError, registry
+from realtime_split.cli import main
+from realtime_split.model_format import Geometry
+from test_cli_files import read, write_music
+
+FAST_VOCALS, QUALITY_VOCALS = 0.5, 0.25
+QUALITY_PRESETS = {"quality": Geometry(window=4096, hop=1024, crossfade=256, lookahead=512),  # 1792: 40.6 ms
+                   "offline": Geometry(window=4096, hop=2048, crossfade=512, lookahead=1024)}  # 3584: 81.3 ms
+SCORES = {"offline": {"vocals": 7.1, "drums": 5.0}}
+
+
+def build_models(folder: Path, quality: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    fast = dataclasses.replace(onnx_models.test_info(), name="fast-test", description="tiny fast test model")
+    make_scaled_identity_model(folder / "fast.onnx", [FAST_VOCALS, 0.25, 0.125, 0.125], fast)
+    if quality:
+        info = dataclasses.replace(onnx_models.test_info(presets=QUALITY_PRESETS, scores=json.dumps(SCORES)),
+                                   default_preset="quality", name="quality-test", description="tiny quality model")
+        make_scaled_identity_model(folder / "quality.onnx", [QUALITY_VOCALS, 0.25, 0.25, 0.25], info)
+    return folder
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch) -> Path:
+    """Both models bundled, as the package will ship them."""
+    monkeypatch.setattr(registry, "MODELS_DIR", build_models(tmp_path / "models"))
+    return registry.MODELS_DIR
+
+
+@pytest.fixture
+def fast_only(tmp_path, monkeypatch) -> Path:
+    """A build without the quality model (today's package)."""
+    monkeypatch.setattr(registry, "MODELS_DIR", build_models(tmp_path / "models", quality=False))
+    return registry.MODELS_DIR
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    code = main([*map(str, args), "--no-progress"])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_line_error(err: str) -> str:
+    line = err.strip()
+    assert line.startswith("realtime-split: error: ") and "\n" not in line, err
+    return line
+
+
+# --- names -------------------------------------------------------------------------------------------
+
+def test_a_bundled_name_and_a_model_file_both_resolve(models, tmp_path, monkeypatch):
+    assert registry.resolve_model("quality") == models / "quality.onnx"
+    mine = make_identity_model(tmp_path / "mine.onnx")
+    assert registry.resolve_model(str(mine)) == mine and registry.resolve_model(mine) == mine
+    # A folder called "fast" where the user stands does not hide the bundled model.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").mkdir()
+    assert registry.resolve_model("fast") == models / "fast.onnx"
+
+
+def test_an_unknown_name_is_one_line_listing_the_bundled_models(models, tmp_path, capsys):
+    with pytest.raises(UserError) as caught:
+        registry.resolve_model("qualty")
+    assert str(caught.value) == "model 'qualty' not found: not a file and not a bundled model (bundled: fast, quality)"
+
+    write_music(tmp_path / "song.wav", seconds=0.2)
+    code, _, err = run_cli(capsys, "--input", tmp_path / "song.wav", "--model", "qualty", "--output", tmp_path / "out")
+    assert code == 2 and "'qualty' not found" in one_line_error(err) and "bundled: fast, quality" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_is_refused_as_a_directory(models, tmp_path):
+    with pytest.raises(UserError) as caught:
+        registry.resolve_model(tmp_path)
+    message = str(caught.value)
+    assert "is a directory" in message and "not found" not in message and "\n" not in message
+    assert "(bundled: fast, quality)" in message
+
+
+def test_the_model_help_lists_the_bundled_names(models, capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "a bundled model (fast, quality; see --list-models)" in " ".join(capsys.readouterr().out.split())
+
+
+# --- the default model per preset ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("preset, with_quality, without_quality", [
+    (None, "fast", "fast"), ("low", "fast", "fast"), ("balanced", "fast", "fast"),
+    ("quality", "quality", "fast"), ("offline", "quality", "fast"),
+])
+def test_the_default_model_serves_the_preset(tmp_path, preset, with_quality, without_quality):
+    both = build_models(tmp_path / "both")
+    fast = build_models(tmp_path / "fast-only", quality=False)
+    assert registry.default_model(preset, both) == both / f"{with_quality}.onnx"
+    assert registry.default_model(preset, fast) == fast / f"{without_quality}.onnx"
+
+
+def test_the_library_picks_a_model_by_name_or_by_latency(models):
+    assert StreamingSeparator().model_path == models / "fast.onnx"
+    offline = StreamingSeparator(latency="offline")
+    assert offline.model_path == models / "quality.onnx" and offline.latency_samples == 3584
+    named = StreamingSeparator("quality")  # its own default preset, not balanced (which it lacks)
+    assert (named.preset, named.latency_samples) == ("quality", 1792)
+    fast_quality = StreamingSeparator("fast", latency="quality")  # the fast model's quality preset stays reachable
+    assert fast_quality.model_path == models / "fast.onnx" and fast_quality.latency_samples == 896
+
+
+def test_without_the_quality_model_everything_falls_back_to_fast(fast_only, tmp_path, capsys):
+    mix = write_music(tmp_path / "song.wav", seconds=0.5)
+
+    code, _, err = run_cli(capsys, "--input", tmp_path / "song.wav", "--stem", "vocals", "--output", tmp_path / "v.wav")
+
+    assert code == 0 and err == "realtime-split: model fast (fast-test), preset offline\n"
+    np.testing.assert_allclose(read(tmp_path / "v.wav")[0], FAST_VOCALS * mix, atol=1e-5)
+    assert StreamingSeparator(latency="offline").model_path == fast_only / "fast.onnx"
+
+
+# --- the command line ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options, vocals, announced", [
+    ([], QUALITY_VOCALS, "model quality (quality-test), preset offline"),
+    (["--latency", "quality"], QUALITY_VOCALS, "model quality (quality-test), preset quality"),
+    (["--latency", "low"], FAST_VOCALS, "model fast (fast-test), preset low"),
+    (["--hop", "300"], FAST_VOCALS, "model fast (fast-test), preset balanced, hop 300"),
+    (["--model", "fast", "--latency", "quality"], FAST_VOCALS, None),  # named: nothing to announce
+])
+def test_files_use_the_model_for_their_preset_and_say_which(models, tmp_path, capsys, options, vocals, announced):
+    mix = write_music(tmp_path / "song.wav", seconds=0.5)
+
+    code, out, err = run_cli(capsys, "--input", tmp_path / "song.wav", "--stem", "vocals",
+                             "--output", tmp_path / "v.wav", *options)
+
+    assert code == 0, err
+    assert err == (f"realtime-split: {announced}\n" if announced else "")
+    np.testing.assert_allclose(read(tmp_path / "v.wav")[0], vocals * mix, atol=1e-5)
+
+
+def test_a_preset_the_model_lacks_names_its_presets_and_points_to_fast(models, tmp_path, capsys):
+    write_music(tmp_path / "song.wav", seconds=0.2)
+    song = tmp_path / "song.wav"
+
+    code, _, err = run_cli(capsys, "--input", song, "--model", "quality", "--latency", "low", "--output", tmp_path / "o")
+    assert code == 2 and one_line_error(err) == ("realtime-split: error: model 'quality' has no latency preset 'low'; "
+                                                 "choose one of quality, offline, or pass --model fast, which has it")
+    # A preset no bundled model has gets the list alone.
+    code, _, err = run_cli(capsys, "--input", song, "--latency", "fastest", "--output", tmp_path / "o")
+    assert code == 2 and one_line_error(err).endswith(
+        "model 'fast' has no latency preset 'fastest'; choose one of low, balanced, quality, offline")
+    assert not (tmp_path / "o").exists()
+
+
+def test_list_models_shows_presets_latencies_size_and_scores(models, capsys):
+    code, out, err = run_cli(capsys, "--list-models")
+
+    assert code == 0 and err == ""
+    fast, quality = out.strip().split("\n\n")
+    assert fast.splitlines()[:3] == ["fast (fast-test)", "  tiny fast test model",
+                                     "  stems: vocals, drums, bass, other at 44100 Hz"]
+    assert "  presets: low 5.1 ms, balanced 10.2 ms (default), quality 20.3 ms, offline 37.7 ms" in fast.splitlines()
+    assert f"({models / 'fast.onnx'})" in fast and " MB " in fast and "SDR" not in fast
+    assert quality.splitlines()[0] == "quality (quality-test)"
+    assert "  presets: quality 40.6 ms (default), offline 81.3 ms" in quality.splitlines()
+    assert quality.splitlines()[-1] == "  median SDR at offline: vocals 7.1 dB, drums 5.0 dB"
+
+
+def test_a_broken_bundled_file_is_one_line_naming_it(models, capsys):
+    (models / "broken.onnx").write_bytes(b"not a model" * 10)
+
+    code, _, err = run_cli(capsys, "--list-models")
+
+    assert code == 2 and "broken.onnx' is not a readable ONNX model" in one_line_error(err)
+
+
+# --- the shipped model ---------------------------------------------------------------------------------------
+
+def test_the_shipped_fast_model_loads_by_name():
+    assert "fast" in registry.bundled_names()
+    sep = StreamingSeparator("fast", stems="vocals")
+    assert sep.model_path == registry.MODELS_DIR / "fast.onnx" == registry.default_model("low")
+    assert set(sep.info.presets) >= {"low", "balanced", "quality", "offline"}
+    assert sep.preset == "balanced" and round(1000 * sep.latency_seconds, 1) == 24.7
