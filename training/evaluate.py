@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime_split import StreamingSeparator
+from realtime_split import StreamingSeparator, registry
 from realtime_split.errors import UserError
 
 DEFAULT_PRESETS = ("balanced", "offline")
@@ -74,6 +74,9 @@ class Evaluator:
     """Separates tracks at several presets with one StreamingSeparator per preset and scores them."""
 
     def __init__(self, model: str | None, presets: list[str], block: int = BLOCK):
+        # One model for every preset, so the table compares presets of the same model (None = the
+        # bundled model for the first preset).
+        model = str(registry.resolve_model(model) if model else registry.default_model(presets[0]))
         self.model, self.presets, self.block = model, presets, block
         probe = StreamingSeparator(model, latency=presets[0])
         self.info = probe.info
@@ -107,10 +110,14 @@ class Evaluator:
 
     def add_track(self, name: str, sample_rate: int, references: dict[str, np.ndarray]) -> None:
         """Score one track; ``references`` are its stems as ``TrackRef.load`` returns them (no coded mixture)."""
+        mix = np.sum(list(references.values()), axis=0, dtype=np.float32)
+        if "accompaniment" not in references and all(p in references for p in ("drums", "bass", "other")):
+            # The karaoke stem (mix - vocals) is scored too: its reference is the sum of the others.
+            references = {**references, "accompaniment": mix - references["vocals"]} if "vocals" in references \
+                else references
         stems = self.stems_for(list(references))
         if not stems:
             raise UserError(f"track {name!r} has none of the model's stems ({', '.join(self.info.stems)})")
-        mix = np.sum(list(references.values()), axis=0, dtype=np.float32)
         refs = np.stack([references[s] for s in stems])
         for preset in self.presets:
             start = time.perf_counter()
@@ -195,7 +202,7 @@ def open_tracks(data: str, split: str, max_tracks: int | None) -> list:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="ONNX model (default: the bundled model)")
+    p.add_argument("--model", help="bundled model name or ONNX file (default: the bundled model for the first preset)")
     p.add_argument("--data", required=True, metavar="KIND:PATH", help="dataset, e.g. musdb:../shared/data/musdb18-preview")
     p.add_argument("--split", default="valid", help="dataset split: train, valid (default), test or all")
     p.add_argument("--presets", default=",".join(DEFAULT_PRESETS),
