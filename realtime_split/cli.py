@@ -1,24 +1,36 @@
 """Command line: ``realtime-split --input FILE|mic --stem ... --output FILE|DIR/|speakers``.
 
 Parses arguments and hands over to file mode (``file_mode.run``) or live mode
-(``live.run``). A ``UserError`` becomes one line on stderr and a non-zero exit;
-Ctrl-C exits with 130 after the mode has finalized its outputs.
+(``live.run``). A ``UserError`` or a bad option becomes one line on stderr and exit
+code 2; Ctrl-C (SIGINT), SIGTERM and SIGHUP exit with 128 + the signal number
+(130, 143, 129) after the mode has finalized its outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
 
 from . import __version__, registry
-from .errors import UserError
+from .errors import UserError, signals_raise_interrupted
 
 LIVE_INPUT = "mic"
 LIVE_OUTPUT = "speakers"
+STDIO = "-"  # --input - reads standard input, --output - writes standard output
+MIN_HOP = 32  # model samples: below this the model runs so often that a song takes hours
+BLOCKSIZES = (16, 16384)  # live audio callback frames
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """A bad option is one line like every other error, not the usage block first."""
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="realtime-split",
         description="Separate music into stems (vocals, drums, bass, other) while it plays.",
         epilog="examples:\n"
@@ -27,11 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
         "  realtime-split --input song.flac --output speakers --gain vocals=-inf   # karaoke",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-i", "--input", nargs="+", metavar="FILE|mic",
-                   help="audio file(s) to separate, or 'mic' for the default input device")
-    p.add_argument("-o", "--output", metavar="FILE|DIR/|speakers",
+    p.add_argument("-i", "--input", nargs="+", metavar="FILE|mic|-",
+                   help="audio file(s) to separate, 'mic' for the default input device, or '-' for standard "
+                        "input (wav, ogg or au through a pipe)")
+    p.add_argument("-o", "--output", metavar="FILE|DIR/|speakers|-",
                    help="a file (one stem), a directory (one file per stem; DIR/<name>/<stem>.wav for several "
-                        "inputs) or 'speakers'; default: speakers for live input, separated/ for files")
+                        "inputs), 'speakers', or '-' for standard output (one stem, au unless --format says "
+                        "otherwise); default: speakers for live input, separated/ for files")
     p.add_argument("-s", "--stem", metavar="STEMS",
                    help="comma-separated stems (vocals,drums,bass,other,accompaniment) or 'all'; "
                         "default: all for files, vocals for live input")
@@ -89,11 +103,43 @@ def announce_model(args: argparse.Namespace, sep) -> None:
         print(f"realtime-split: model {sep.model_path.stem}{name}, preset {sep.preset}{hop}", file=sys.stderr)
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option values that parse but make no sense, before anything is loaded."""
+    if args.hop is not None and args.hop < MIN_HOP:
+        raise UserError(f"--hop {args.hop}: the hop must be at least {MIN_HOP} model samples (a smaller one runs "
+                        "the model so often that separating takes far longer than the song); try --hop 256 or "
+                        "a --latency preset")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise UserError(f"--duration {args.duration}: give a positive number of seconds, e.g. --duration 30, or "
+                        "leave it out to run until the input ends or Ctrl-C")
+    if args.blocksize is not None and not BLOCKSIZES[0] <= args.blocksize <= BLOCKSIZES[1]:
+        raise UserError(f"--blocksize {args.blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
+                        "frames (e.g. 256), or leave it out for the hop of the latency preset")
+    if args.stem is not None and not args.stem.replace(",", "").strip():
+        raise UserError(f"--stem {args.stem!r} names no stem; pass e.g. --stem vocals,drums, or --stem all")
+    if args.input and args.input.count(STDIO) > 1:
+        raise UserError("--input - (standard input) can be given only once")
+
+
+def exit_code_for(exc: KeyboardInterrupt) -> int:
+    return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
 def is_live(args: argparse.Namespace) -> bool:
     return bool(args.input and args.input == [LIVE_INPUT]) or args.output == LIVE_OUTPUT
 
 
 def main(argv: list[str] | None = None) -> int:
+    with signals_raise_interrupted():  # SIGTERM, SIGHUP: the same clean way out as Ctrl-C
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as exc:
+            name = signal.Signals(exit_code_for(exc) - 128).name
+            print("realtime-split: interrupted" + ("" if name == "SIGINT" else f" by {name}"), file=sys.stderr)
+            return exit_code_for(exc)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -104,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.list_models:
             return list_models()
         if not args.input:
-            parser.print_usage(sys.stderr)
-            raise UserError("no input given; pass --input FILE or --input mic")
+            raise UserError("no input given; pass --input FILE or --input mic (see realtime-split --help)")
+        check_options(args)
         if is_live(args):
             from . import live
 
@@ -116,9 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"realtime-split: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("realtime-split: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":
