@@ -17,6 +17,7 @@ from .errors import UserError
 ALL = "all"
 ACCOMPANIMENT = "accompaniment"
 VOCALS = "vocals"
+MAX_GAIN_DB = 40.0  # x100 in amplitude: more only turns a stem into clipping or Inf
 
 
 def available_stems(model_stems: Iterable[str]) -> tuple[str, ...]:
@@ -54,6 +55,9 @@ def _parse_db(stem: str, text: str) -> float:
         value = math.nan
     if math.isnan(value) or value == math.inf:
         raise UserError(f"gain for {stem!r} must be a number of dB or -inf, got {text!r} (e.g. --gain {stem}=-6)")
+    if value > MAX_GAIN_DB:
+        raise UserError(f"gain for {stem!r} is {text} dB, above the most allowed, +{MAX_GAIN_DB:.0f} dB (x100); "
+                        f"pick a smaller one (e.g. --gain {stem}=+12), or -inf to mute")
     return value
 
 
