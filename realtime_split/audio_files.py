@@ -4,14 +4,27 @@ Files are read and written block by block so memory stays flat however long
 the song is. soundfile (libsndfile) handles wav, flac, ogg, mp3, aiff...;
 other containers (m4a, mp4, aac, opus, wma...) are decoded by an ``ffmpeg``
 subprocess that streams raw float32 samples through a pipe.
+
+``-`` is standard input or output, and any input that is not a regular file (a
+pipe, ``/dev/stdin``, bash's ``<(...)``) is a stream: libsndfile reads it once,
+front to back (wav, ogg, au; flac and mp3 need seeking), and a stream output is
+written in a format whose header needs no seeking (au by default; flac, ogg).
+
+A reader notes when its input ends before the length its header promised
+(``ended_early``): a truncated file is separated as far as it goes, with a warning.
+A writer turns a failed write (a full disk) into a ``WriteError`` naming the file
+and the cause.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,12 +37,65 @@ SOUNDFILE_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSEr
 # Extensions users give for formats soundfile names differently.
 FORMAT_ALIASES = {"AIF": "AIFF", "OGA": "OGG", "WAVE": "WAV"}
 # Formats written as 32-bit float by default: lossless for model output and immune to clipping.
-FLOAT_CONTAINERS = {"WAV", "WAVEX", "W64", "RF64", "AIFF", "CAF"}
+FLOAT_CONTAINERS = {"WAV", "WAVEX", "W64", "RF64", "AIFF", "CAF", "AU"}
 # Integer formats without a float subtype get 24 bits, so quiet stems keep their detail.
 DEFAULT_SUBTYPES = {"FLAC": "PCM_24"}
 FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 # Audio extensions ffmpeg decodes and libsndfile does not: a failure to read them means a damaged file.
 FFMPEG_EXTENSIONS = {"m4a", "mp4", "aac", "opus", "wma", "webm", "mka", "mkv", "ac3", "alac", "ape", "wv", "amr"}
+STDIO = "-"
+# What a stream output can be: formats libsndfile writes without seeking back to the header.
+STREAM_FORMATS = ("AU", "FLAC", "OGG")
+STREAM_DEFAULT = "AU"
+# Frames per libsndfile read call: a read that fails (a truncated flac) loses at most this many frames.
+READ_CHUNK = 4096
+# WAV format tags whose data chunk is plain frames of nBlockAlign bytes (PCM, float, A-law, mu-law, extensible).
+WAV_PLAIN_TAGS = {0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE}
+
+
+class WriteError(UserError):
+    """Writing an output failed (disk full, file too large, device gone); ``path`` is the output."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
+
+
+def label(path: str | Path, output: bool = False) -> str:
+    """How messages name a file; ``-`` is standard input, or standard output for an ``output``."""
+    return ("standard output" if output else "standard input") if str(path) == STDIO else str(path)
+
+
+def is_stream(path: str | Path) -> bool:
+    """``-`` or anything that is not a regular file (a pipe, a terminal, /dev/stdin on a pipe): readable once."""
+    if str(path) == STDIO:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def file_identity(path: str | Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, following links: two names of one file compare equal."""
+    if str(path) == STDIO:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _cause(exc: BaseException) -> str:
+    """The system's reason for a failed libsndfile call (``No space left on device``), else the message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    code = getattr(sf._ffi, "errno", 0)
+    if "System error" in str(exc) and code:
+        return os.strerror(code)
+    return str(exc).strip().rstrip(".") or type(exc).__name__
 
 
 def readable_formats() -> str:
@@ -51,9 +117,11 @@ class AudioReader:
     samplerate: int
     file_channels: int
     frames: int | None  # None when the container does not say (ffmpeg streams)
+    ended_early: str | None = None  # why the input stopped before its promised length (a truncated file)
 
     def __init__(self, select: list[int] | None):
         self._select = select
+        self.frames_read = 0
 
     @property
     def channels(self) -> int:
@@ -66,11 +134,14 @@ class AudioReader:
     def read(self, out: np.ndarray) -> np.ndarray:
         """Fill ``out`` (frames, channels) from the file; return the filled part (empty at the end)."""
         if self._select is None:
-            return self._read_into(out)
-        raw = self._raw_buffer(len(out))
-        got = self._read_into(raw)
-        np.take(got, self._select, axis=1, out=out[: len(got)])
-        return out[: len(got)]
+            got = self._read_into(out)
+        else:
+            raw = self._raw_buffer(len(out))
+            got = self._read_into(raw)
+            np.take(got, self._select, axis=1, out=out[: len(got)])
+            got = out[: len(got)]
+        self.frames_read += len(got)
+        return got
 
     def _raw_buffer(self, frames: int) -> np.ndarray:
         buf = getattr(self, "_raw", None)
@@ -97,12 +168,40 @@ class SoundFileReader(AudioReader):
         self.path, self._file = path, handle
         self.samplerate, self.file_channels = handle.samplerate, handle.channels
         self.frames = handle.frames if handle.seekable() else None
+        self._promised = self.frames  # what the header says; libsndfile clamps a wav's frames to its data
+        if self.frames is not None and handle.format in ("WAV", "WAVEX"):
+            declared = _wav_declared_frames(path)
+            if declared is not None and declared > self.frames:
+                self._promised = declared
+        self._done = False
 
     def _read_into(self, out: np.ndarray) -> np.ndarray:
-        try:
-            return self._file.read(len(out), dtype="float32", always_2d=True, out=out)
-        except SOUNDFILE_ERRORS as exc:
-            raise UserError(f"cannot read {self.path}: the file is damaged ({exc})") from None
+        filled = 0
+        while filled < len(out) and not self._done:
+            chunk = out[filled:filled + READ_CHUNK]
+            try:
+                got = len(self._file.read(len(chunk), dtype="float32", always_2d=True, out=chunk))
+            except SOUNDFILE_ERRORS as exc:
+                if self.frames_read + filled == 0:
+                    raise UserError(f"cannot read {label(self.path)}: the file is damaged ({_cause(exc)})") from None
+                self.ended_early = f"the rest cannot be decoded: {_cause(exc)}"
+                self._done = True
+                break
+            filled += got
+            if got < len(chunk):
+                self._done = True
+                self._check_length(self.frames_read + filled)
+        return out[:filled]
+
+    def _check_length(self, read: int) -> None:
+        """At the end: did the file hold the frames its header promised?"""
+        if self._promised is None or read >= self._promised:
+            return
+        tolerance = 0
+        if self._file.format == "MPEG":  # without a Xing header the length is estimated from the file size
+            tolerance = max(0.01 * self._promised, 0.1 * self.samplerate)
+        if self._promised - read > tolerance:
+            self.ended_early = f"its header promises {self._promised / self.samplerate:.1f} s: the file is truncated"
 
     def close(self) -> None:
         self._file.close()
@@ -133,12 +232,17 @@ class FfmpegReader(AudioReader):
                 break
             filled += n
         frames = filled // (4 * self.file_channels)
-        if frames == 0 and self._proc.wait() != 0:
-            self._errors.seek(0)
-            lines = self._errors.read().decode(errors="replace").strip().splitlines()
-            reason = lines[-1] if lines else f"exit code {self._proc.returncode}"
-            raise UserError(f"ffmpeg could not decode {self.path}: {reason}")
+        if frames < len(out) and self._proc.wait() != 0:
+            reason = self._reason()
+            if frames == 0 and self.frames_read == 0:
+                raise UserError(f"ffmpeg could not decode {self.path}: {reason}")
+            self.ended_early = f"ffmpeg stopped decoding: {reason}"
         return out[:frames]
+
+    def _reason(self) -> str:
+        self._errors.seek(0)
+        lines = self._errors.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else f"exit code {self._proc.returncode}"
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -169,9 +273,65 @@ def parse_channel_selection(text: str | None, file_channels: int, path: Path) ->
     return [c - 1 for c in picked]
 
 
+def _wav_declared_frames(path: Path) -> int | None:
+    """Frames a RIFF WAV's data chunk declares (None: not a plain RIFF WAV, or a streamed header's unknown size)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+                return None
+            block_align = 0
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                size = int.from_bytes(chunk[4:], "little")
+                if chunk[:4] == b"fmt ":
+                    fmt = f.read(size)
+                    if len(fmt) < 14 or int.from_bytes(fmt[:2], "little") not in WAV_PLAIN_TAGS:
+                        return None
+                    block_align = int.from_bytes(fmt[12:14], "little")
+                    f.seek(size & 1, 1)
+                elif chunk[:4] == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF, 0x7FFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    f.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+
+
+def _open_stream(path: Path, channels: str | None) -> AudioReader:
+    """Standard input or a pipe: libsndfile reads it once, front to back."""
+    fd = None
+    if str(path) == STDIO:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UserError("--input - reads audio from standard input, which is a terminal; pipe audio into it "
+                            "(e.g. ffmpeg -i song.m4a -f wav - | realtime-split --input - ...) or pass a file")
+        fd = os.dup(sys.stdin.fileno())
+    try:
+        handle = sf.SoundFile(path if fd is None else fd, closefd=True)
+    except SOUNDFILE_ERRORS as exc:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise UserError(f"cannot read {label(path)}: {_cause(exc)}; a pipe must carry wav, ogg or au (flac and mp3 "
+                        "need a file: e.g. ffmpeg -i song.flac -f wav - | realtime-split --input - ...), or pass "
+                        "the file itself") from None
+    try:
+        select = parse_channel_selection(channels, handle.channels, path)
+    except UserError:
+        handle.close()
+        raise
+    return SoundFileReader(path, handle, select)
+
+
 def open_input(path: str | Path, channels: str | None = None) -> AudioReader:
     """Open an audio file for block reading, or raise a UserError that says what is wrong with it."""
     path = Path(path)
+    if is_stream(path):
+        return _open_stream(path, channels)
     if not path.exists():
         raise UserError(f"input file not found: {path}")
     if path.is_dir():
@@ -232,12 +392,17 @@ def output_format(path: Path, file_format: str | None, subtype: str | None) -> t
     Default subtypes: FLOAT for wav-like containers (stems can exceed full scale,
     float never clips), PCM_24 for flac, the format's own default otherwise.
     """
-    name = (file_format or path.suffix.lstrip(".") or "wav").upper()
+    to_stream = str(path) == STDIO
+    name = (file_format or (STREAM_DEFAULT if to_stream else "") or path.suffix.lstrip(".") or "wav").upper()
     fmt = FORMAT_ALIASES.get(name, name)
     writable = sorted(f.lower() for f in sf.available_formats() if f not in ("RAW", "MAT4", "MAT5"))
     if fmt not in sf.available_formats() or fmt == "RAW":
         raise UserError(f"cannot write {name.lower()} files; choose one of {', '.join(writable)} "
                         "with --format or the output file's extension")
+    if to_stream and fmt not in STREAM_FORMATS:
+        raise UserError(f"--output - cannot be {fmt.lower()}: its header needs seeking, which a pipe cannot do; "
+                        f"use --format {' or '.join(f.lower() for f in STREAM_FORMATS)} (au is the default), or "
+                        "write a file")
     if subtype is None:
         subtype = "FLOAT" if fmt in FLOAT_CONTAINERS else DEFAULT_SUBTYPES.get(fmt, sf.default_subtype(fmt))
     subtype = subtype.upper()
@@ -256,29 +421,85 @@ def default_extension(file_format: str | None) -> str:
 class AudioWriter:
     """Writes float blocks to one file; clips and counts samples beyond full scale for non-float subtypes.
 
-    Close it in a ``finally``: libsndfile then finishes the header, so the file
+    ``-`` is standard output (a format from ``STREAM_FORMATS``). NaN/Inf samples are written as 0 and
+    counted (``nonfinite``), so an output is always finite. A failed write raises ``WriteError`` with
+    the system's reason. Close it in a ``finally``: libsndfile then finishes the header, so the file
     is valid audio even when separation stopped halfway.
     """
 
     def __init__(self, path: Path, samplerate: int, channels: int, fmt: str, subtype: str):
-        self.path = path
+        self.path, self.samplerate = path, samplerate
         self.clipped = 0
+        self.nonfinite = 0
+        self.frames = 0  # written successfully
+        self.failed = False
         self._clip = subtype not in FLOAT_SUBTYPES
+        target = path
+        if str(path) == STDIO:
+            if sys.stdout is None or sys.stdout.isatty():
+                raise UserError("--output - writes audio to standard output, which is a terminal; pipe it into a "
+                                "program (e.g. | ffmpeg -i - vocals.mp3) or pass --output FILE")
+            sys.stdout.flush()
+            target = os.dup(sys.stdout.fileno())
         try:
-            self._file = sf.SoundFile(path, "w", samplerate=samplerate, channels=channels,
-                                      format=fmt, subtype=subtype)
+            self._file = sf.SoundFile(target, "w", samplerate=samplerate, channels=channels,
+                                      format=fmt, subtype=subtype, closefd=True)
         except SOUNDFILE_ERRORS as exc:
-            raise UserError(f"cannot write {path} as {fmt.lower()}/{subtype} at {samplerate} Hz: {exc}") from None
+            if not isinstance(target, Path):
+                with contextlib.suppress(OSError):
+                    os.close(target)
+            raise UserError(f"cannot write {label(path, True)} as {fmt.lower()}/{subtype} at {samplerate} Hz: "
+                            f"{_cause(exc)}") from None
 
     def write(self, block: np.ndarray) -> None:
-        """Write (n, channels) float32 samples; may clip ``block`` in place."""
+        """Write (n, channels) float32 samples; may clip or zero NaN/Inf samples of ``block`` in place."""
+        if not np.isfinite(block).all():
+            bad = ~np.isfinite(block)
+            self.nonfinite += int(np.count_nonzero(bad))
+            block[bad] = 0.0
         if self._clip:
             over = np.abs(block) > 1.0
             count = int(np.count_nonzero(over))
             if count:
                 self.clipped += count
                 np.clip(block, -1.0, 1.0, out=block)
-        self._file.write(block)
+        try:
+            self._file.write(block)
+        except SOUNDFILE_ERRORS as exc:
+            self.failed = True
+            raise WriteError(f"cannot write {label(self.path, True)}: {_cause(exc)}", self.path) from None
+        self.frames += len(block)
+
+    def cut(self, frames: int) -> bool:
+        """After a failed write: shorten the file to ``frames`` so every stem ends at the same sample.
+        False when the format cannot be truncated (compressed formats, pipes)."""
+        if frames >= self.frames and not self.failed:
+            return True
+        try:
+            self._file.truncate(frames)
+        except SOUNDFILE_ERRORS:
+            return False
+        self.frames = frames
+        return True
 
     def close(self) -> None:
-        self._file.close()
+        """Finish the header and close; a failure here (the disk filled up) is reported like a failed write."""
+        try:
+            self._file.close()
+        except SOUNDFILE_ERRORS as exc:
+            self.failed = True
+            raise WriteError(f"cannot finish {label(self.path, True)}: {_cause(exc)}", self.path) from None
+
+
+def readable(path: Path) -> bool:
+    """Whether a closed output decodes: a compressed file cut short by a full disk may not."""
+    if str(path) == STDIO:
+        return True
+    try:
+        with sf.SoundFile(path) as f:
+            if not 0 <= f.frames < 2 ** 40:  # libsndfile's "unknown length" (a flac whose header never got written)
+                return False
+            f.read(min(f.frames, READ_CHUNK), dtype="float32")
+        return True
+    except SOUNDFILE_ERRORS:
+        return False

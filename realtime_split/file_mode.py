@@ -4,9 +4,14 @@ Each input streams through a StreamingSeparator in fixed-size blocks, so memory
 stays flat for any length, and every stem is written as it comes out. Outputs
 are time-aligned with the input (the separator's latency is cut off the front
 and its flushed tail appended), exactly as long as the input and at its sample
-rate. Every check that can fail (inputs, format, model, stems, output folder)
-runs before the first sample is separated; writers are closed in ``finally``
-so an interrupted run leaves valid, shorter files.
+rate. Every check that can fail (inputs, format, model, stems, output folder,
+an output that is the same file as any input of the run, by device and inode)
+runs before the first sample is written; writers are closed in ``finally``
+(with SIGINT, SIGTERM and SIGHUP held back meanwhile) so an interrupted run
+leaves valid, shorter files. A failed write (a full disk) stops the run with one
+line; the job's stems are cut to one common length where the format allows and
+any that would not decode is removed. A truncated input is separated as far as
+it goes, with a warning that says where it ended; the stems cover what was read.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .audio_files import AudioWriter, default_extension, open_input, output_format
+from .audio_files import (STDIO, AudioReader, AudioWriter, WriteError, default_extension, file_identity,
+                          is_stream, label, open_input, output_format, readable)
 from .cli import announce_model
-from .errors import UserError
+from .errors import UserError, signals_deferred
 from .separator import StreamingSeparator
 
 DEFAULT_OUTPUT_DIR = "separated/"
@@ -41,15 +47,27 @@ class Job:
     channels: int
     channel_selection: str | None  # --channels, applied again when the file is reopened
     outputs: list[Path] = field(default_factory=list)
+    reader: AudioReader | None = None  # a stream (standard input, a pipe) stays open: it can be read only once
 
 
 def run(args: argparse.Namespace) -> int:
     if args.offline and (args.latency or args.hop):
         raise UserError("--offline excludes --latency and --hop; files are separated offline unless you pick a "
                         "latency preset to hear what live mode gives")
-    jobs = [_probe(Path(p), args.channels) for p in args.input]
+    jobs: list[Job] = []
+    try:
+        for p in args.input:
+            jobs.append(_probe(Path(p), args.channels))
+        return _run(args, jobs)
+    finally:
+        for job in jobs:
+            if job.reader is not None:
+                job.reader.close()
+
+
+def _run(args: argparse.Namespace, jobs: list[Job]) -> int:
     target = Path(args.output or DEFAULT_OUTPUT_DIR)
-    to_dir = _is_directory_target(args.output or DEFAULT_OUTPUT_DIR)
+    to_dir = args.output != STDIO and _is_directory_target(args.output or DEFAULT_OUTPUT_DIR)
     ext = default_extension(args.file_format) if to_dir else None
     fmt, subtype = output_format(Path(f"stem.{ext}") if to_dir else target, args.file_format, args.subtype)
 
@@ -66,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         if len(jobs) > 1 or len(stems) > 1:
             what = f"{len(jobs)} inputs" if len(jobs) > 1 else f"{len(stems)} stems ({', '.join(stems)})"
+            if args.output == STDIO:
+                raise UserError(f"--output - (standard output) carries one stem of one input, but {what} need "
+                                "one file each; pick one with --stem, or pass a directory such as --output stems/")
             raise UserError(
                 f"--output {target} is one file, but {what} need one file each; "
                 f"pass a directory such as --output {target.with_suffix('')}/"
@@ -75,14 +96,19 @@ def run(args: argparse.Namespace) -> int:
 
     for job in jobs:
         sep = _separator(args, job, separators)
-        label = sep.preset + (f", hop {sep.geometry.hop}" if args.hop else "")
-        _separate(job, sep, fmt, subtype, label, show_progress=_show_progress(args))
+        preset = sep.preset + (f", hop {sep.geometry.hop}" if args.hop else "")
+        _separate(job, sep, fmt, subtype, preset, show_progress=_show_progress(args))
     return 0
 
 
 def _probe(path: Path, channels: str | None) -> Job:
-    """Open and close an input so a bad file fails before any separation starts."""
-    with open_input(path, channels) as reader:
+    """Open an input and read its first block so a bad file fails before any separation starts; close it
+    again unless it is a stream, which cannot be reopened."""
+    reader = open_input(path, channels)
+    if is_stream(path):
+        return Job(path, reader.samplerate, reader.channels, channels, reader=reader)
+    with reader:
+        reader.read(np.empty((4096, reader.channels), np.float32))
         return Job(path, reader.samplerate, reader.channels, channels)
 
 
@@ -93,7 +119,7 @@ def _is_directory_target(output: str) -> bool:
 
 def _output_names(inputs: list[Path]) -> list[str]:
     """One folder name per input: its file name, prefixed by its folder when two inputs share a name."""
-    names = [p.stem for p in inputs]
+    names = ["stdin" if str(p) == STDIO else p.stem for p in inputs]
     names = [f"{p.resolve().parent.name}-{n}" if names.count(n) > 1 else n for p, n in zip(inputs, names)]
     for name in names:
         if names.count(name) > 1:
@@ -102,10 +128,23 @@ def _output_names(inputs: list[Path]) -> list[str]:
 
 
 def _check_writable(jobs: list[Job]) -> None:
+    """Before anything is written: no output of any job may be any job's input (compared as files, by device
+    and inode, so hard links, symbolic links and other spellings count), then every folder must be writable."""
+    inputs = {}
+    for job in jobs:
+        identity = file_identity(job.input)
+        if identity is not None:
+            inputs.setdefault(identity, job.input)
     for job in jobs:
         for out in job.outputs:
-            if out.exists() and out.resolve() == job.input.resolve():
-                raise UserError(f"the output {out} is the input file; choose another --output")
+            source = inputs.get(file_identity(out))
+            if source is not None:
+                name = "the input file" if str(source) == str(out) else f"the same file as the input {source}"
+                raise UserError(f"the output {out} is {name}; writing it would destroy that input, so choose "
+                                "another --output")
+    for job in jobs:
+        if job.outputs == [Path(STDIO)]:
+            continue
         folder = job.outputs[0].parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -158,12 +197,13 @@ def _progress_bar(name: str, seconds: float | None, show: bool) -> tqdm:
                 bar_format="{desc}: " + (known if seconds else unknown))
 
 
-def _separate(job: Job, sep: StreamingSeparator, fmt: str, subtype: str, label: str, show_progress: bool) -> None:
-    reader = open_input(job.input, job.channel_selection)
+def _separate(job: Job, sep: StreamingSeparator, fmt: str, subtype: str, preset: str, show_progress: bool) -> None:
+    reader = job.reader or open_input(job.input, job.channel_selection)
+    job.reader = None
     writers: list[AudioWriter] = []
     frames = 0
-    bar = _progress_bar(job.input.name, reader.duration, show_progress)
-    start, nonfinite_before = time.perf_counter(), sep.stats.nonfinite_samples
+    bar = _progress_bar(label(job.input), reader.duration, show_progress)
+    start, before = time.perf_counter(), (sep.stats.nonfinite_samples, sep.stats.nonfinite_outputs)
     try:
         for path in job.outputs:
             writers.append(AudioWriter(path, job.samplerate, job.channels, fmt, subtype))
@@ -178,16 +218,58 @@ def _separate(job: Job, sep: StreamingSeparator, fmt: str, subtype: str, label: 
         _write(writers, sep.flush(), skip)
     except KeyboardInterrupt:
         bar.close()
-        print(f"realtime-split: {job.input}: stopped after {frames / job.samplerate:.1f} s; "
+        print(f"realtime-split: {label(job.input)}: stopped after {frames / job.samplerate:.1f} s; "
               f"kept the partial output in {_where(job)}", file=sys.stderr)
         raise
+    except UserError as exc:  # a write failed (a full disk), or the input could not be read on
+        bar.close()
+        with signals_deferred():
+            kept = _settle(writers)
+        raise UserError(f"{exc}; {kept}") from None
     finally:
         bar.close()
-        reader.close()
-        for writer in writers:
+        with signals_deferred():  # a second Ctrl-C or SIGTERM must not cut finalizing the headers short
+            reader.close()
+            _close_all(writers)
+    _report(job, sep, preset, frames, time.perf_counter() - start, sep.stats.nonfinite_samples - before[0],
+            sep.stats.nonfinite_outputs - before[1] + sum(w.nonfinite for w in writers),
+            sum(w.clipped for w in writers), reader.ended_early)
+
+
+def _close_all(writers: list[AudioWriter]) -> None:
+    """Close every writer even when one fails; the first failure is raised afterwards."""
+    failure = None
+    for writer in writers:
+        try:
             writer.close()
-    _report(job, sep, label, frames, time.perf_counter() - start, sep.stats.nonfinite_samples - nonfinite_before,
-            sum(w.clipped for w in writers))
+        except WriteError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
+def _settle(writers: list[AudioWriter]) -> str:
+    """After a failed write or read: cut the stems to the length all of them reached, close them, remove
+    any that would not decode; say what is left, for the error message."""
+    if not writers:
+        return "nothing was written"
+    common = min(w.frames for w in writers)
+    even = all([w.cut(common) for w in writers])  # every writer, not just up to the first that cannot
+    for writer in writers:
+        try:
+            writer.close()
+        except WriteError:
+            pass
+    paths = [w.path for w in writers]
+    removed = [p for p in paths if not readable(p)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    where = label(paths[0], output=True) if len(paths) == 1 else f"{paths[0].parent}/"
+    message = (f"the partial output in {where} holds the first {common / writers[0].samplerate:.1f} s"
+               + ("" if even else " (compressed stems may run a little longer)"))
+    if removed:
+        message += f"; removed {', '.join(p.name for p in removed)}, which could not be finished"
+    return message
 
 
 def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:
@@ -200,18 +282,27 @@ def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:
 
 
 def _where(job: Job) -> str:
-    return str(job.outputs[0]) if len(job.outputs) == 1 else f"{job.outputs[0].parent}/"
+    return label(job.outputs[0], output=True) if len(job.outputs) == 1 else f"{job.outputs[0].parent}/"
 
 
-def _report(job: Job, sep: StreamingSeparator, label: str, frames: int, seconds: float, nonfinite: int,
-            clipped: int) -> None:
+def _report(job: Job, sep: StreamingSeparator, preset: str, frames: int, seconds: float, nonfinite_in: int,
+            nonfinite_out: int, clipped: int, ended_early: str | None) -> None:
     audio_seconds = frames / job.samplerate
     speed = audio_seconds / seconds if seconds > 0 else float("inf")
-    print(f"{job.input} -> {_where(job)} ({', '.join(sep.stems)}): {audio_seconds:.1f} s of audio, "
-          f"{speed:.1f}x real time on {sep.provider}, latency {label} {sep.latency_seconds * 1000:.1f} ms")
-    if nonfinite:
-        print(f"realtime-split: warning: {job.input}: {nonfinite} NaN/Inf samples in the input were replaced "
+    name = label(job.input)
+    # With --output - the audio is on stdout, so the summary goes with the messages.
+    print(f"{name} -> {_where(job)} ({', '.join(sep.stems)}): {audio_seconds:.1f} s of audio, "
+          f"{speed:.1f}x real time on {sep.provider}, latency {preset} {sep.latency_seconds * 1000:.1f} ms",
+          file=sys.stderr if job.outputs == [Path(STDIO)] else sys.stdout)
+    if ended_early:
+        print(f"realtime-split: warning: {name} ended early, at {audio_seconds:.1f} s ({ended_early}); "
+              "the stems cover what was read", file=sys.stderr)
+    if nonfinite_in:
+        print(f"realtime-split: warning: {name}: {nonfinite_in} NaN/Inf samples in the input were replaced "
               "by silence", file=sys.stderr)
+    if nonfinite_out:
+        print(f"realtime-split: warning: {name}: the model produced {nonfinite_out} NaN/Inf samples, replaced by "
+              "silence; the model may be broken (try another --model)", file=sys.stderr)
     if clipped:
-        print(f"realtime-split: warning: {job.input}: {clipped} samples beyond full scale were clipped; "
+        print(f"realtime-split: warning: {name}: {clipped} samples beyond full scale were clipped; "
               "write float wav (the default) or lower --gain to keep them", file=sys.stderr)

@@ -10,8 +10,6 @@ finalize on Ctrl-C, on errors and when the device disappears, so nothing played 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
 import threading
 import time
@@ -21,9 +19,9 @@ import numpy as np
 import soxr
 
 from . import devices
-from .audio_files import AudioWriter, open_input, output_format
+from .audio_files import STDIO, AudioWriter, file_identity, open_input, output_format
 from .cli import LIVE_INPUT, LIVE_OUTPUT, announce_model
-from .errors import UserError
+from .errors import UserError, signals_deferred
 from .realtime_bridge import END, FRAMES, RealtimeBridge
 from .separator import StreamingSeparator
 from .status import Latency, StatusLine, summary
@@ -81,6 +79,10 @@ def _record_path(args: argparse.Namespace) -> Path | None:
     path = Path(args.output)
     if args.output.endswith(("/", "\\")) or path.is_dir():
         raise UserError(f"live mode records the monitored sound to one file; pass --output FILE.wav, not {args.output}")
+    if args.input[0] != LIVE_INPUT and file_identity(path) is not None and \
+            file_identity(path) == file_identity(args.input[0]):
+        raise UserError(f"the recording {path} is the input file {args.input[0]}; writing it would destroy that "
+                        "input, so choose another --output")
     return path
 
 
@@ -142,7 +144,7 @@ def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -
             raise UserError(f"cannot start the audio device: {exc}; see --list-devices") from None
         vanished = _wait(args, stream, bridge, feeder, status, rate)
     finally:
-        with _sigint_ignored():  # a second Ctrl-C must not interrupt finalizing the recording
+        with signals_deferred():  # a second Ctrl-C or a SIGTERM must not interrupt finalizing the recording
             if vanished:
                 devices.abandon_portaudio(sd)
             else:
@@ -163,18 +165,6 @@ def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -
     return 0
 
 
-@contextlib.contextmanager
-def _sigint_ignored():
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev):
     """A duplex stream for the microphone (low latency), an output stream for file playback, both
     running the bridge's compiled callback."""
@@ -192,7 +182,11 @@ def _output_format(path: Path, args) -> tuple[str, str]:
 
 
 def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]) -> AudioWriter:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if str(path) != STDIO:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot write to {path.parent}: {exc.strerror or exc}; choose another --output") from None
     return AudioWriter(path, rate, channels, *fmt)
 
 
@@ -305,8 +299,13 @@ class _Saver:
         try:
             if self.error is None:
                 self.frames += self.bridge.drain_recording(self.writer.write)
+        except UserError as exc:  # the disk filled up: what was written is kept
+            self.error = exc
         finally:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except UserError as exc:
+                self.error = self.error or exc
         rate = self.bridge.samplerate
         lost = f", {self.bridge.record_lost / rate:.1f} s lost to a slow disk" if self.bridge.record_lost else ""
         return f"recorded {self.frames / rate:.1f} s to {self.writer.path}{lost}"

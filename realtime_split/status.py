@@ -111,6 +111,10 @@ def summary(bridge, latency: Latency, recording: str | None = None) -> str:
     ]
     if c[NONFINITE]:
         parts.append(f"{int(c[NONFINITE])} NaN/Inf input samples replaced by silence")
+    model_nonfinite = bridge.sep.stats.nonfinite_outputs  # counted by the separator on the worker thread
+    if model_nonfinite:
+        parts.append(f"warning: the model produced {model_nonfinite} NaN/Inf samples, replaced by silence (the "
+                     "model may be broken; try another --model)")
     if recording:
         parts.append(recording)
     return "; ".join(parts) + "."
