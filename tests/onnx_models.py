@@ -154,3 +154,16 @@ def make_spectral_model(path, gains, info: ModelInfo | None = None) -> Path:
              helper.make_node("Add", ["zeros", "gains"], [MASK_OUTPUT])]
     graph = helper.make_graph(nodes, "spectral_gains", [x], [y], initializer=init)
     return _save(graph, path, info)
+
+
+def make_nonfinite_model(path, info: ModelInfo | None = None) -> Path:
+    """A broken model: every stem is mix * inf, so NaN where the mix is 0 and +-Inf elsewhere."""
+    info = info or test_info()
+    n = len(info.stems)
+    x, y = _io(n)
+    init = [numpy_helper.from_array(np.full((1, n, 1, 1), np.inf, np.float32), "inf"),
+            numpy_helper.from_array(np.array([1], np.int64), "axes")]
+    nodes = [helper.make_node("Unsqueeze", [INPUT_NAME, "axes"], ["mix4"]),
+             helper.make_node("Mul", ["mix4", "inf"], [OUTPUT_NAME])]
+    graph = helper.make_graph(nodes, "nonfinite", [x], [y], initializer=init)
+    return _save(graph, path, info)
