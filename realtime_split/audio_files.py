@@ -49,6 +49,8 @@ STREAM_FORMATS = ("AU", "FLAC", "OGG")
 STREAM_DEFAULT = "AU"
 # Frames per libsndfile read call: a read that fails (a truncated flac) loses at most this many frames.
 READ_CHUNK = 4096
+# Sample rates a real recording has; outside them the header is damaged (resampling 2 GHz would take days).
+SAMPLE_RATES = (1000, 768000)
 # WAV format tags whose data chunk is plain frames of nBlockAlign bytes (PCM, float, A-law, mu-law, extensible).
 WAV_PLAIN_TAGS = {0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE}
 
@@ -160,6 +162,31 @@ class AudioReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _library_noise_hidden():
+    """libsndfile's mp3 decoder (libmpg123) prints notes to file descriptor 2 while it probes a file that is
+    not mp3; the user is told what matters in one line of ours, so hide those while opening."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _check_rate(path: Path, samplerate: int) -> None:
+    if not SAMPLE_RATES[0] <= samplerate <= SAMPLE_RATES[1]:
+        raise UserError(f"cannot read {label(path)}: its header says {samplerate} Hz, outside the "
+                        f"{SAMPLE_RATES[0]} to {SAMPLE_RATES[1]} Hz of real audio; the file is damaged")
 
 
 class SoundFileReader(AudioReader):
@@ -320,6 +347,7 @@ def _open_stream(path: Path, channels: str | None) -> AudioReader:
                         "need a file: e.g. ffmpeg -i song.flac -f wav - | realtime-split --input - ...), or pass "
                         "the file itself") from None
     try:
+        _check_rate(path, handle.samplerate)
         select = parse_channel_selection(channels, handle.channels, path)
     except UserError:
         handle.close()
@@ -339,11 +367,13 @@ def open_input(path: str | Path, channels: str | None = None) -> AudioReader:
     if not os.access(path, os.R_OK):
         raise UserError(f"cannot read {path}: permission denied")
     try:
-        handle = sf.SoundFile(path)
+        with _library_noise_hidden():
+            handle = sf.SoundFile(path)
     except SOUNDFILE_ERRORS as exc:
         sf_reason = str(exc)
     else:
         try:
+            _check_rate(path, handle.samplerate)
             select = parse_channel_selection(channels, handle.channels, path)
         except UserError:
             handle.close()
@@ -372,6 +402,8 @@ def _open_with_ffmpeg(path: Path, channels: str | None, sf_reason: str) -> Audio
         data = json.loads(probe.stdout or "{}")
         stream = data["streams"][0]
         samplerate, file_channels = int(stream["sample_rate"]), int(stream["channels"])
+        if samplerate <= 0 or file_channels <= 0:
+            raise ValueError(f"{samplerate} Hz, {file_channels} channels")
     except (KeyError, IndexError, ValueError, TypeError):
         if sf_format in sf.available_formats() or ext in FFMPEG_EXTENSIONS:
             raise UserError(f"cannot read {path}: the file is damaged or not really {ext}") from None
@@ -382,6 +414,7 @@ def _open_with_ffmpeg(path: Path, channels: str | None, sf_reason: str) -> Audio
         duration = float(data.get("format", {}).get("duration"))
     except (TypeError, ValueError):
         duration = None
+    _check_rate(path, samplerate)
     select = parse_channel_selection(channels, file_channels, path)
     return FfmpegReader(path, ffmpeg, samplerate, file_channels, duration, select)
 

@@ -109,6 +109,8 @@ def _probe(path: Path, channels: str | None) -> Job:
         return Job(path, reader.samplerate, reader.channels, channels, reader=reader)
     with reader:
         reader.read(np.empty((4096, reader.channels), np.float32))
+        if reader.frames_read == 0 and reader.ended_early:
+            raise UserError(f"cannot read {path}: it holds no audio ({reader.ended_early})")
         return Job(path, reader.samplerate, reader.channels, channels)
 
 
