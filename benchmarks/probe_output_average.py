@@ -5,7 +5,7 @@ shows whether the default model is held back by chance (each run's own errors) o
 run makes. Every model streams through ``StreamingSeparator`` exactly as ``training.evaluate``
 runs it. Each argument is one ONNX file, or comma-separated files whose stems are averaged:
 
-    python3 benchmarks/probe_output_average.py realtime_split/models/default.onnx "realtime_split/models/default.onnx,b.onnx"
+    python3 benchmarks/probe_output_average.py realtime_split/models/fast.onnx "realtime_split/models/fast.onnx,b.onnx"
 """
 
 import sys

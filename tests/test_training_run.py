@@ -137,7 +137,7 @@ def test_mirrored_strategy_trains_on_two_logical_cpu_devices(data, tmp_path):
 def test_no_training_data(tmp_path, capsys):
     assert main(["--config", str(CONFIG_DIR / "tiny.toml"), "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.strip() == (
-        "realtime-split-train: error: no training data: pass --data KIND:PATH "
+        "python -m training: error: no training data: pass --data KIND:PATH "
         "(e.g. --data musdb:../shared/data/musdb18-preview)")
 
 

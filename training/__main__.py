@@ -1,4 +1,4 @@
-"""``python -m training``: the same as the ``realtime-split-train`` command."""
+"""``python -m training``, run from a checkout of the repository (training is not installed with the package)."""
 
 import sys
 

@@ -25,7 +25,7 @@ from .config import CONFIG_DIR, STRATEGIES, Config, ConfigError, load_config, to
 from .datasets import DatasetError, open_dataset, parse_spec
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "learning_rate", "seconds")
-PROG = "realtime-split-train"
+PROG = "python -m training"
 
 
 def build_parser() -> argparse.ArgumentParser:
