@@ -36,16 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  realtime-split --input mic --stem vocals            # hear the vocals of what the mic picks up\n"
         "  realtime-split --input song.flac --stem all --output stems/\n"
-        "  realtime-split --input song.flac --output speakers --gain vocals=-inf   # karaoke",
+        "  realtime-split --input song.flac --output speakers --gain vocals=-inf   # karaoke\n"
+        "  realtime-split --input song.flac --output karaoke.wav --gain vocals=-inf   # karaoke in one file",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-i", "--input", nargs="+", metavar="FILE|mic|-",
                    help="audio file(s) to separate, 'mic' for the default input device, or '-' for standard "
                         "input (wav, ogg or au through a pipe)")
     p.add_argument("-o", "--output", metavar="FILE|DIR/|speakers|-",
-                   help="a file (one stem), a directory (one file per stem; DIR/<name>/<stem>.wav for several "
-                        "inputs), 'speakers', or '-' for standard output (one stem, au unless --format says "
-                        "otherwise); default: speakers for live input, separated/ for files")
+                   help="a file (one stem, or with --gain the mix of the stems), a directory (one file per stem; "
+                        "DIR/<name>/<stem>.wav for several inputs), 'speakers', or '-' for standard output (like "
+                        "a file, au unless --format says otherwise); default: speakers for live input, separated/ "
+                        "for files")
     p.add_argument("-s", "--stem", metavar="STEMS",
                    help="comma-separated stems (vocals,drums,bass,other,accompaniment) or 'all'; "
                         "default: all for files, vocals for live input")
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files only: full-context best quality instead of streaming (the default for files "
                         "unless --latency or --hop is given)")
     p.add_argument("--gain", action="append", default=[], metavar="STEM=DB",
-                   help="per-stem gain in dB, repeatable; 'vocals=-inf' mutes the vocals (karaoke)")
+                   help="per-stem gain in dB, repeatable; 'vocals=-inf' mutes the vocals (karaoke); with one "
+                        "output file (not a directory) the file holds the mix of the stems, gains applied")
     p.add_argument("--model", metavar="NAME|PATH",
                    help=f"a bundled model ({', '.join(registry.bundled_names()) or 'none in this build'}; see "
                         "--list-models) or an ONNX model file; default: quality for files and for --latency "

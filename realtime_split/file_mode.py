@@ -12,6 +12,10 @@ leaves valid, shorter files. A failed write (a full disk) stops the run with one
 line; the job's stems are cut to one common length where the format allows and
 any that would not decode is removed. A truncated input is separated as far as
 it goes, with a warning that says where it ended; the stems cover what was read.
+
+With ``--gain`` and one output file (or ``--output -``), the selected stems are not refused as
+"one file each" but summed, gains applied, into that file: ``--gain vocals=-inf --output k.wav``
+is the karaoke mix, like ``--stem accompaniment`` but with every stem's level under control.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class Job:
     channels: int
     channel_selection: str | None  # --channels, applied again when the file is reopened
     outputs: list[Path] = field(default_factory=list)
+    mix: bool = False  # one output holding the sum of the (gained) stems instead of one output per stem
     reader: AudioReader | None = None  # a stream (standard input, a pipe) stays open: it can be read only once
 
 
@@ -82,16 +87,21 @@ def _run(args: argparse.Namespace, jobs: list[Job]) -> int:
             folder = target / name if per_input else target
             job.outputs = [folder / f"{stem}.{ext}" for stem in stems]
     else:
-        if len(jobs) > 1 or len(stems) > 1:
+        # With a gain, several stems into one file is the re-balanced mix (karaoke: --gain vocals=-inf).
+        mix = len(stems) > 1 and bool(args.gain)
+        if len(jobs) > 1 or (len(stems) > 1 and not mix):
             what = f"{len(jobs)} inputs" if len(jobs) > 1 else f"{len(stems)} stems ({', '.join(stems)})"
+            mix_hint = "" if len(jobs) > 1 else ", or add --gain STEM=DB (e.g. vocals=-inf) to write their mix"
             if args.output == STDIO:
                 raise UserError(f"--output - (standard output) carries one stem of one input, but {what} need "
-                                "one file each; pick one with --stem, or pass a directory such as --output stems/")
+                                f"one file each; pick one with --stem, or pass a directory such as --output "
+                                f"stems/{mix_hint}")
             raise UserError(
                 f"--output {target} is one file, but {what} need one file each; "
-                f"pass a directory such as --output {target.with_suffix('')}/"
+                f"pass a directory such as --output {target.with_suffix('')}/{mix_hint}"
             )
         jobs[0].outputs = [target]
+        jobs[0].mix = mix
     _check_writable(jobs)
 
     for job in jobs:
@@ -214,10 +224,11 @@ def _separate(job: Job, sep: StreamingSeparator, fmt: str, subtype: str, preset:
         skip = sep.latency_samples  # the first output samples are the separator's delay, not audio
         while len(block := reader.read(block_in)):
             stems = sep.process(block, out=block_out if len(block) == BLOCK_FRAMES else None)
-            skip = _write(writers, stems, skip)
+            skip = _write(writers, _mixed(stems) if job.mix else stems, skip)
             frames += len(block)
             bar.update(len(block) / job.samplerate)
-        _write(writers, sep.flush(), skip)
+        tail = sep.flush()
+        _write(writers, _mixed(tail) if job.mix else tail, skip)
     except KeyboardInterrupt:
         bar.close()
         print(f"realtime-split: {label(job.input)}: stopped after {frames / job.samplerate:.1f} s; "
@@ -283,6 +294,19 @@ def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:
     return skip - dropped
 
 
+def _mixed(stems: np.ndarray) -> np.ndarray:
+    """The stems (n_stems, n, channels), gains already applied by the separator, summed into one (1, n, channels)."""
+    return stems.sum(axis=0, keepdims=True, dtype=np.float32)
+
+
+def _contents(job: Job, sep: StreamingSeparator) -> str:
+    """What the summary says is in the output: the stems, or their mix with the gains that shaped it."""
+    if not job.mix:
+        return ", ".join(sep.stems)
+    gains = sep.gains_db
+    return "mix of " + ", ".join(f"{s} {gains[s]:+g} dB" if s in gains else s for s in sep.stems)
+
+
 def _where(job: Job) -> str:
     return label(job.outputs[0], output=True) if len(job.outputs) == 1 else f"{job.outputs[0].parent}/"
 
@@ -293,7 +317,7 @@ def _report(job: Job, sep: StreamingSeparator, preset: str, frames: int, seconds
     speed = audio_seconds / seconds if seconds > 0 else float("inf")
     name = label(job.input)
     # With --output - the audio is on stdout, so the summary goes with the messages.
-    print(f"{name} -> {_where(job)} ({', '.join(sep.stems)}): {audio_seconds:.1f} s of audio, "
+    print(f"{name} -> {_where(job)} ({_contents(job, sep)}): {audio_seconds:.1f} s of audio, "
           f"{speed:.1f}x real time on {sep.provider}, latency {preset} {sep.latency_seconds * 1000:.1f} ms",
           file=sys.stderr if job.outputs == [Path(STDIO)] else sys.stdout)
     if ended_early:
