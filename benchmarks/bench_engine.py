@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from docs_section import publish
 import soundfile as sf
+
+from docs_section import publish
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -187,7 +188,8 @@ def machine() -> str:
         pass
     import onnxruntime
 
-    return f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
+            f"onnxruntime {onnxruntime.__version__}")
 
 
 def main() -> None:
@@ -229,8 +231,8 @@ def main() -> None:
         f"{args.threads or default_threads()} ONNX Runtime thread(s), the engine's default, and once with 1 thread "
         f"for {targets.live_preset}, as live mode runs it (steadier when another process wants the CPU; see "
         "docs/architecture.md). "
-        "File mode: the real CLI in a fresh process on a generated PCM_16 file (offline preset), all four stems written "
-        "as PCM_16; speed as the CLI reports it (separation and file I/O), peak RSS of that process. "
+        "File mode: the real CLI in a fresh process on a generated PCM_16 file (offline preset), all four stems "
+        "written as PCM_16; speed as the CLI reports it (separation and file I/O), peak RSS of that process. "
         "Launch: from starting Python to the first block out of `StreamingSeparator`.\n\n"
         f"```\n{command.strip()}\n```\n\n{result}\n"
     )

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from docs_section import publish
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,7 +149,8 @@ def table(results: dict[str, dict]) -> str:
 def machine() -> str:
     """The hardware and how busy it already was: live results depend on both."""
     load = f", load average {os.getloadavg()[0]:.1f} before the run" if hasattr(os, "getloadavg") else ""
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{load}, Python {platform.python_version()}"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{load}, "
+            f"Python {platform.python_version()}")
 
 
 def main() -> None:
@@ -172,20 +174,24 @@ def main() -> None:
     pending = ("For the bundled model, run `python3 benchmarks/bench_live.py` (it replaces this section).\n\n"
                if args.model == TEST_MODEL else "")
     command = "python3 benchmarks/bench_live.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    model_name = ("tiny test model (stems = fixed fractions of the mix: checks the script, says nothing about a "
+                  "real model)" if args.model == TEST_MODEL else (args.model or "the bundled model"))
     section = (
         f"{SECTION}\n\n"
         f"Produced by `benchmarks/bench_live.py` (it rewrites this section). Model: "
-        f"{'tiny test model (stems = fixed fractions of the mix: checks the script, says nothing about a real model)' if args.model == TEST_MODEL else (args.model or 'the bundled model')}; "
+        f"{model_name}; "
         f"{host}; {time.strftime('%Y-%m-%d')}.\n"
         f"Each row is a {args.seconds:g} s run of `realtime-split --input mic --stem all --latency balanced "
         f"--blocksize {BLOCKSIZE}` on a JACK dummy server (44.1 kHz, period {PERIOD}), fed noise bursts every "
         f"{CLICK_EVERY:g} s by a JACK client that records the output; \"plus a busy core\" adds a process "
         "spinning at 100 %. Missed deadlines are blocks the separation did not deliver in time (played as the "
-        "dry mix with a short crossfade); restarts are the times the worker fell so far behind (16 hops) that it skipped ahead and restarted the separator. "
+        "dry mix with a short crossfade); restarts are the times the worker fell so far behind (16 hops) that it "
+        "skipped ahead and restarted the separator. "
         "Xruns are blocks PortAudio flagged as an overflow or underflow: its JACK host API flags every JACK xrun "
-        "(anywhere in the JACK graph) as both an input overflow and an output underflow, shown in parentheses. Load is one "
-        "hop's inference time over the hop's duration. Delay is measured between the program's JACK ports and "
-        "matches separator latency + bridge buffers + one block that PortAudio's JACK host API buffers; "
+        "(anywhere in the JACK graph) as both an input overflow and an output underflow, shown in parentheses. "
+        "Load is one hop's inference time over the hop's duration. "
+        "Delay is measured between the program's JACK ports and matches separator latency + bridge buffers + "
+        "one block that PortAudio's JACK host API buffers; "
         f"\"mic to speakers\" adds the device latency PortAudio reports ({first['device_ms']:.1f} ms here).\n\n"
         f"```\n{command.strip()}\n```\n\n{table(results)}\n\n{pending}"
     )

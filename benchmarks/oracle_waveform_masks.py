@@ -53,7 +53,8 @@ def main() -> None:
         ratio = s / np.where(np.abs(mix) < 1e-6, 1e-6, mix)
         simplex = project_to_simplex(ratio.transpose(1, 2, 0).reshape(-1, len(STEMS)))
         masks = {variants[0]: simplex.reshape(mix.shape + (len(STEMS),)).transpose(2, 0, 1),
-                 variants[1]: np.clip(ratio, 0, 1), variants[2]: np.clip(ratio, -1, 2), variants[3]: np.clip(ratio, -2, 3)}
+                 variants[1]: np.clip(ratio, 0, 1), variants[2]: np.clip(ratio, -1, 2),
+                 variants[3]: np.clip(ratio, -2, 3)}
         for v, m in masks.items():
             for i, name in enumerate(STEMS):
                 results[v][name].append(snr(s[i], m[i] * mix))

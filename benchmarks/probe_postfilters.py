@@ -85,7 +85,7 @@ def main(checkpoint: str) -> None:
         n = len(mix)
         masks, basis = (np.asarray(a) for a in parts(padded(mix), training=False))
 
-        def stems_from(m):
+        def stems_from(m, basis=basis, n=n):
             return np.asarray(synthesis(m * basis[:, :, None, :]))[0, PAD:PAD + n].transpose(1, 0, 2)
 
         raw = stems_from(masks)

@@ -230,10 +230,11 @@ def _phrase_melody(rng: random.Random, rhythm: list[tuple[int, int]], chords: tu
             continue  # an off-beat eighth: filled in below, once the next note is known
         tones = cadence if i == last else chord_at(step)
 
+        # cost is used right away by min() below, so the loop's current step and previous are the ones meant.
         def cost(p: int) -> float:  # semitones off the contour and of leap, a repeat, a big or awkward leap
-            c = 0.5 * abs(p - target(step)) + 3 * rng.random()
-            if previous is not None:
-                leap = abs(p - previous)
+            c = 0.5 * abs(p - target(step)) + 3 * rng.random()  # noqa: B023
+            if previous is not None:  # noqa: B023
+                leap = abs(p - previous)  # noqa: B023
                 c += 0.25 * leap + 2.5 * (leap == 0) + 3 * (leap > 5) + 50 * (leap == 6 or leap > 9)
             return c
 

@@ -19,6 +19,7 @@ and the cause.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +159,7 @@ class AudioReader:
     def close(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> "AudioReader":
+    def __enter__(self) -> AudioReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -249,12 +251,13 @@ class FfmpegReader(AudioReader):
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._errors,
             start_new_session=True,  # Ctrl-C is ours to handle: ffmpeg must not die first and look like a bad file
         )
+        self._stdout = typing.cast(io.BufferedReader, self._proc.stdout)  # stdout=PIPE, default buffering
 
     def _read_into(self, out: np.ndarray) -> np.ndarray:
-        view = memoryview(out.reshape(-1)).cast("B")
+        view = out.reshape(-1).data.cast("B")
         filled = 0
         while filled < len(view):
-            n = self._proc.stdout.readinto(view[filled:])
+            n = self._stdout.readinto(view[filled:])
             if not n:
                 break
             filled += n
@@ -274,7 +277,7 @@ class FfmpegReader(AudioReader):
     def close(self) -> None:
         if self._proc.poll() is None:
             self._proc.kill()
-        self._proc.stdout.close()
+        self._stdout.close()
         self._proc.wait()
         self._errors.close()
 
@@ -467,7 +470,7 @@ class AudioWriter:
         self.frames = 0  # written successfully
         self.failed = False
         self._clip = subtype not in FLOAT_SUBTYPES
-        target = path
+        target: Path | int = path  # a path, or a file descriptor for standard output
         if str(path) == STDIO:
             if sys.stdout is None or sys.stdout.isatty():
                 raise UserError("--output - writes audio to standard output, which is a terminal; pipe it into a "

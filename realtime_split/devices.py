@@ -28,7 +28,8 @@ def import_sounddevice():
             fix = "sudo apt-get install libportaudio2 (Fedora: sudo dnf install portaudio)"
         else:
             fix = "pip install --force-reinstall sounddevice"
-        raise UserError(f"live audio needs the PortAudio library, which is missing ({exc}); install it: {fix}") from None
+        raise UserError(f"live audio needs the PortAudio library, which is missing ({exc}); "
+                        f"install it: {fix}") from None
     return sounddevice
 
 
@@ -60,7 +61,8 @@ def _channels_key(kind: str) -> str:
 
 def _label(sd, index: int, device: dict) -> str:
     hostapi = sd.query_hostapis(device["hostapi"])["name"]
-    return f"{index} {device['name']} ({hostapi}, {device['max_input_channels']} in, {device['max_output_channels']} out)"
+    return (f"{index} {device['name']} ({hostapi}, {device['max_input_channels']} in, "
+            f"{device['max_output_channels']} out)")
 
 
 def _jack_hostapi(sd) -> int | None:

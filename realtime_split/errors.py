@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 
 
 class UserError(Exception):
@@ -44,7 +45,7 @@ def _raise_interrupted(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def signals_raise_interrupted():
+def signals_raise_interrupted() -> Iterator[None]:
     """SIGTERM and SIGHUP raise ``Interrupted`` (like Ctrl-C raises KeyboardInterrupt) while inside.
 
     A signal the process inherited as ignored (``nohup``) stays ignored. Only the main thread
@@ -64,7 +65,7 @@ def signals_raise_interrupted():
 
 
 @contextlib.contextmanager
-def signals_deferred():
+def signals_deferred() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP back while finalizing files; raise the first one afterwards.
 
     Inside, a stop signal only marks itself pending, so closing a file (its header) is never cut

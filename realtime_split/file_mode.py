@@ -31,8 +31,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .audio_files import (STDIO, AudioReader, AudioWriter, WriteError, default_extension, file_identity,
-                          is_stream, label, open_input, output_format, readable)
+from .audio_files import (
+    STDIO,
+    AudioReader,
+    AudioWriter,
+    WriteError,
+    default_extension,
+    file_identity,
+    is_stream,
+    label,
+    open_input,
+    output_format,
+    readable,
+)
 from .cli import announce_model
 from .errors import UserError, signals_deferred
 from .separator import StreamingSeparator
@@ -142,14 +153,15 @@ def _output_names(inputs: list[Path]) -> list[str]:
 def _check_writable(jobs: list[Job]) -> None:
     """Before anything is written: no output of any job may be any job's input (compared as files, by device
     and inode, so hard links, symbolic links and other spellings count), then every folder must be writable."""
-    inputs = {}
+    inputs: dict[tuple[int, int], Path] = {}
     for job in jobs:
         identity = file_identity(job.input)
         if identity is not None:
             inputs.setdefault(identity, job.input)
     for job in jobs:
         for out in job.outputs:
-            source = inputs.get(file_identity(out))
+            identity = file_identity(out)
+            source = inputs.get(identity) if identity is not None else None
             if source is not None:
                 name = "the input file" if str(source) == str(out) else f"the same file as the input {source}"
                 raise UserError(f"the output {out} is {name}; writing it would destroy that input, so choose "

@@ -114,6 +114,7 @@ def _check_io(session: ort.InferenceSession, info: ModelInfo, source: str) -> No
 
 
 def _check_spectral_io(inputs: dict, outputs: dict, info: ModelInfo, source: str) -> None:
+    assert info.frontend is not None  # _check_io calls this for spectral models only
     bins, n_stems = info.frontend.bins, len(info.stems)
     magnitude, masks = inputs.get(MASK_INPUT), outputs.get(MASK_OUTPUT)
     if len(inputs) != 1 or magnitude is None or len(magnitude) != 4 \

@@ -28,7 +28,8 @@ from .status import Latency, StatusLine, summary
 from .stems import linear_gains
 
 POLL_SECONDS = 0.05
-LIVE_RESAMPLING = "LQ"  # a device rate other than the model's: short soxr filters add ~14 ms instead of ~43 ms at 48 kHz
+# A device rate other than the model's: short soxr filters add ~14 ms instead of ~43 ms at 48 kHz.
+LIVE_RESAMPLING = "LQ"
 LIVE_THREADS = 1  # one ONNX Runtime thread on the real-time worker: steady under load (see inference.session_options)
 PREBUFFER_SECONDS = 0.25  # file playback: separated audio ready before the stream starts
 
@@ -130,6 +131,7 @@ def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -
     vanished = False
     try:
         if record is not None:
+            assert fmt is not None  # found above for every recording
             saver = _Saver(_open_writer(record, rate, out_ch, fmt), bridge)
         bridge.start()
         if reader is not None:
@@ -155,7 +157,7 @@ def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -
             saved = saver.stop() if saver is not None else None
             status.close()
             print(summary(bridge, latency, saved), file=sys.stderr, flush=True)
-    for error in (bridge.error, feeder and feeder.error, saver and saver.error):
+    for error in (bridge.error, feeder.error if feeder else None, saver.error if saver else None):
         if error is not None:
             raise error
     if vanished:
@@ -190,7 +192,7 @@ def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]) -> 
     return AudioWriter(path, rate, channels, *fmt)
 
 
-def _prebuffer(bridge: RealtimeBridge, feeder: "_Feeder", rate: int) -> None:
+def _prebuffer(bridge: RealtimeBridge, feeder: _Feeder, rate: int) -> None:
     """File playback starts once a quarter second is separated (or the whole, shorter, file)."""
     while bridge.buffered() < PREBUFFER_SECONDS * rate and bridge.counters[END] < 0:
         if bridge.error or feeder.error:

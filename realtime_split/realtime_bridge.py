@@ -354,7 +354,7 @@ class RealtimeBridge:
         self.table = np.zeros(N_TABLE, np.int64)  # stream_callback's user data (see T_IN_RING)
         self.table[[T_IN_RING, T_IN_FRAMES, T_IN_CHANNELS]] = self.in_ring.ctypes.data, *self.in_ring.shape
         self.table[[T_OUT_RING, T_OUT_FRAMES, T_OUT_CHANNELS]] = self.out_ring.ctypes.data, *self.out_ring.shape
-        if record:
+        if self.rec_ring is not None:
             self.table[[T_REC_RING, T_REC_FRAMES]] = self.rec_ring.ctypes.data, len(self.rec_ring)
         self.table[[T_COUNTERS, T_FSTATE]] = self.counters.ctypes.data, self.fstate.ctypes.data
         self.table[[T_BUFFERS, T_LATENCY, T_FADE, T_CAPTURE]] = self.buffers, self.latency, self.fade, live_input
@@ -412,7 +412,10 @@ class RealtimeBridge:
     def drain_recording(self, write) -> int:
         """Hand everything the callback played since the last call to ``write`` (the writer thread;
         ``write`` gets views into the ring). Returns the number of frames handed over."""
-        size = len(self.rec_ring)
+        ring = self.rec_ring
+        if ring is None:
+            raise RuntimeError("drain_recording: this bridge was made without record=True")
+        size = len(ring)
         end = int(self.counters[REC_WRITTEN])
         oldest_safe = end - (size - self.blocksize)  # the callback may be overwriting anything older
         if self._rec_read < oldest_safe:
@@ -422,7 +425,7 @@ class RealtimeBridge:
         while self._rec_read < end:
             j = self._rec_read % size
             n = min(end - self._rec_read, size - j)
-            write(self.rec_ring[j:j + n])
+            write(ring[j:j + n])
             self._rec_read += n
         return end - start
 

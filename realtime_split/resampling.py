@@ -16,7 +16,7 @@ second term an integer so the stems stay sample-exact against the input.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import soxr
@@ -28,7 +28,7 @@ SAFETY_FRAMES = 2
 MAX_EXTRA_DELAY_SECONDS = 0.01
 
 
-@lru_cache(maxsize=None)
+@cache
 def max_hold_back(in_rate: int, out_rate: int, quality: str = DEFAULT_QUALITY) -> float:
     """The most output samples one soxr stream ever owes: max over t of ``t * out/in - produced(t)``.
 

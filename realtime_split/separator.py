@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import overlap_add as ola
-from . import registry
+from . import overlap_add as ola, registry
 from .errors import ModelFormatError, UserError
 from .inference import BatchRunner, load_model, make_runner
 from .model_format import Geometry, ModelInfo

@@ -105,7 +105,8 @@ def summary(bridge, latency: Latency, recording: str | None = None) -> str:
         f"realtime-split: played {bridge.seconds_played:.1f} s live with {latency}",
         f"missed deadlines: {int(c[MISSED])} blocks of {bridge.blocksize} (played dry; "
         f"{int(c[SKIPS])} restarts after falling too far behind)",
-        f"xruns: {bridge.xruns} ({int(c[INPUT_OVERFLOWS])} input overflows, {int(c[OUTPUT_UNDERFLOWS])} output underflows)",
+        f"xruns: {bridge.xruns} ({int(c[INPUT_OVERFLOWS])} input overflows, "
+        f"{int(c[OUTPUT_UNDERFLOWS])} output underflows)",
         f"inference load p50 {_percent(bridge.load_percentile(50))} p99 {_percent(bridge.load_percentile(99))} "
         f"of the hop budget (worker at {'real-time' if bridge.realtime_priority else 'normal'} priority)",
     ]

@@ -44,7 +44,7 @@ class JackServer:
         """Variables that point a process at this server and keep JACK from starting or reserving others."""
         return {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_AUDIO_RESERVATION": "1", "JACK_NO_START_SERVER": "1"}
 
-    def start(self, timeout: float = 10.0) -> "JackServer":
+    def start(self, timeout: float = 10.0) -> JackServer:
         import jack
 
         path = jackd_path()
@@ -99,7 +99,7 @@ class JackServer:
                 os.environ[key] = value
         self._saved_env.clear()
 
-    def __enter__(self) -> "JackServer":
+    def __enter__(self) -> JackServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -331,7 +331,7 @@ class Harness:
     def close(self) -> None:
         self._close()
 
-    def __enter__(self) -> "Harness":
+    def __enter__(self) -> Harness:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from realtime_split import StreamingSeparator
 from realtime_split.cli import main
@@ -25,8 +24,8 @@ from test_cli_errors import command, subprocess_env
 from test_cli_files import music, write_music
 
 MODEL_RATE = 44100
-FAST = settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                      HealthCheck.too_slow])
+FAST = settings(max_examples=25, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 # One separator per (model, rate, channels) for the whole module: loading a session per example is the slow part.
 _separators: dict[tuple, StreamingSeparator] = {}

@@ -15,11 +15,19 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from jack_harness import max_jump
 import onnx_models
+from jack_harness import max_jump
 from realtime_split import StreamingSeparator
-from realtime_split.realtime_bridge import (INPUT_OVERFLOWS, MISSED, NONFINITE, OUTPUT_UNDERFLOWS,
-                                           PA_INPUT_OVERFLOW, PA_OUTPUT_UNDERFLOW, SKIPS, RealtimeBridge)
+from realtime_split.realtime_bridge import (
+    INPUT_OVERFLOWS,
+    MISSED,
+    NONFINITE,
+    OUTPUT_UNDERFLOWS,
+    PA_INPUT_OVERFLOW,
+    PA_OUTPUT_UNDERFLOW,
+    SKIPS,
+    RealtimeBridge,
+)
 from realtime_split.status import Latency, StatusLine, summary
 
 RATE = 44100

@@ -159,7 +159,8 @@ def test_a_preset_the_model_lacks_names_its_presets_and_points_to_fast(models, t
     write_music(tmp_path / "song.wav", seconds=0.2)
     song = tmp_path / "song.wav"
 
-    code, _, err = run_cli(capsys, "--input", song, "--model", "quality", "--latency", "low", "--output", tmp_path / "o")
+    code, _, err = run_cli(capsys, "--input", song, "--model", "quality", "--latency", "low",
+                           "--output", tmp_path / "o")
     assert code == 2 and one_line_error(err) == ("realtime-split: error: model 'quality' has no latency preset 'low'; "
                                                  "choose one of quality, offline, or pass --model fast, which has it")
     # A preset no bundled model has gets the list alone.

@@ -25,7 +25,7 @@ from realtime_split.audio_files import _wav_declared_frames
 from realtime_split.cli import main
 from test_cli_errors import command, subprocess_env
 from test_cli_files import music, read, separate, write_music
-from test_live_jack import jack_server  # noqa: F401  (the fixture: a JACK server for the live test)
+from test_live_jack import jack_server  # noqa: F401  (the fixture: a JACK server for the live test; F811 below)
 
 
 def fails(capsys, *args, model, contains: str) -> str:
@@ -305,7 +305,7 @@ def test_stdin_to_stdout_through_pipes(tmp_path, scaled_model):
         feed = subprocess.Popen(["cat"], stdin=f, stdout=subprocess.PIPE)  # a pipe, not a file
     try:
         done = subprocess.run([*command(), "--input", "-", "--stem", "vocals", "--output", "-", "--model",
-                               str(scaled_model)], stdin=feed.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               str(scaled_model)], stdin=feed.stdout, capture_output=True,
                               env=subprocess_env(), timeout=120)
     finally:
         feed.stdout.close()
@@ -382,7 +382,7 @@ def test_writing_to_a_full_device_through_stdout(tmp_path, scaled_model):
 # 3 (live): SIGTERM during a live recording ---------------------------------------------------------------------
 
 @pytest.mark.jack
-def test_sigterm_during_a_live_recording_keeps_a_valid_recording(jack_server, scaled_model, tmp_path):
+def test_sigterm_during_a_live_recording_keeps_a_valid_recording(jack_server, scaled_model, tmp_path):  # noqa: F811
     from jack_harness import Harness
     from test_live_jack import RATE, finish, launch, sine
 
@@ -397,5 +397,5 @@ def test_sigterm_during_a_live_recording_keeps_a_valid_recording(jack_server, sc
         code, _, err = finish(proc)
     assert code == 143, err
     assert "Traceback" not in err and err.rstrip().endswith("realtime-split: interrupted by SIGTERM")
-    assert f"recorded " in err and str(recording) in err
+    assert "recorded " in err and str(recording) in err
     assert valid_wav(recording) > 0.5 * RATE

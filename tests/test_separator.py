@@ -14,8 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from onnx_models import TEST_PRESETS, make_identity_model, test_info as make_info
-from realtime_split import StreamingSeparator, UserError
-from realtime_split import overlap_add as ola
+from realtime_split import StreamingSeparator, UserError, overlap_add as ola
 from realtime_split.errors import ModelFormatError
 from realtime_split.model_format import Geometry
 

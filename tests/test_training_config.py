@@ -37,8 +37,9 @@ def test_model_info_round_trips_through_onnx_metadata():
 
 
 def test_saved_toml_reads_back_equal(tmp_path):
-    config = load_config(CONFIG_DIR / "tiny.toml", ["model.stems=['vocals', 'accompaniment']", "augment.gain_db=[-2, 2]",
-                                                    'data.sources=["folder:/data/x"]', "streaming.name=my \"model\""])
+    config = load_config(CONFIG_DIR / "tiny.toml", ["model.stems=['vocals', 'accompaniment']",
+                                                    "augment.gain_db=[-2, 2]", 'data.sources=["folder:/data/x"]',
+                                                    "streaming.name=my \"model\""])
     path = tmp_path / "config.toml"
     path.write_text(to_toml(config))
     assert load_config(path) == config
@@ -92,7 +93,8 @@ def test_unknown_learning_rate_schedule_is_refused():
 def test_quality_config_streams_within_250_ms_and_trains_on_its_listening_window():
     config = load_config(CONFIG_DIR / "quality.toml")
     info = config.model_info()
-    assert info.frontend is not None and (info.frontend.n_fft, info.frontend.hop, info.frontend.bins) == (4096, 1024, 1024)
+    assert info.frontend is not None
+    assert (info.frontend.n_fft, info.frontend.hop, info.frontend.bins) == (4096, 1024, 1024)
     assert info.length_multiple == 1024 * 2 ** 6 and info.default_preset == "quality"
     listening, offline = info.presets["quality"], info.presets["offline"]
     assert listening.window == config.window and listening.latency <= RATE * 0.250

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import soundfile as sf
-
-from fractions import Fraction
 
 from training.augment import augment_stems, band_limit, change_speed, source_length, speed_ratio
 from training.cache import AudioCache, CachedTrack

@@ -112,7 +112,8 @@ def test_stem_weights_weigh_each_target_and_a_sum_target_by_its_parts_mean():
     layout = TargetLayout(FOUR)
     region = tiny().loss_region()
     pred, targets, _ = batch()
-    per_target = np.abs(np.einsum("btsc,sg->btgc", pred, layout.matrix) - targets)[:, region[0]:region[1]].mean(axis=(1, 3))
+    errors = np.abs(np.einsum("btsc,sg->btgc", pred, layout.matrix) - targets)
+    per_target = errors[:, region[0]:region[1]].mean(axis=(1, 3))
     presence = np.tile(np.float32([1, 1, 1, 1, 1]), (3, 1))
     weights = np.float32([2, 1, 1, 4, 2])  # accompaniment: mean of drums, bass, other
     weighted = make_loss("mae", layout.matrix, region, [2.0, 1.0, 1.0, 4.0])(pred, targets, presence).numpy()

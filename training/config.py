@@ -190,7 +190,7 @@ class Config:
         shared = {n: g for n, g in info.presets.items() if g.window == self.window}
         return dataclasses.replace(info, presets=shared).loss_region()
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         m, s, t, a = self.model, self.streaming, self.train, self.augment
         _check(len(m.stems) >= 1 and len(set(m.stems)) == len(m.stems), "model.stems must list distinct stems")
         unknown = [x for x in m.stems if x not in KNOWN_STEMS]

@@ -242,7 +242,8 @@ def _load_stem_mp4(path: Path) -> tuple[int, dict[str, np.ndarray]]:
     try:
         info = stempeg.Info(str(path))
     except Exception as exc:  # ffprobe failures surface as several exception types
-        raise DatasetError(f"{path}: cannot read the stem file ({_first_line(exc)}); is it a valid .stem.mp4?") from None
+        raise DatasetError(f"{path}: cannot read the stem file ({_first_line(exc)}); "
+                           "is it a valid .stem.mp4?") from None
     if info.nb_audio_streams != len(MUSDB_STREAMS):
         raise DatasetError(f"{path}: has {info.nb_audio_streams} audio streams; a MUSDB18 stem file has "
                            f"{len(MUSDB_STREAMS)} ({', '.join(MUSDB_STREAMS)})")

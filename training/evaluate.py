@@ -203,7 +203,8 @@ def open_tracks(data: str, split: str, max_tracks: int | None) -> list:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="bundled model name or ONNX file (default: the bundled model for the first preset)")
-    p.add_argument("--data", required=True, metavar="KIND:PATH", help="dataset, e.g. musdb:../shared/data/musdb18-preview")
+    p.add_argument("--data", required=True, metavar="KIND:PATH",
+                   help="dataset, e.g. musdb:../shared/data/musdb18-preview")
     p.add_argument("--split", default="valid", help="dataset split: train, valid (default), test or all")
     p.add_argument("--presets", default=",".join(DEFAULT_PRESETS),
                    help="comma-separated latency presets (default: balanced,offline)")

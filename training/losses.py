@@ -9,7 +9,7 @@ and averaged over the targets the track defines (the presence mask).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf

@@ -1,4 +1,5 @@
-"""Train a separation model: ``python -m training --config training/configs/default.toml --data musdb:PATH --out runs/NAME``.
+"""Train a separation model:
+``python -m training --config training/configs/default.toml --data musdb:PATH --out runs/NAME``.
 
 A run directory holds everything export and a resumed run need:
 ``config.toml`` (the resolved config), ``best.keras`` (lowest validation
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Train a realtime-split separation model (Keras U-Net on the waveform).",
         epilog="example:\n  python -m training --config training/configs/default.toml \\\n"
-               "      --data musdb:../shared/data/musdb18-preview --data folder:../shared/data/mir-1k --out runs/first\n"
+               "      --data musdb:../shared/data/musdb18-preview --data folder:../shared/data/mir-1k \\\n"
+               "      --out runs/first\n"
                "then: python -m export --checkpoint runs/first/best.keras --output model.onnx",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, default=CONFIG_DIR / "default.toml",
@@ -120,7 +122,8 @@ def load_data(config: Config, progress: bool = True):
         sources.append(Source(spec, cache.get_all(tracks, f"caching {path.name}", progress), weight))
         if not config.data.validation:
             try:
-                valid_tracks += cache.get_all(open_dataset(kind, path, "valid"), f"caching {path.name} (valid)", progress)
+                valid_tracks += cache.get_all(open_dataset(kind, path, "valid"), f"caching {path.name} (valid)",
+                                              progress)
             except DatasetError:
                 print(f"note: {spec} has no validation tracks", file=sys.stderr)
     for spec in config.data.validation:
