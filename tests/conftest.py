@@ -1,8 +1,17 @@
-"""Shared fixtures: small real ONNX models written to real files once per session."""
+"""Shared fixtures: small real ONNX models written to real files once per session.
+
+Also the fast tier (``python3 -m pytest -q -m "not slow"``): a module marked slow as a whole
+(``pytestmark = pytest.mark.slow`` at its top) is not even imported when ``-m`` deselects all of
+its tests, since importing some of them starts TensorFlow; and no test outside the slow tier may
+import TensorFlow (the check below names the one that does).
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +52,64 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"training data not found at {SHARED_DATA} (only developer machines have it)")
     return SHARED_DATA
+
+
+# The fast tier ------------------------------------------------------------------------------------------------------
+
+_MARK = re.compile(r"pytest\.mark\.(\w+)")
+_NOT_MARKERS = {"parametrize", "skipif", "skip", "xfail", "usefixtures", "filterwarnings"}
+
+
+def _deselects_every_test(markexpr: str, text: str) -> bool:
+    """Whether ``-m markexpr`` deselects every test of a module whose source is ``text``: its module-level marks
+    (``pytestmark = ...``) plus any subset of the marks named anywhere else in it select nothing."""
+    found = re.search(r"^pytestmark = (.*)$", text, re.M)
+    if not found:
+        return False
+    try:
+        from _pytest.mark.expression import Expression  # pytest's own -m parser; not public API
+        expression = Expression.compile(markexpr)
+    except Exception:  # another pytest, or an expression pytest itself will report: collect as usual
+        return False
+    module = set(_MARK.findall(found.group(1))) - _NOT_MARKERS
+    others = sorted(set(_MARK.findall(text)) - module - _NOT_MARKERS)
+    for k in range(len(others) + 1):
+        for extra in itertools.combinations(others, k):
+            marks = module | set(extra)
+            if expression.evaluate(lambda name, /, _marks=marks, **_: name in _marks):
+                return False
+    return True
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    markexpr = config.getoption("markexpr")
+    if markexpr and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        if _deselects_every_test(markexpr, collection_path.read_text()):
+            return True
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_do_not_import_tensorflow(request):
+    """A test outside the slow tier that starts TensorFlow in-process makes the fast tier slow: fail it."""
+    before = "tensorflow" in sys.modules
+    yield
+    if not before and "tensorflow" in sys.modules and request.node.get_closest_marker("slow") is None:
+        pytest.fail(f"{request.node.nodeid} imported TensorFlow: mark it @pytest.mark.slow", pytrace=False)
+
+
+_imported_tensorflow: list[str] = []  # the first test module after whose collection TensorFlow was loaded
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if not _imported_tensorflow and "tensorflow" in sys.modules and report.nodeid.endswith(".py"):
+        _imported_tensorflow.append(report.nodeid)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """In a run that deselects the slow tier, a test module that imports TensorFlow when collected stops it."""
+    markexpr = session.config.getoption("markexpr")
+    if markexpr and _imported_tensorflow and _deselects_every_test(markexpr, "pytestmark = pytest.mark.slow"):
+        pytest.exit(f"{_imported_tensorflow[0]} imports TensorFlow when collected, outside the slow tier; mark "
+                    "that module slow as a whole (pytestmark = pytest.mark.slow) or import TensorFlow in its tests",
+                    returncode=pytest.ExitCode.USAGE_ERROR)

@@ -243,6 +243,7 @@ def test_m4a_input_is_decoded_through_ffmpeg(tmp_path, scaled_model):
     np.testing.assert_allclose(data, 0.125 * mix, atol=1e-5)
 
 
+@pytest.mark.slow  # the bundled model on the whole demo
 def test_readme_first_command_separates_the_bundled_demo_with_the_bundled_model(tmp_path, monkeypatch):
     demo = Path(__file__).resolve().parents[1] / "realtime_split" / "demo" / "demo.ogg"
     monkeypatch.chdir(tmp_path)

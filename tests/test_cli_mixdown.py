@@ -93,6 +93,7 @@ def test_karaoke_mix_to_standard_output(tmp_path, scaled_model):
 
 
 @pytest.mark.skipif(not FAST.exists(), reason="this build has no bundled fast model")
+@pytest.mark.slow  # the bundled model, three runs
 def test_both_karaoke_forms_with_the_bundled_model(tmp_path):
     clip, rate = sf.read(DEMO, dtype="float32", frames=3 * 44100, always_2d=True)
     sf.write(tmp_path / "clip.wav", clip, rate)

@@ -205,6 +205,7 @@ def test_stem_file_with_wrong_stream_count(tmp_path):
         open_dataset("musdb", tmp_path)[0].load()
 
 
+@pytest.mark.data
 def test_real_shared_data_when_present(shared_data):
     musdb = open_dataset("musdb", shared_data / "musdb18-preview", "valid")
     assert sorted(t.name for t in musdb) == sorted(MUSDB_VALIDATION_TRACKS)

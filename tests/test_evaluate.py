@@ -47,6 +47,7 @@ def write_track(folder: Path, stems: dict[str, np.ndarray]) -> None:
         sf.write(folder / f"{name}.wav", audio.astype(np.float32), RATE, subtype="FLOAT")
 
 
+@pytest.mark.slow  # museval on every preset, in a subprocess
 def test_evaluate_cli_scores_the_scaled_model_as_predicted(scaled_model, tmp_path):
     """The scaled model's vocals are 0.5 x the mix, so its accompaniment (mix - vocals) is too.
 

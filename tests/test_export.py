@@ -23,6 +23,8 @@ from onnx import numpy_helper
 from realtime_split import StreamingSeparator
 from realtime_split.model_format import INPUT_NAME, OUTPUT_NAME, parse_metadata
 
+pytestmark = pytest.mark.slow  # TensorFlow and tf2onnx in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4
 

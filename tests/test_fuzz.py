@@ -23,6 +23,8 @@ from realtime_split.cli import main
 from test_cli_errors import command, subprocess_env
 from test_cli_files import music, write_music
 
+pytestmark = pytest.mark.slow  # the property tests and the corpus of damaged files
+
 MODEL_RATE = 44100
 FAST = settings(max_examples=25, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -118,6 +118,7 @@ def click_delays(harness: Harness, clicks: np.ndarray) -> list[tuple[int, float]
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_live_delay_is_separator_latency_plus_buffers_plus_one_block(mic_session):
     reported = parse_latency_line(mic_session["stderr"])
@@ -128,12 +129,14 @@ def test_live_delay_is_separator_latency_plus_buffers_plus_one_block(mic_session
     assert all(abs(d - expected) <= PERIOD for d in delays), (expected, delays)
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_live_speakers_get_the_separated_stem(mic_session):
     gains = [g for _, g in click_delays(mic_session["harness"], mic_session["clicks"])]
     assert np.median(gains) == pytest.approx(0.5, abs=0.02)  # vocals = 0.5 x mix in the scaled model
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_live_output_is_continuous(mic_session):
     """A sine in gives a sine out: no gap or click (a missed deadline crossfades to the dry mix)."""
@@ -150,6 +153,7 @@ def test_live_output_is_continuous(mic_session):
     assert envelope.min() > 0.2  # never silent: at least 0.5 x 0.5 minus a little
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_ctrl_c_exits_130_with_summary_and_a_finalized_recording(mic_session):
     err = mic_session["stderr"]
@@ -170,6 +174,7 @@ def test_ctrl_c_exits_130_with_summary_and_a_finalized_recording(mic_session):
     assert correlation > 0.99
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_file_played_live_at_a_rate_the_device_refuses(jack_server, scaled_model, tmp_path):
     """A 48 kHz file on a 44.1 kHz server: the stream opens at 44.1 kHz, the file is resampled, and the
@@ -197,6 +202,7 @@ def test_file_played_live_at_a_rate_the_device_refuses(jack_server, scaled_model
     assert np.abs(recorded).max() == pytest.approx(0.5 * np.abs(reference).max(), rel=0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_device_vanishing_mid_run_stops_cleanly_and_keeps_the_recording(jack_server, tmp_path):
     # Also a model at 48 kHz, which the 44.1 kHz server refuses: the stream opens at 44.1 kHz and the
@@ -219,6 +225,7 @@ def test_device_vanishing_mid_run_stops_cleanly_and_keeps_the_recording(jack_ser
     assert rate == RATE and len(audio) > 0.5 * RATE
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_list_devices_shows_the_jack_device_as_default(jack_server):
     code, out, err = finish(launch("--list-devices"))
@@ -226,6 +233,7 @@ def test_list_devices_shows_the_jack_device_as_default(jack_server):
     assert "><   0 system, JACK Audio Connection Kit (2 in, 2 out, 44100 Hz)" in out
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_a_device_name_that_matches_nothing_lists_the_candidates(jack_server, scaled_model):
     code, _, err = finish(launch("--input", "mic", "--input-device", "usb headset", "--model", scaled_model))
@@ -244,6 +252,7 @@ def test_no_sound_server_is_a_one_line_error(scaled_model):
     assert err.strip() == NO_DEVICE
 
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_karaoke_example_mutes_the_vocals_in_its_own_callback(jack_server, scaled_model):
     clicks = click_train(RATE, 1.0, every=0.25)

@@ -381,6 +381,7 @@ def test_writing_to_a_full_device_through_stdout(tmp_path, scaled_model):
 
 # 3 (live): SIGTERM during a live recording ---------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.jack
 def test_sigterm_during_a_live_recording_keeps_a_valid_recording(jack_server, scaled_model, tmp_path):  # noqa: F811
     from jack_harness import Harness

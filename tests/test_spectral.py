@@ -119,6 +119,7 @@ def exported_spectral(tmp_path_factory) -> tuple[Path, Path]:
     return run, output
 
 
+@pytest.mark.slow  # TensorFlow and tf2onnx in subprocesses
 def test_exported_spectral_model_follows_the_contract(exported_spectral):
     _, output = exported_spectral
     proto = onnx.load(str(output))
@@ -132,6 +133,7 @@ def test_exported_spectral_model_follows_the_contract(exported_spectral):
     assert info.default_preset == "quality"
 
 
+@pytest.mark.slow  # TensorFlow and tf2onnx in subprocesses
 def test_streaming_the_exported_model_equals_keras_on_each_window(exported_spectral):
     """Stream the file block by block; every output sample must equal the Keras model (training's own
     TensorFlow STFT) run on the window that produced it, crossfaded like the engine."""
@@ -166,6 +168,7 @@ np.save("{run}/windows.npy", model(np.stack([mix[s:s + 512] for s in starts]), t
     assert np.abs(out).max() > 1e-3
 
 
+@pytest.mark.slow  # TensorFlow and tf2onnx in subprocesses
 def test_fp16_weights_variant_of_a_spectral_model_streams(exported_spectral):
     _, output = exported_spectral
     half = output.with_name("tiny.fp16-weights.onnx")

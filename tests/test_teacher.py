@@ -69,6 +69,7 @@ def read(path: Path) -> np.ndarray:
     return sf.read(path, dtype="float32", always_2d=True)[0]
 
 
+@pytest.mark.slow  # the teacher network runs in TensorFlow
 def test_vocals_and_accompaniment_add_back_to_the_mixture_exactly(weights, tmp_path, capsys):
     sf.write(tmp_path / "song.wav", music(11.0), RATE, subtype="PCM_16")
     out = tmp_path / "out"
@@ -89,6 +90,7 @@ def test_vocals_and_accompaniment_add_back_to_the_mixture_exactly(weights, tmp_p
     assert (out / "song" / "vocals.flac").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # the teacher network runs in TensorFlow
 def test_song_parts_in_one_folder_are_one_track_mixed_by_summing(weights, tmp_path):
     games = tmp_path / "game"
     song = games / "data" / "songs" / "band" / "Metal madness"

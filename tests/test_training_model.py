@@ -12,6 +12,8 @@ from training.losses import make_loss  # noqa: E402
 from training.model import build_model, count_params  # noqa: E402
 from training.sampler import TargetLayout  # noqa: E402
 
+pytestmark = pytest.mark.slow  # TensorFlow in-process
+
 FOUR = ("vocals", "drums", "bass", "other")
 LOSSES = ("mae", "mse", "sdr", "si-sdr", "mrstft")
 

@@ -23,6 +23,8 @@ import soundfile as sf
 from training.config import CONFIG_DIR, load_config
 from training.train import main
 
+pytestmark = pytest.mark.slow  # TensorFlow training runs, in-process and in subprocesses
+
 pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
 
 ROOT = Path(__file__).resolve().parents[1]
