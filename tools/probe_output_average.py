@@ -5,7 +5,7 @@ shows whether the default model is held back by chance (each run's own errors) o
 run makes. Every model streams through ``StreamingSeparator`` exactly as ``training.evaluate``
 runs it. Each argument is one ONNX file, or comma-separated files whose stems are averaged:
 
-    python3 benchmarks/probe_output_average.py realtime_split/models/fast.onnx "realtime_split/models/fast.onnx,b.onnx"
+    python3 tools/probe_output_average.py realtime_split/models/fast.onnx "realtime_split/models/fast.onnx,b.onnx"
 """
 
 import sys
@@ -27,11 +27,11 @@ def main(specs: list[str]) -> None:
         members = [Evaluator(path, [PRESET]) for path in spec.split(",")]
         return lambda mix: np.mean([m.separate(mix, 44100, PRESET, STEMS) for m in members], axis=0)
 
-    print_spec_table(f"`python3 benchmarks/probe_output_average.py ...`: median SDR over {{n}} tracks, dB, "
+    print_spec_table(f"`python3 tools/probe_output_average.py ...`: median SDR over {{n}} tracks, dB, "
                      f"streamed at {PRESET}", "models averaged", specs, separator_for)
 
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python3 benchmarks/probe_output_average.py MODEL.onnx[,MODEL2.onnx...] ...")
+        sys.exit("usage: python3 tools/probe_output_average.py MODEL.onnx[,MODEL2.onnx...] ...")
     main(sys.argv[1:])

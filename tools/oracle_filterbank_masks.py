@@ -13,7 +13,7 @@ The least-squares SNR (dB, median over tracks) is a lower bound on the most any 
 with that filterbank; compare it with the waveform masks' ceiling (``oracle_waveform_masks.py``)
 and with the model's own scores. Quoted in docs/model-card.md.
 
-    python3 benchmarks/oracle_filterbank_masks.py runs/default/best.keras [STEPS]
+    python3 tools/oracle_filterbank_masks.py runs/default/best.keras [STEPS]
 """
 
 import os
@@ -25,6 +25,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # bench_quality (its DATA)
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -53,7 +54,7 @@ def least_squares_masks(synthesis, start: np.ndarray, coeffs: np.ndarray, target
 
 def main() -> None:
     if len(sys.argv) < 2:
-        sys.exit("usage: python3 benchmarks/oracle_filterbank_masks.py CHECKPOINT.keras [STEPS]")
+        sys.exit("usage: python3 tools/oracle_filterbank_masks.py CHECKPOINT.keras [STEPS]")
     model = keras.saving.load_model(sys.argv[1], compile=False)
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     analysis, synthesis = model.get_layer("analysis"), model.get_layer("synthesis")

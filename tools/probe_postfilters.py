@@ -8,7 +8,7 @@ scores, with museval like bench_quality:
 - ``wiener N pP``: one Wiener step in an N-point STFT, mask_i = |S_i|^P / sum_j |S_j|^P times the mix;
 - ``other = residual``: other replaced by mix - vocals - drums - bass.
 
-    python3 benchmarks/probe_postfilters.py runs/default/best.keras
+    python3 tools/probe_postfilters.py runs/default/best.keras
 """
 
 import os
@@ -20,6 +20,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # bench_quality (its DATA)
 
 import keras  # noqa: E402
 from scipy.signal import istft, stft  # noqa: E402
@@ -99,7 +100,7 @@ def main(checkpoint: str) -> None:
         for name, estimates in variants.items():
             scores.setdefault(name, []).append(bsseval_sdr(references, estimates, rate))
         print(f"  {track.name}", file=sys.stderr, flush=True)
-    print_header(f"`python3 benchmarks/probe_postfilters.py {checkpoint}`: median SDR over {len(scores['raw'])} "
+    print_header(f"`python3 tools/probe_postfilters.py {checkpoint}`: median SDR over {len(scores['raw'])} "
                  "tracks, dB", "variant")
     for name, values in scores.items():
         print_row(name, values)
@@ -107,5 +108,5 @@ def main(checkpoint: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python3 benchmarks/probe_postfilters.py RUN/best.keras")
+        sys.exit("usage: python3 tools/probe_postfilters.py RUN/best.keras")
     main(sys.argv[1])

@@ -4,7 +4,7 @@ For the 14 MUSDB18 validation previews, the best masks m with stem = m * mix sam
 restricted to [0, 1] (projected onto the simplex: softmax-like masks that sum to 1) or clipped to
 wider ranges, and the SNR (dB, median over tracks) they would reach. Quoted in docs/model-card.md.
 
-    python3 benchmarks/oracle_waveform_masks.py
+    python3 tools/oracle_waveform_masks.py
 """
 
 import sys
@@ -14,6 +14,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # bench_quality (its DATA)
 
 from bench_quality import DATA  # noqa: E402
 from training.datasets import open_dataset  # noqa: E402

@@ -6,7 +6,7 @@ screen in a fraction of bench_quality's time, not its verdict. For the shipped m
 streaming at ``balanced`` within 0.12 dB, but a fine-tuned checkpoint scored 0.4 dB more on drums in
 one piece than streamed, so decide with bench_quality (or ``training.evaluate --presets balanced``):
 
-    python3 benchmarks/probe_checkpoints.py runs/default/best.keras "runs/default/best.keras,runs/other/best.keras"
+    python3 tools/probe_checkpoints.py runs/default/best.keras "runs/default/best.keras,runs/other/best.keras"
 """
 
 import os
@@ -39,11 +39,11 @@ def main(specs: list[str]) -> None:
         model = averaged(spec.split(","))
         return lambda mix: np.asarray(model(padded(mix), training=False))[0, PAD:PAD + len(mix)].transpose(1, 0, 2)
 
-    print_spec_table("`python3 benchmarks/probe_checkpoints.py ...`: median SDR over {n} tracks, dB, in one piece",
+    print_spec_table("`python3 tools/probe_checkpoints.py ...`: median SDR over {n} tracks, dB, in one piece",
                      "checkpoints", specs, separator_for)
 
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python3 benchmarks/probe_checkpoints.py RUN/best.keras[,RUN2/best.keras...] ...")
+        sys.exit("usage: python3 tools/probe_checkpoints.py RUN/best.keras[,RUN2/best.keras...] ...")
     main(sys.argv[1:])

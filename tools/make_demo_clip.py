@@ -5,7 +5,7 @@ composes itself (`compose_original`), so the project owns every note of it:
 
     pip install mido                     # script-only dependency, not needed by realtime-split itself
     sudo apt-get install -y fluidsynth fluid-soundfont-gm
-    python examples/make_demo_clip.py --out realtime_split/demo/demo.ogg
+    python tools/make_demo_clip.py --out realtime_split/demo/demo.ogg
 
 `--seed N` composes a different song. `--pop909 DIR --song NNN` renders a POP909 song instead (MIDI with
 MELODY, BRIDGE and PIANO tracks plus beat and chord annotations): POP909 is piano arrangements of
@@ -20,7 +20,7 @@ not a real singer.
 `--dataset OUT` renders many POP909 songs as a "folder" training dataset (training/datasets.py) of exactly
 labelled drums, bass and other:
 
-    python examples/make_demo_clip.py --pop909 POP909 --dataset OUT --songs 1-150 --excerpt 45 --seed 0
+    python tools/make_demo_clip.py --pop909 POP909 --dataset OUT --songs 1-150 --excerpt 45 --seed 0
 
 Each song becomes OUT/pop909-s<nnn>/{vocals,drums,bass,other}.flac (44.1 kHz stereo, 24 bit; the mix is
 their sum), a random excerpt where drums and bass play throughout. As the choir preset is no singer, the

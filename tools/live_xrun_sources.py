@@ -11,7 +11,7 @@ The monitor's xrun callback may be Python: JACK calls it on the client's notific
 is not part of the process graph. The harness's process callback is compiled
 (tests/jack_harness.py), so neither client takes the GIL on JACK's real-time thread.
 
-    python3 benchmarks/live_xrun_sources.py --with alone --seconds 60
+    python3 tools/live_xrun_sources.py --with alone --seconds 60
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))  # bench_live
 
 from bench_live import PERIOD, RATE, bursts, cli_command  # noqa: E402
 from jack_harness import PORTAUDIO_IN, Harness, JackServer  # noqa: E402

@@ -3,7 +3,7 @@
 Builds each variant from training/configs/default.toml plus ``--set``-style overrides, converts it
 with tf2onnx and times ONNX Runtime on one window (p50/p99 of 40 runs) and on a batch of 16.
 
-    THREADS=1 python3 benchmarks/probe_architecture_cost.py "name|model.key=value;model.key=value|8192|512" ...
+    THREADS=1 python3 tools/probe_architecture_cost.py "name|model.key=value;model.key=value|8192|512" ...
 """
 
 import os
