@@ -69,13 +69,11 @@ class ModelConfig:
 
 @dataclass
 class PresetConfig:
-    """One latency preset. Training runs on StreamingConfig.window; a preset may run the fully
-    convolutional network on a longer window of its own (offline file mode: more context)."""
+    """One latency preset; the window is shared by all presets (StreamingConfig.window)."""
 
     hop: int
     crossfade: int
     lookahead: int
-    window: int = 0               # 0: streaming.window (the training window)
 
 
 def _default_presets() -> dict[str, PresetConfig]:
@@ -142,8 +140,6 @@ class TrainConfig:
                                    # (validation stays unweighted, so runs compare); a sum target such as
                                    # accompaniment gets its parts' mean
     freeze_batch_norm: bool = False  # keep batch norm statistics and scales as initialized (fine-tuning)
-    loss_region: list[int] = field(default_factory=list)  # [start, stop) of the training window the loss
-                                   # covers; [] = the union of the kept regions of the presets on that window
     init_from: str = ""            # a .keras model whose weights start the run (fine-tuning a model
                                    # with the same layers; "" = random initialization)
 
@@ -164,7 +160,7 @@ class Config:
         """The contract export writes: rate, stems, length multiple and the presets sharing one window."""
         s = self.streaming
         presets = {
-            name: Geometry(p.window or s.window, p.hop, p.crossfade, p.lookahead).validate(
+            name: Geometry(s.window, p.hop, p.crossfade, p.lookahead).validate(
                 self.model.length_multiple, where=f"streaming.presets.{name}")
             for name, p in s.presets.items()
         }
@@ -181,14 +177,7 @@ class Config:
         )
 
     def loss_region(self) -> tuple[int, int]:
-        """``train.loss_region`` if set, else the union of the kept regions of the presets that run on
-        the training window."""
-        if self.train.loss_region:
-            start, stop = self.train.loss_region
-            return start, stop
-        info = self.model_info()
-        shared = {n: g for n, g in info.presets.items() if g.window == self.window}
-        return dataclasses.replace(info, presets=shared).loss_region()
+        return self.model_info().loss_region()
 
     def validate(self) -> Config:
         m, s, t, a = self.model, self.streaming, self.train, self.augment
@@ -229,8 +218,6 @@ class Config:
         _check(not t.stem_weights or (len(t.stem_weights) == len(m.stems) and min(t.stem_weights) > 0),
                f"train.stem_weights needs one positive weight per stem ({', '.join(m.stems)}), or [] for all 1")
         _check(t.learning_rate > 0, "train.learning_rate must be positive")
-        _check(not t.loss_region or (len(t.loss_region) == 2 and 0 <= t.loss_region[0] < t.loss_region[1] <= s.window),
-               f"train.loss_region must be [start, stop] with 0 <= start < stop <= streaming.window ({s.window})")
         _check(t.lr_schedule in LR_SCHEDULES, f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
         _check(a.gain_db[0] <= a.gain_db[1], "augment.gain_db must be [low, high]")
         for key in ("channel_swap", "polarity", "mono", "remix", "band_limit", "speed", "borrow_vocals"):
