@@ -21,8 +21,17 @@ from realtime_split.errors import UserError
 from realtime_split.model_format import ModelInfo
 
 from .checkpoint import resolve
-from .parity import DEFAULT_TOLERANCE, ParityError, ParityResult, compare, onnx_runner, parity_signals, \
-    read_audio, require_parity, summary
+from .parity import (
+    DEFAULT_TOLERANCE,
+    ParityError,
+    ParityResult,
+    compare,
+    onnx_runner,
+    parity_signals,
+    read_audio,
+    require_parity,
+    summary,
+)
 from .quantize import EXTRA_METADATA, KINDS, quantize
 
 

@@ -18,7 +18,8 @@ def resolve(checkpoint: Path, config: Path | None) -> tuple[Path, Path]:
     """Check both paths before TensorFlow is imported, so a typo fails in a second, not after ten."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
-        raise UserError(f"checkpoint {checkpoint} not found; pass --checkpoint runs/NAME/best.keras from a training run")
+        raise UserError(f"checkpoint {checkpoint} not found; "
+                        "pass --checkpoint runs/NAME/best.keras from a training run")
     if not zipfile.is_zipfile(checkpoint):  # Keras would call it "file not found"
         raise UserError(f"{checkpoint} is not a Keras .keras archive; pass the best.keras written by training")
     config = Path(config) if config else checkpoint.parent / "config.toml"

@@ -7,9 +7,9 @@ dynamic time axis really is dynamic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnxruntime as ort

@@ -67,7 +67,7 @@ class Geometry:
     def keep_length(self) -> int:
         return self.hop + self.crossfade
 
-    def validate(self, length_multiple: int = 1, where: str = "geometry") -> "Geometry":
+    def validate(self, length_multiple: int = 1, where: str = "geometry") -> Geometry:
         for name in ("window", "hop", "crossfade", "lookahead"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -85,12 +85,12 @@ class Geometry:
             raise ModelFormatError(f"{where}: window {self.window} is not a multiple of {length_multiple}")
         return self
 
-    def with_hop(self, hop: int) -> "Geometry":
+    def with_hop(self, hop: int) -> Geometry:
         """The same window and lookahead with another hop (for an explicit ``--hop``)."""
         return Geometry(self.window, hop, min(self.crossfade, hop), self.lookahead)
 
     @classmethod
-    def from_dict(cls, data: dict, where: str) -> "Geometry":
+    def from_dict(cls, data: dict, where: str) -> Geometry:
         try:
             return cls(
                 window=int(data["window"]),
@@ -135,7 +135,7 @@ class StftGeometry:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, source: str) -> "StftGeometry":
+    def from_json(cls, text: str, source: str) -> StftGeometry:
         try:
             data = json.loads(text)
             geometry = cls(n_fft=int(data["n_fft"]), hop=int(data["hop"]), bins=int(data["bins"]),
@@ -145,7 +145,7 @@ class StftGeometry:
                                    f"hop and bins ({exc})") from None
         return geometry.validate(source)
 
-    def validate(self, source: str) -> "StftGeometry":
+    def validate(self, source: str) -> StftGeometry:
         if self.type != "stft" or self.window != "hann":
             raise ModelFormatError(f"{source}: frontend {self.type!r} with window {self.window!r} is not "
                                    "supported (this realtime-split runs type 'stft', window 'hann')")
@@ -254,7 +254,8 @@ def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
     frontend = None
     if props.get(PREFIX + "frontend"):
         if version == "1":
-            raise ModelFormatError(f"{source}: metadata 'frontend' needs format_version 2 (found 1); re-export the model")
+            raise ModelFormatError(f"{source}: metadata 'frontend' needs format_version 2 (found 1); "
+                                   "re-export the model")
         frontend = StftGeometry.from_json(props[PREFIX + "frontend"], source)
         if length_multiple % frontend.hop:
             raise ModelFormatError(f"{source}: length_multiple {length_multiple} is not a multiple of the "
