@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 import onnx_models
@@ -200,3 +201,19 @@ def test_the_shipped_fast_model_loads_by_name():
     assert sep.model_path == registry.MODELS_DIR / "fast.onnx" == registry.default_model("low")
     assert set(sep.info.presets) >= {"low", "balanced", "quality", "offline"}
     assert sep.preset == "balanced" and round(1000 * sep.latency_seconds, 1) == 24.7
+
+
+def test_scores_stamped_from_an_evaluation_report_show_in_the_listing(models, tmp_path, capsys):
+    from export.stamp_scores import stamp
+
+    report = tmp_path / "evaluation.json"
+    report.write_text(json.dumps({"presets": {"offline": {"median": {
+        "vocals": {"sdr": 7.123, "si_sdr": 6.0}, "drums": {"sdr": 5.0, "si_sdr": 4.0}}}}}))
+    before = onnx.load(str(models / "fast.onnx"))
+
+    assert stamp(models / "fast.onnx", report) == {"offline": {"vocals": 7.12, "drums": 5.0}}
+
+    after = onnx.load(str(models / "fast.onnx"))
+    assert after.graph.SerializeToString() == before.graph.SerializeToString()  # only the metadata changed
+    code, out, _ = run_cli(capsys, "--list-models")
+    assert code == 0 and "  median SDR at offline: vocals 7.1 dB, drums 5.0 dB" in out.split("quality (")[0]
