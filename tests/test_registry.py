@@ -217,3 +217,17 @@ def test_scores_stamped_from_an_evaluation_report_show_in_the_listing(models, tm
     assert after.graph.SerializeToString() == before.graph.SerializeToString()  # only the metadata changed
     code, out, _ = run_cli(capsys, "--list-models")
     assert code == 0 and "  median SDR at offline: vocals 7.1 dB, drums 5.0 dB" in out.split("quality (")[0]
+
+
+@pytest.mark.slow
+def test_the_shipped_quality_model_loads_by_name_and_serves_files_and_the_listening_preset():
+    assert "quality" in registry.bundled_names()
+    assert registry.default_model("offline") == registry.default_model("quality") == registry.MODELS_DIR / "quality.onnx"
+    sep = StreamingSeparator("quality", stems="vocals,accompaniment")
+    assert sep.info.frontend is not None and sep.info.stems == ("vocals", "drums", "bass", "other")
+    assert sep.preset == "quality" and sep.latency_seconds <= 0.250
+    assert set(sep.info.presets) == {"quality", "offline"}
+    mix = (0.1 * np.random.default_rng(0).standard_normal((20000, 2))).astype(np.float32)
+    out = np.concatenate([sep.process(mix), sep.flush()], axis=1)[:, sep.latency_samples:]
+    # accompaniment = mix - vocals, exactly, and the two add back up to the input
+    assert np.max(np.abs(out[0] + out[1] - mix)) < 1e-5
