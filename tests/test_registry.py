@@ -222,7 +222,8 @@ def test_scores_stamped_from_an_evaluation_report_show_in_the_listing(models, tm
 @pytest.mark.slow
 def test_the_shipped_quality_model_loads_by_name_and_serves_files_and_the_listening_preset():
     assert "quality" in registry.bundled_names()
-    assert registry.default_model("offline") == registry.default_model("quality") == registry.MODELS_DIR / "quality.onnx"
+    shipped = registry.MODELS_DIR / "quality.onnx"
+    assert registry.default_model("offline") == registry.default_model("quality") == shipped
     sep = StreamingSeparator("quality", stems="vocals,accompaniment")
     assert sep.info.frontend is not None and sep.info.stems == ("vocals", "drums", "bass", "other")
     assert sep.preset == "quality" and sep.latency_seconds <= 0.250
