@@ -349,6 +349,11 @@ def _open_stream(path: Path, channels: str | None) -> AudioReader:
         raise UserError(f"cannot read {label(path)}: {_cause(exc)}; a pipe must carry wav, ogg or au (flac and mp3 "
                         "need a file: e.g. ffmpeg -i song.flac -f wav - | realtime-split --input - ...), or pass "
                         "the file itself") from None
+    return _checked_reader(path, handle, channels)
+
+
+def _checked_reader(path: Path, handle, channels: str | None) -> SoundFileReader:
+    """A reader over an open soundfile, once its rate and the channel selection are valid (else closed)."""
     try:
         _check_rate(path, handle.samplerate)
         select = parse_channel_selection(channels, handle.channels, path)
@@ -375,13 +380,7 @@ def open_input(path: str | Path, channels: str | None = None) -> AudioReader:
     except SOUNDFILE_ERRORS as exc:
         sf_reason = str(exc)
     else:
-        try:
-            _check_rate(path, handle.samplerate)
-            select = parse_channel_selection(channels, handle.channels, path)
-        except UserError:
-            handle.close()
-            raise
-        return SoundFileReader(path, handle, select)
+        return _checked_reader(path, handle, channels)
     return _open_with_ffmpeg(path, channels, sf_reason)
 
 

@@ -23,18 +23,9 @@ import soundfile as sf
 import onnx_models
 from realtime_split.audio_files import _wav_declared_frames
 from realtime_split.cli import main
-from test_cli_errors import command, subprocess_env
+from test_cli_errors import command, fails, subprocess_env
 from test_cli_files import music, read, separate, write_music
 from test_live_jack import jack_server  # noqa: F401  (the fixture: a JACK server for the live test; F811 below)
-
-
-def fails(capsys, *args, model, contains: str) -> str:
-    """The CLI exits 2 with one line on stderr that contains ``contains``; returns the line."""
-    assert separate(*args, model=model) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("realtime-split: error: ") and "\n" not in err, err
-    assert contains.lower() in err.lower(), err
-    return err
 
 
 def run_cli(*args, stdin=None, timeout: float = 120, preexec_fn=None, **kwargs) -> subprocess.CompletedProcess:
