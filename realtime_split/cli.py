@@ -52,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated stems (vocals,drums,bass,other,accompaniment) or 'all'; "
                         "default: all for files, vocals for live input")
     p.add_argument("--latency", default=None, metavar="PRESET",
-                   help="latency preset: low, balanced (default for live audio) or quality; for files it "
-                        "reproduces live streaming at that preset instead of the offline default; without "
-                        "--model, quality and offline use the quality model when it is bundled")
+                   help="latency preset: low (11.6 ms) or balanced (24.7 ms, the default for live audio) on "
+                        "the fast model, quality (243.8 ms) on the quality model; for files it reproduces live "
+                        "streaming at that preset instead of the offline default; with --model fast, quality "
+                        "is that model's 52.2 ms preset")
     p.add_argument("--hop", type=int, metavar="SAMPLES",
                    help="explicit hop in model samples instead of a preset (latency = hop + crossfade + lookahead)")
     p.add_argument("--offline", action="store_true",

@@ -232,3 +232,17 @@ def test_the_shipped_quality_model_loads_by_name_and_serves_files_and_the_listen
     out = np.concatenate([sep.process(mix), sep.flush()], axis=1)[:, sep.latency_samples:]
     # accompaniment = mix - vocals, exactly, and the two add back up to the input
     assert np.max(np.abs(out[0] + out[1] - mix)) < 1e-5
+
+
+@pytest.mark.slow
+def test_the_help_states_the_bundled_models_preset_latencies(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    def ms(name: str, preset: str) -> str:
+        return f"{1000 * registry.read_info(registry.resolve_model(name)).presets[preset].latency / 44100:.1f} ms"
+
+    for expected in (f"low ({ms('fast', 'low')})", f"balanced ({ms('fast', 'balanced')},",
+                     f"quality ({ms('quality', 'quality')}) on the quality model",
+                     f"that model's {ms('fast', 'quality')} preset"):
+        assert expected in help_text
