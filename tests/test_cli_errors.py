@@ -159,15 +159,11 @@ def test_the_command_reports_a_user_error_without_traceback(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_ctrl_c_keeps_valid_partial_outputs(tmp_path, conv_model):
-    """SIGINT while separating a long file: exit 130, every stem file so far is valid audio."""
-    block = music(10.0, 44100, 2)
-    with sf.SoundFile(tmp_path / "long.wav", "w", 44100, 2, subtype="PCM_16") as f:
-        for _ in range(30):  # 5 minutes: takes ~10 s to separate here, we interrupt after ~1 s
-            f.write(block)
-    out = tmp_path / "out"
-    proc = subprocess.Popen([*command(), "--input", str(tmp_path / "long.wav"), "--output", f"{out}/",
-                             "--model", str(conv_model), "--latency", "low", "--no-progress"],
+def interrupt_separation(song: Path, out: Path, model: Path, sig: int) -> tuple[int, str]:
+    """Separate ``song`` into ``out/`` with the real command, send ``sig`` once a stem file passes 1 MB;
+    returns the exit code and stderr."""
+    proc = subprocess.Popen([*command(), "--input", str(song), "--output", f"{out}/", "--model", str(model),
+                             "--latency", "low", "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
     try:
         deadline = time.monotonic() + 120
@@ -175,12 +171,23 @@ def test_ctrl_c_keeps_valid_partial_outputs(tmp_path, conv_model):
             assert proc.poll() is None, f"finished before it could be interrupted: {proc.communicate()}"
             assert time.monotonic() < deadline, "no output after 120 s"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, stderr
+    return proc.returncode, stderr
+
+
+def test_ctrl_c_keeps_valid_partial_outputs(tmp_path, conv_model):
+    """SIGINT while separating a long file: exit 130, every stem file so far is valid audio."""
+    block = music(10.0, 44100, 2)
+    with sf.SoundFile(tmp_path / "long.wav", "w", 44100, 2, subtype="PCM_16") as f:
+        for _ in range(30):  # 5 minutes: takes ~10 s to separate here, we interrupt after ~1 s
+            f.write(block)
+    out = tmp_path / "out"
+    returncode, stderr = interrupt_separation(tmp_path / "long.wav", out, conv_model, signal.SIGINT)
+    assert returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     for stem in ("vocals", "drums", "bass", "other"):
         info = sf.info(str(out / f"{stem}.wav"))

@@ -23,7 +23,7 @@ import soundfile as sf
 import onnx_models
 from realtime_split.audio_files import _wav_declared_frames
 from realtime_split.cli import main
-from test_cli_errors import command, fails, subprocess_env
+from test_cli_errors import command, fails, interrupt_separation, subprocess_env
 from test_cli_files import music, read, separate, write_music
 from test_live_jack import jack_server  # noqa: F401  (the fixture: a JACK server for the live test; F811 below)
 
@@ -95,21 +95,8 @@ def long_song(path: Path, minutes: int = 5) -> Path:
 def test_sigterm_and_sighup_keep_valid_partial_outputs(tmp_path, conv_model, sig, code):
     song = long_song(tmp_path / "long.wav")
     out = tmp_path / "out"
-    proc = subprocess.Popen([*command(), "--input", str(song), "--output", f"{out}/", "--model", str(conv_model),
-                             "--latency", "low", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    try:
-        deadline = time.monotonic() + 120
-        while not ((out / "other.wav").exists() and (out / "other.wav").stat().st_size > 1_000_000):
-            assert proc.poll() is None, f"finished before it could be stopped: {proc.communicate()}"
-            assert time.monotonic() < deadline, "no output after 120 s"
-            time.sleep(0.05)
-        proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == code, stderr
+    returncode, stderr = interrupt_separation(song, out, conv_model, sig)
+    assert returncode == code, stderr
     assert f"interrupted by {sig.name}" in stderr and "Traceback" not in stderr
     assert "kept the partial output in" in stderr
     lengths = {valid_wav(out / f"{stem}.wav") for stem in ("vocals", "drums", "bass", "other")}
