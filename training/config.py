@@ -17,12 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime_split.errors import ModelFormatError, UserError
-from realtime_split.model_format import KNOWN_STEMS, OFFLINE, PRESET_NAMES, Geometry, ModelInfo, StftGeometry
+from realtime_split.model_format import (
+    KNOWN_STEMS,
+    OFFLINE,
+    PRESET_NAMES,
+    Geometry,
+    ModelInfo,
+    StateTensor,
+    StftGeometry,
+)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 MASKS = ("sigmoid", "softmax")
-FRONTENDS = ("none", "learned", "stft")
-LOSSES = ("mae", "mse", "sdr", "si-sdr", "mrstft")
+FRONTENDS = ("none", "learned", "stft", "stream")
+LOSSES = ("mae", "nmae", "mse", "sdr", "si-sdr", "mrstft")
 STRATEGIES = ("default", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -55,14 +63,30 @@ class ModelConfig:
     n_fft: int = 4096             # "stft": the quality model's STFT (training/spectral_model.py) ...
     stft_hop: int = 1024
     bins: int = 1024              # ... of which the U-Nets see the lowest bins (Spleeter: 1024, to 11 kHz)
+    # "stream": the live model (training/streaming_model.py), a stateful U-Net on low-delay STFT frames
+    time_kernel: int = 3          # frames the first conv spans (the K - 1 past ones are carried state)
+    units: int = 256              # the bottleneck GRU's state size
+    gate_skips: bool = True       # skips multiplied by gates computed from the deep path
+    warmup_frames: int = 86       # frames at the start of a training crop without loss (state warm-up)
 
     def stft_geometry(self) -> StftGeometry | None:
-        """The STFT the runtime computes for an ``stft`` model (its metadata ``frontend``), else None."""
+        """The STFT the runtime computes for an ``stft``/``stream`` model (its metadata ``frontend``), else None."""
+        if self.frontend == "stream":
+            return StftGeometry(self.n_fft, self.stft_hop, self.bins, window="lowdelay", synthesis=2 * self.stft_hop)
         return StftGeometry(self.n_fft, self.stft_hop, self.bins) if self.frontend == "stft" else None
+
+    def state(self) -> tuple[StateTensor, ...]:
+        """A ``stream`` model's carried tensors (model contract ``state``; names from streaming_model.py)."""
+        if self.frontend != "stream":
+            return ()
+        return (StateTensor("frames_state", "next_frames_state", (self.time_kernel - 1, self.bins, 2)),
+                StateTensor("gru_state", "next_gru_state", (self.units,)))
 
     @property
     def length_multiple(self) -> int:
         """The U-Net's total stride: input lengths must be multiples of it."""
+        if self.frontend == "stream":  # strides only over frequency: any whole number of frames
+            return self.stft_hop
         frontend_hop = {"learned": self.frontend_kernel // 2, "stft": self.stft_hop}.get(self.frontend, 1)
         return frontend_hop * self.stride ** self.depth
 
@@ -158,12 +182,16 @@ class Config:
 
     def model_info(self) -> ModelInfo:
         """The contract export writes: rate, stems, length multiple and the presets sharing one window."""
-        s = self.streaming
-        presets = {
-            name: Geometry(s.window, p.hop, p.crossfade, p.lookahead).validate(
-                self.model.length_multiple, where=f"streaming.presets.{name}")
-            for name, p in s.presets.items()
-        }
+        s, m = self.streaming, self.model
+        if m.frontend == "stream":  # each preset's own window: its hop's new frames and the STFT's past
+            presets = {name: Geometry(m.n_fft + p.hop - m.stft_hop, p.hop, 0, m.stft_hop).validate(
+                m.length_multiple, where=f"streaming.presets.{name}") for name, p in s.presets.items()}
+        else:
+            presets = {
+                name: Geometry(s.window, p.hop, p.crossfade, p.lookahead).validate(
+                    self.model.length_multiple, where=f"streaming.presets.{name}")
+                for name, p in s.presets.items()
+            }
         return ModelInfo(
             sample_rate=s.sample_rate,
             stems=tuple(self.model.stems),
@@ -174,9 +202,12 @@ class Config:
             description=s.description,
             extra={"architecture": json.dumps(dataclasses.asdict(self.model), sort_keys=True)},
             frontend=self.model.stft_geometry(),
+            state=self.model.state(),
         )
 
     def loss_region(self) -> tuple[int, int]:
+        if self.model.frontend == "stream":  # after the state's warm-up, before the unfinished last hop
+            return self.model.warmup_frames * self.model.stft_hop, self.window - self.model.stft_hop
         return self.model_info().loss_region()
 
     def validate(self) -> Config:
@@ -193,8 +224,17 @@ class Config:
         for key in ("depth", "filters", "max_filters", "kernel_size", "stride", "frontend_filters"):
             _check(getattr(m, key) >= 1, f"model.{key} must be at least 1")
         _check(m.stride >= 2, "model.stride must be at least 2")
-        if m.frontend == "stft":
-            _check(m.stride == 2, "model.stride must be 2 for an stft model (Spleeter's layout)")
+        if m.frontend == "stream":
+            _check(m.stride == 2, "model.stride must be 2 for a stream model (frequency halves per level)")
+            _check(m.bins % 2 ** m.depth == 0, f"model.bins must be a multiple of 2 ** depth = {2 ** m.depth}")
+            _check(m.time_kernel >= 2 and m.units >= 1, "model.time_kernel must be >= 2 and model.units >= 1")
+            _check(s.window > (m.warmup_frames + 1) * m.stft_hop,
+                   "streaming.window (the training crop) must be longer than model.warmup_frames + 1 frames")
+            _check(all(p.hop % m.stft_hop == 0 for p in s.presets.values()),
+                   f"streaming.presets: a stream model's hops are whole frames (multiples of {m.stft_hop})")
+        if m.frontend in ("stft", "stream"):
+            _check(m.frontend == "stream" or m.stride == 2,
+                   "model.stride must be 2 for an stft model (Spleeter's layout)")
             try:
                 m.stft_geometry().validate("model")
             except ModelFormatError as exc:

@@ -27,16 +27,24 @@ def make_loss(name: str, matrix: np.ndarray, region: tuple[int, int], stem_weigh
     ``presence`` ``(B, G)``; ``matrix`` ``(S, G)`` maps predicted stems to targets.
     ``stem_weights`` ``(S,)`` (empty = all 1) weights each target, a sum target by its parts' mean.
     """
-    per_target = {"mae": _mae, "mse": _mse, "sdr": _neg_sdr, "si-sdr": _neg_si_sdr, "mrstft": _mrstft}[name]
+    per_target = {"mae": _mae, "nmae": _mae, "mse": _mse, "sdr": _neg_sdr, "si-sdr": _neg_si_sdr,
+                  "mrstft": _mrstft}[name]
+    normalize = name == "nmae"
     start, stop = region
     stems = np.asarray(stem_weights if len(stem_weights) else np.ones(matrix.shape[0]), np.float32)
     weights = tf.constant(stems @ matrix / matrix.sum(axis=0), tf.float32)  # (G,)
     matrix = tf.constant(matrix, tf.float32)
 
     def loss(pred, targets, presence):
-        pred = tf.einsum("btsc,sg->btgc", pred[:, start:stop], matrix)
+        pred = pred[:, start:stop]
+        # "nmae": each window's errors over its mixture's mean level (the stems' sum), so quiet and
+        # loud windows weigh the same and the gradients stay far above Adam's epsilon.
+        level = tf.stop_gradient(tf.reduce_mean(tf.abs(tf.reduce_sum(pred, axis=2)), axis=[1, 2])) + 1e-4
+        pred = tf.einsum("btsc,sg->btgc", pred, matrix)
         targets = targets[:, start:stop]
         errors = per_target(pred, targets)  # (B, G)
+        if normalize:
+            errors = errors / level[:, None]
         counted = presence * weights
         return tf.reduce_sum(errors * counted, axis=1) / tf.maximum(tf.reduce_sum(counted, axis=1), 1e-6)
 

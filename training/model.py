@@ -21,6 +21,10 @@ from .config import Config, ModelConfig
 
 def build_model(config: Config) -> keras.Model:
     m = config.model
+    if m.frontend == "stream":
+        from .streaming_model import build_streaming_model
+
+        return build_streaming_model(config)
     if m.frontend == "stft":
         from .spectral_model import build_stft_model
 
