@@ -117,6 +117,15 @@ def _check_spectral_io(inputs: dict, outputs: dict, info: ModelInfo, source: str
     assert info.frontend is not None  # _check_io calls this for spectral models only
     bins, n_stems = info.frontend.bins, len(info.stems)
     magnitude, masks = inputs.get(MASK_INPUT), outputs.get(MASK_OUTPUT)
+    for t in info.state:
+        want = (None, *t.shape)
+        for kind, names in (("input", inputs), ("output", outputs)):
+            name = t.input if kind == "input" else t.output
+            shape = names.pop(name, None)
+            if shape is None or len(shape) != len(want) or not all(map(_dim_ok, shape, want)):
+                raise ModelFormatError(
+                    f"{source}: state {kind} {name!r} must be float32 [batch, {', '.join(map(str, t.shape))}] "
+                    f"as its metadata 'state' says, found {shape}; see docs/model-format.md")
     if len(inputs) != 1 or magnitude is None or len(magnitude) != 4 \
             or not all(map(_dim_ok, magnitude, (None, 2, None, bins))):
         raise ModelFormatError(
@@ -177,6 +186,9 @@ class BatchRunner:
             binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.outputs[:n]))
             self._bindings.append(binding)
 
+    def reset(self) -> None:
+        """Nothing to forget: every window is separated on its own."""
+
     def run(self, n: int) -> float:
         """Run the model on ``inputs[:n]`` into ``outputs[:n]``; returns the seconds the call took."""
         start = time.perf_counter()
@@ -186,10 +198,14 @@ class BatchRunner:
 
 def make_runner(model: LoadedModel, geometry: Geometry, max_batch: int):
     """The runner for ``model`` at ``geometry``: waveform models run as they are, spectral ones
-    behind the runtime's STFT (``spectral.SpectralRunner``, the same ``inputs``/``outputs``/``run``)."""
+    behind the runtime's STFT (``spectral.SpectralRunner``, the same ``inputs``/``outputs``/``run``/``reset``),
+    stateful ones behind a runner that carries their state (``spectral.StatefulRunner``)."""
     if model.info.frontend is None:
         return BatchRunner(model, geometry.window, max_batch)
-    from .spectral import SpectralRunner
+    from .spectral import SpectralRunner, StatefulRunner
 
+    if model.info.state:
+        return StatefulRunner(model.session, model.info.frontend, model.info.state, len(model.info.stems),
+                              geometry.window, max_batch, geometry.keep_start, geometry.keep_length)
     return SpectralRunner(model.session, model.info.frontend, len(model.info.stems), geometry.window, max_batch,
                           geometry.keep_start, geometry.keep_length)

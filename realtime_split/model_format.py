@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 
 from .errors import ModelFormatError
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = ("1", "2")  # version 2 added the optional ``frontend`` (spectral models)
+FORMAT_VERSION = 3
+# Version 2 added the optional ``frontend`` (spectral models); version 3 the low-delay STFT window
+# and ``state`` (stateful models: tensors carried from hop to hop).
+READABLE_VERSIONS = ("1", "2", "3")
 PREFIX = "realtime_split."
 INPUT_NAME = "mix"
 OUTPUT_NAME = "stems"
@@ -102,12 +104,25 @@ class Geometry:
             raise ModelFormatError(f"{where}: needs integer window, hop, crossfade and lookahead ({exc})") from None
 
 
+WINDOWS = ("hann", "lowdelay")
+
+
 @dataclass(frozen=True)
 class StftGeometry:
     """The STFT of a spectral model (metadata key ``frontend``); the runtime computes it (spectral.py).
 
-    Frame ``f`` of a window covers samples ``[f * hop - pad, f * hop - pad + n_fft)``, ``pad = (n_fft - hop) / 2``,
-    zeros outside the window: a window of ``W`` samples has ``W / hop`` frames. Periodic Hann windows.
+    ``window`` "hann" (centered frames): frame ``f`` of a window covers samples
+    ``[f * hop - pad, f * hop - pad + n_fft)``, ``pad = (n_fft - hop) / 2``, zeros outside the window:
+    a window of ``W`` samples has ``W / hop`` frames. Periodic Hann analysis and synthesis windows.
+
+    ``window`` "lowdelay" (causal frames, stateful models): frame ``j`` of a stream ends at sample
+    ``(j + 1) * hop`` and covers the ``n_fft`` samples before it (zeros before the stream). The
+    analysis window rises over ``n_fft - hop`` samples and falls over the last ``hop``; the
+    synthesis window is zero except on the last ``synthesis = 2 * hop`` samples, and the two
+    multiply to a Hann window of ``2 * hop`` samples that overlap-adds to one. The analysis sees
+    ``n_fft`` samples of the past while a sample waits only ``synthesis`` samples for its output
+    (Mauler and Martin 2007; Wang et al. 2022, "STFT-domain neural speech enhancement with very
+    low algorithmic latency").
     """
 
     n_fft: int = 4096
@@ -115,6 +130,7 @@ class StftGeometry:
     bins: int = 1024  # the model sees bins [0, bins); above, each stem's mask is its mean over them
     type: str = "stft"
     window: str = "hann"
+    synthesis: int = 0  # "lowdelay" only: the synthesis window's nonzero length, 2 * hop
 
     @property
     def pad(self) -> int:
@@ -131,30 +147,87 @@ class StftGeometry:
         n = np.arange(self.n_fft)
         return (0.5 - 0.5 * np.cos(2 * np.pi * n / self.n_fft)).astype(np.float32)
 
+    def lowdelay_windows(self):
+        """(analysis, synthesis) float32 numpy windows of a "lowdelay" frontend (see the class docstring)."""
+        import numpy as np
+
+        n, h = self.n_fft, self.hop
+        rise = np.sin(0.5 * np.pi * (np.arange(n - h) + 0.5) / (n - h))
+        half = (np.arange(h) + 0.5) / h
+        fall = np.cos(0.5 * np.pi * half)
+        analysis = np.concatenate([rise, fall])
+        synthesis = np.zeros(n)
+        synthesis[n - 2 * h:n - h] = np.sin(0.5 * np.pi * half) ** 2 / analysis[n - 2 * h:n - h]
+        synthesis[n - h:] = fall
+        return analysis.astype(np.float32), synthesis.astype(np.float32)
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        data = asdict(self)
+        if self.window == "hann":
+            del data["synthesis"]  # version 2 readers know only these keys
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, source: str) -> StftGeometry:
         try:
             data = json.loads(text)
             geometry = cls(n_fft=int(data["n_fft"]), hop=int(data["hop"]), bins=int(data["bins"]),
-                           type=str(data.get("type", "stft")), window=str(data.get("window", "hann")))
+                           type=str(data.get("type", "stft")), window=str(data.get("window", "hann")),
+                           synthesis=int(data.get("synthesis", 0)))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFormatError(f"{source}: metadata 'frontend' must be a JSON object with integer n_fft, "
                                    f"hop and bins ({exc})") from None
         return geometry.validate(source)
 
     def validate(self, source: str) -> StftGeometry:
-        if self.type != "stft" or self.window != "hann":
+        if self.type != "stft" or self.window not in WINDOWS:
             raise ModelFormatError(f"{source}: frontend {self.type!r} with window {self.window!r} is not "
-                                   "supported (this realtime-split runs type 'stft', window 'hann')")
+                                   f"supported (this realtime-split runs type 'stft', window {' or '.join(WINDOWS)})")
         if self.n_fft < 2 or self.n_fft % 2 or not 0 < self.hop <= self.n_fft or (self.n_fft - self.hop) % 2:
             raise ModelFormatError(f"{source}: frontend needs an even n_fft and 0 < hop <= n_fft with "
                                    f"n_fft - hop even, got n_fft {self.n_fft}, hop {self.hop}")
+        if self.window == "lowdelay" and (self.synthesis != 2 * self.hop or self.n_fft < 2 * self.hop):
+            raise ModelFormatError(f"{source}: a lowdelay frontend needs synthesis = 2 * hop <= n_fft, got "
+                                   f"n_fft {self.n_fft}, hop {self.hop}, synthesis {self.synthesis}")
         if not 0 < self.bins <= self.n_freq:
             raise ModelFormatError(f"{source}: frontend bins must be in 1..{self.n_freq}, got {self.bins}")
         return self
+
+
+@dataclass(frozen=True)
+class StateTensor:
+    """One tensor a stateful model carries from run to run (metadata key ``state``, a JSON list of these).
+
+    The graph takes it as input ``input`` ``[batch, *shape]`` and gives its next value as output
+    ``output``; the runtime feeds ``init`` (every element) at the start of a stream and after a reset.
+    """
+
+    input: str
+    output: str
+    shape: tuple[int, ...]
+    init: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"input": self.input, "output": self.output, "shape": list(self.shape), "init": self.init}
+
+
+def state_from_json(text: str, source: str) -> tuple[StateTensor, ...]:
+    try:
+        items = json.loads(text)
+        if not isinstance(items, list) or not items:
+            raise TypeError("not a non-empty list")
+        state = tuple(StateTensor(str(i["input"]), str(i["output"]), tuple(int(d) for d in i["shape"]),
+                                  float(i.get("init", 0.0))) for i in items)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{source}: metadata 'state' must be a JSON list of objects with input, output "
+                               f"and shape ({exc})") from None
+    names = [n for t in state for n in (t.input, t.output)]
+    if len(set(names)) != len(names) or set(names) & {MASK_INPUT, MASK_OUTPUT}:
+        raise ModelFormatError(f"{source}: metadata 'state' names must be distinct and not "
+                               f"{MASK_INPUT!r}/{MASK_OUTPUT!r}")
+    if any(d < 1 for t in state for d in t.shape):
+        raise ModelFormatError(f"{source}: metadata 'state' shapes must be positive")
+    return state
 
 
 @dataclass(frozen=True)
@@ -171,6 +244,7 @@ class ModelInfo:
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     frontend: StftGeometry | None = None  # None: waveform in, stems out; else magnitudes in, masks out
+    state: tuple[StateTensor, ...] = ()  # a stateful model's carried tensors (needs a lowdelay frontend)
 
     def geometry(self, preset: str | None = None, hop: int | None = None) -> Geometry:
         """The geometry for a preset name (``low``/``balanced``/``quality``/``offline``) or an explicit hop."""
@@ -180,6 +254,12 @@ class ModelInfo:
                 f"unknown latency preset {preset!r}; choose one of {', '.join(self.presets)}"
             )
         geometry = self.presets[preset]
+        if hop is not None and self.state and self.frontend is not None:  # whole frames per run
+            f = self.frontend
+            if int(hop) < f.hop or int(hop) % f.hop:
+                raise ModelFormatError(f"hop {hop} does not fit this stateful model: it runs whole STFT frames, "
+                                       f"so the hop must be a multiple of {f.hop}")
+            return Geometry(f.n_fft + int(hop) - f.hop, int(hop), 0, f.synthesis - f.hop)
         if hop is not None:
             geometry = geometry.with_hop(int(hop)).validate(self.length_multiple, where=f"--hop {hop}")
         return geometry
@@ -209,6 +289,8 @@ class ModelInfo:
         }
         if self.frontend is not None:
             props["frontend"] = self.frontend.to_json()
+        if self.state:
+            props["state"] = json.dumps([t.to_dict() for t in self.state])
         props.update(self.extra)
         return {PREFIX + k: v for k, v in props.items()}
 
@@ -260,11 +342,25 @@ def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
         if length_multiple % frontend.hop:
             raise ModelFormatError(f"{source}: length_multiple {length_multiple} is not a multiple of the "
                                    f"frontend hop {frontend.hop}")
+    if frontend is not None and frontend.window != "hann" and version == "2":
+        raise ModelFormatError(f"{source}: frontend window {frontend.window!r} needs format_version 3 (found 2); "
+                               "re-export the model")
+    state: tuple[StateTensor, ...] = ()
+    if props.get(PREFIX + "state"):
+        if version in ("1", "2") or frontend is None or frontend.window != "lowdelay":
+            raise ModelFormatError(f"{source}: metadata 'state' needs format_version 3 and a 'lowdelay' "
+                                   "frontend; re-export the model")
+        state = state_from_json(props[PREFIX + "state"], source)
+        for name, g in presets.items():
+            want = Geometry(frontend.n_fft + g.hop - frontend.hop, g.hop, 0, frontend.synthesis - frontend.hop)
+            if g.hop % frontend.hop or g != want:
+                raise ModelFormatError(f"{source}: preset {name!r} of a stateful model must be {want} "
+                                       f"(a whole number of frames per run), got {g}")
     default = props.get(PREFIX + "default_preset") or "balanced"
     if default not in presets:
         raise ModelFormatError(f"{source}: default preset {default!r} is not among the presets")
     known = {PREFIX + k for k in ("format_version", "sample_rate", "channels", "stems", "length_multiple",
-                                   "presets", "default_preset", "name", "description", "frontend")}
+                                   "presets", "default_preset", "name", "description", "frontend", "state")}
     extra = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX) and k not in known}
     return ModelInfo(
         sample_rate=sample_rate,
@@ -277,6 +373,7 @@ def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
         description=props.get(PREFIX + "description", ""),
         extra=extra,
         frontend=frontend,
+        state=state,
     )
 
 

@@ -66,6 +66,7 @@ class _ModelRateStream:
         self.input_ring[:] = 0.0
         self.accumulator[:] = 0.0
         self.position = 0
+        self.runner.reset()  # a stateful model's initial state
 
     def process(self, frames: np.ndarray, out: np.ndarray, stats: SeparatorStats) -> None:
         """Consume ``frames`` ``[m, 1|2]`` and write ``m`` delayed output frames into ``out[:, :m]``."""

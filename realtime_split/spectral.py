@@ -105,9 +105,71 @@ class SpectralRunner:
         masks = extend_masks(masks[..., first:last, :], spec.shape[-1])
         return self.stft.inverse(spec[:, None, :, first:last] * masks, first, *self.keep)
 
+    def reset(self) -> None:
+        """Nothing to forget: every window is separated on its own."""
+
     def run(self, n: int) -> float:
         """Separate ``inputs[:n]`` into ``outputs[:n]``; returns the seconds the call took."""
         began = time.perf_counter()
         start, stop = self.keep
         self.outputs[:n, :, :, start:stop] = self.separate(self.inputs[:n])
+        return time.perf_counter() - began
+
+
+class StatefulRunner:
+    """``inference.BatchRunner``'s interface for a stateful model on a "lowdelay" STFT.
+
+    The engine hands it consecutive windows, one per hop (``StateTensor`` docs: a hop is ``k``
+    STFT frames). Only each window's ``k`` newest frames are new: they are transformed, run
+    through the model in ONE call for all ``n`` windows (``T = n * k`` frames, the model's own
+    state carried in and out), masked, synthesized and overlap-added, and each window's kept
+    region receives the ``k * hop`` samples that became final. The model's state and the
+    synthesis tail are this object's; ``reset()`` restores the initial state. Inference runs on the
+    worker thread, never in an audio callback, so its numpy temporaries are allowed.
+    """
+
+    def __init__(self, session, geometry: StftGeometry, state, n_stems: int, window: int, max_batch: int,
+                 keep_start: int, keep_length: int):
+        g = geometry
+        self.session, self.g, self.state_spec = session, g, tuple(state)
+        self.analysis, synthesis = g.lowdelay_windows()
+        self.synthesis = synthesis[g.n_fft - g.synthesis:]
+        self.k = keep_length // g.hop  # frames per window
+        self.inputs = np.zeros((max_batch, 2, window), np.float32)
+        self.outputs = np.zeros((max_batch, n_stems, 2, window), np.float32)
+        self.keep = (keep_start, keep_start + keep_length)
+        # Sample indices, in a window, of its k new frames.
+        ends = window - (self.k - 1 - np.arange(self.k)) * g.hop
+        self.index = ends[:, None] - g.n_fft + np.arange(g.n_fft)
+        self.output_names = [MASK_OUTPUT] + [t.output for t in self.state_spec]
+        self.tail = np.zeros((n_stems, 2, g.synthesis - g.hop), np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        """The initial state: what the model starts a stream with."""
+        self.state = {t.input: np.full((1, *t.shape), t.init, np.float32) for t in self.state_spec}
+        self.tail[:] = 0.0
+
+    def run(self, n: int) -> float:
+        """Separate the new frames of ``inputs[:n]`` into the kept regions of ``outputs[:n]``; returns seconds."""
+        began = time.perf_counter()
+        g, k = self.g, self.k
+        frames = self.inputs[:n][:, :, self.index]  # (n, 2, k, n_fft)
+        frames = frames.transpose(1, 0, 2, 3).reshape(1, 2, n * k, g.n_fft)
+        spec = np.fft.rfft(frames * self.analysis, axis=-1).astype(np.complex64)  # (1, 2, T, n_freq)
+        feed = {MASK_INPUT: np.ascontiguousarray(np.abs(spec[..., :g.bins])), **self.state}
+        masks, *state = self.session.run(self.output_names, feed)  # masks (1, S, 2, T, bins)
+        self.state = {t.input: value for t, value in zip(self.state_spec, state)}
+        masks = extend_masks(masks[0], spec.shape[-1])  # (S, 2, T, n_freq)
+        wave = np.fft.irfft(spec[0][None] * masks, n=g.n_fft, axis=-1)[..., g.n_fft - g.synthesis:]
+        wave = (wave * self.synthesis).astype(np.float32)  # (S, 2, T, 2 * hop)
+        total = n * k * g.hop
+        acc = np.zeros(wave.shape[:2] + (total + g.hop,), np.float32)
+        acc[..., :g.hop] = self.tail
+        acc[..., :total] += wave[..., :g.hop].reshape(wave.shape[:2] + (total,))
+        acc[..., g.hop:] += wave[..., g.hop:].reshape(wave.shape[:2] + (total,))
+        self.tail[:] = acc[..., total:]
+        start, stop = self.keep
+        self.outputs[:n, :, :, start:stop] = acc[..., :total].reshape(
+            wave.shape[:2] + (n, k * g.hop)).transpose(2, 0, 1, 3)
         return time.perf_counter() - began

@@ -167,3 +167,53 @@ def make_nonfinite_model(path, info: ModelInfo | None = None) -> Path:
              helper.make_node("Mul", ["mix4", "inf"], [OUTPUT_NAME])]
     graph = helper.make_graph(nodes, "nonfinite", [x], [y], initializer=init)
     return _save(graph, path, info)
+
+
+def stateful_info(n_stems: int = 4, n_fft: int = 64, hop: int = 16, bins: int = 32, **kwargs) -> ModelInfo:
+    """A stateful model's contract: 8 kHz, low-delay STFT 64 / hop 16, one float state ``count``."""
+    from realtime_split.model_format import StateTensor, StftGeometry
+
+    frontend = StftGeometry(n_fft, hop, bins, window="lowdelay", synthesis=2 * hop)
+    presets = {name: Geometry(n_fft + k * hop - hop, k * hop, 0, hop) for name, k in
+               (("low", 1), ("balanced", 2), ("offline", 16))}
+    info = test_info(stems=STEMS4[:n_stems], sample_rate=8000, presets=presets, length_multiple=hop, **kwargs)
+    return dataclasses.replace(info, frontend=frontend, state=(StateTensor("count", "next_count", (1,)),))
+
+
+def make_stateful_model(path, before, after, switch: int, info: ModelInfo | None = None) -> Path:
+    """A model with memory: masks ``before[s]`` while fewer than ``switch`` frames have been run since the
+    stream began (state ``count``, advanced by the frames of each run), ``after[s]`` from then on."""
+    from realtime_split.model_format import MASK_INPUT, MASK_OUTPUT
+
+    n = len(before)
+    info = info or stateful_info(n)
+    bins = info.frontend.bins
+    io = [helper.make_tensor_value_info(MASK_INPUT, TensorProto.FLOAT, ["batch", 2, "frames", bins]),
+          helper.make_tensor_value_info("count", TensorProto.FLOAT, ["batch", 1])]
+    out = [helper.make_tensor_value_info(MASK_OUTPUT, TensorProto.FLOAT, ["batch", n, 2, "frames", bins]),
+           helper.make_tensor_value_info("next_count", TensorProto.FLOAT, ["batch", 1])]
+    init = [numpy_helper.from_array(np.asarray(before, np.float32).reshape(1, n, 1, 1, 1), "before"),
+            numpy_helper.from_array(np.asarray(after, np.float32).reshape(1, n, 1, 1, 1), "after"),
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+            numpy_helper.from_array(np.array([2], np.int64), "frames_axis"),
+            numpy_helper.from_array(np.array([0, 1, 1, -1, 1], np.int64), "shape5"),
+            numpy_helper.from_array(np.full((1,), float(switch), np.float32), "switch"),
+            numpy_helper.from_array(np.zeros((1,), np.float32), "zero"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "start"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "step")]
+    nodes = [helper.make_node("Unsqueeze", [MASK_INPUT, "axes"], ["m5"]),
+             helper.make_node("Mul", ["m5", "zero"], ["zeros"]),
+             helper.make_node("Add", ["zeros", "before"], ["masks_before"]),
+             helper.make_node("Add", ["zeros", "after"], ["masks_after"]),
+             helper.make_node("Shape", [MASK_INPUT], ["shape"]),
+             helper.make_node("Gather", ["shape", "frames_axis"], ["frames_i"]),
+             helper.make_node("Cast", ["frames_i"], ["frames"], to=TensorProto.FLOAT),
+             helper.make_node("Squeeze", ["frames"], ["frames0"]),
+             helper.make_node("Range", ["start", "frames0", "step"], ["offsets"]),
+             helper.make_node("Add", ["count", "offsets"], ["frame_index"]),  # (b, T): each frame's number
+             helper.make_node("Less", ["frame_index", "switch"], ["early"]),
+             helper.make_node("Reshape", ["early", "shape5"], ["early5"]),
+             helper.make_node("Where", ["early5", "masks_before", "masks_after"], [MASK_OUTPUT]),
+             helper.make_node("Add", ["count", "frames"], ["next_count"])]
+    graph = helper.make_graph(nodes, "stateful_switch", io, out, initializer=init)
+    return _save(graph, path, info)
