@@ -2,14 +2,18 @@
 
 Parses arguments and hands over to file mode (``file_mode.run``) or live mode
 (``live.run``). A ``UserError`` or a bad option becomes one line on stderr and exit
-code 2; Ctrl-C (SIGINT), SIGTERM and SIGHUP exit with 128 + the signal number
+code 2; the library's messages name its parameters (``model='x'``), shown here as the
+flags that set them (``--model x``). Ctrl-C (SIGINT), SIGTERM and SIGHUP exit with 128 + the signal number
 (130, 143, 129) after the mode has finalized its outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import math
+import re
+import shlex
 import signal
 import sys
 
@@ -21,6 +25,35 @@ LIVE_OUTPUT = "speakers"
 STDIO = "-"  # --input - reads standard input, --output - writes standard output
 MIN_HOP = 32  # model samples: below this the model runs so often that a song takes hours
 BLOCKSIZES = (16, 16384)  # live audio callback frames
+
+# The library's parameters (as its messages write them, ``name=value``) and the flags that set them.
+FLAGS = {
+    "model": "--model", "stems": "--stem", "gains": "--gain", "latency": "--latency", "hop": "--hop",
+    "provider": "--provider", "channels": "--channels", "input": "--input", "output": "--output",
+    "record": "--output", "format": "--format", "subtype": "--subtype", "input_device": "--input-device",
+    "output_device": "--output-device", "blocksize": "--blocksize",
+}
+# Library spellings that are not a ``name=value``.
+PHRASES = {"list_devices()": "--list-devices", "mix=True": "--gain STEM=DB (e.g. vocals=-inf)"}
+_PARAMETER = re.compile(r"(?<![\w.-])(" + "|".join(FLAGS) + r")=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;:)]+)?")
+
+
+def command_line(message: str) -> str:
+    """A library message in the command line's terms: ``model='x.onnx'`` -> ``--model x.onnx``, ``stems=`` ->
+    ``--stem``, ``list_devices()`` -> ``--list-devices``; values quoted as a shell needs them."""
+    for phrase, spelled in PHRASES.items():
+        message = message.replace(phrase, spelled)
+
+    def flag(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if value is None:
+            return FLAGS[name]
+        if value[0] in "'\"":
+            value = shlex.quote(str(ast.literal_eval(value)))
+        return f"{FLAGS[name]} {value}"
+
+    return _PARAMETER.sub(flag, message)
+
 
 
 class _Parser(argparse.ArgumentParser):
@@ -164,7 +197,7 @@ def _main(argv: list[str] | None) -> int:
 
         return file_mode.run(args)
     except UserError as exc:
-        print(f"realtime-split: error: {exc}", file=sys.stderr)
+        print(f"realtime-split: error: {command_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
 
 
