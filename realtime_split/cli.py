@@ -1,7 +1,7 @@
 """Command line: ``realtime-split --input FILE|mic --stem ... --output FILE|DIR/|speakers``.
 
 A thin adapter over the library: it parses the options, turns them into a ``Separator`` (files)
-or hands them to live mode (``live.run``), and shows what those report (the model in use, a progress bar
+or a ``LiveSession`` (live audio), and shows what those report (the model in use, a progress bar
 or status line, the summary and warnings). A ``UserError`` or a bad option becomes one line on
 stderr and exit code 2; the library's messages name its parameters (``model='x'``), shown here
 as the flags that set them (``--model x``). Ctrl-C (SIGINT), SIGTERM and SIGHUP exit with
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import math
+import os
 import re
 import shlex
 import signal
@@ -33,6 +34,7 @@ STDIO = "-"  # --input - reads standard input, --output - writes standard output
 DEFAULT_OUTPUT_DIR = "separated/"
 MIN_HOP = 32  # model samples: below this the model runs so often that a song takes hours
 BLOCKSIZES = (16, 16384)  # live audio callback frames
+POLL_SECONDS = 0.05  # live mode: how often the status line and the end conditions are looked at
 
 # The library's parameters (as its messages write them, ``name=value``) and the flags that set them.
 FLAGS = {
@@ -139,6 +141,23 @@ def list_models() -> int:
     return 0
 
 
+def list_devices() -> int:
+    """Print the devices like ``python -m sounddevice``, marking with ``>`` and ``<`` the input and
+    output live mode uses by default (``--list-devices``)."""
+    from .devices import list_devices as devices
+
+    found = devices()
+    if not found:
+        raise UserError("no audio devices found; is a sound server (PipeWire, PulseAudio or JACK) running?")
+    for d in found:
+        marks = (">" if d.default_input else "") + ("<" if d.default_output else "")
+        print(f"{marks:>2} {d.index:>3} {d.name}, {d.hostapi} ({d.input_channels} in, {d.output_channels} out, "
+              f"{d.default_samplerate:g} Hz)")
+    server = os.environ.get("JACK_DEFAULT_SERVER")
+    print("\n> default input, < default output" + (f"; JACK server {server!r}" if server else ""))
+    return 0
+
+
 def announce_model(args: argparse.Namespace, sep) -> None:
     """Say on stderr which bundled model and preset serve the run when the user named no model."""
     if args.model is None:
@@ -188,19 +207,13 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.list_devices:
-            from . import live
-
-            return live.list_devices()
+            return list_devices()
         if args.list_models:
             return list_models()
         if not args.input:
             raise UserError("no input given; pass --input FILE or --input mic (see realtime-split --help)")
         check_options(args)
-        if is_live(args):
-            from . import live
-
-            return live.run(args)
-        return files(args)
+        return live(args) if is_live(args) else files(args)
     except UserError as exc:
         print(f"realtime-split: error: {command_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
@@ -320,6 +333,49 @@ def _report(result: FileResult, args: argparse.Namespace) -> None:
     if result.clipped:
         print(f"realtime-split: warning: {name}: {result.clipped} samples beyond full scale were clipped; "
               "write float wav (the default) or lower --gain to keep them", file=sys.stderr)
+
+
+# Live mode ---------------------------------------------------------------------------------------------------------
+
+def live(args: argparse.Namespace) -> int:
+    """``--input mic`` or ``--output speakers``: a ``LiveSession`` until --duration, the end of the file, an error
+    or Ctrl-C, with the status line while it plays and the summary when it stops."""
+    from .live import LiveSession
+    from .status import StatusLine, summary
+
+    if len(args.input) != 1:
+        raise UserError("live mode plays one input; pass --input mic or --input FILE --output speakers")
+    source = None if args.input[0] == LIVE_INPUT else args.input[0]
+    if source is not None and args.offline:
+        raise UserError("--offline separates files, not live playback; drop it or pass --output DIR/")
+    session = LiveSession(
+        args.model, input=source, record=None if args.output in (None, LIVE_OUTPUT) else args.output,
+        stems=args.stem or ("all" if args.gain else "vocals"),  # a gain alone means "the mix, re-balanced"
+        gains=args.gain or None, latency=args.latency, hop=args.hop, provider=args.provider, channels=args.channels,
+        input_device=args.input_device, output_device=args.output_device, blocksize=args.blocksize,
+        format=args.file_format, subtype=args.subtype)
+    session.start()
+    try:
+        announce_model(args, session.separator)
+        names = session.output_device_name if session.input_device_name is None else \
+            f"{session.input_device_name} -> {session.output_device_name}"
+        stems = ", ".join(session.separator.stems) if session.separator else ""
+        print(f"realtime-split: live {stems} from {source or 'the microphone'} ({names}), block "
+              f"{session.blocksize}, hop {session.hop}: {session.latency}", file=sys.stderr, flush=True)
+        status = StatusLine(session, enabled=False if args.no_progress else None)
+        try:
+            while not session.wait(POLL_SECONDS):
+                status.update(session.elapsed)
+                if args.duration is not None and session.elapsed >= args.duration:
+                    break
+        finally:
+            status.close()
+    finally:
+        try:
+            session.stop()  # finalizes the recording; raises what went wrong in its threads or with the device
+        finally:
+            print(summary(session.stats()), file=sys.stderr, flush=True)
+    return 0
 
 
 if __name__ == "__main__":

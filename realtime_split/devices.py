@@ -12,13 +12,27 @@ argument that matches none, or several, is a ``ParameterError`` naming ``input_d
 
 from __future__ import annotations
 
-import os
 import sys
+from dataclasses import dataclass
 
 from .errors import DeviceError, ParameterError
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
 NO_DEVICE_HINT = "is a sound server running? list devices with list_devices()"
+
+
+@dataclass(frozen=True)
+class AudioDevice:
+    """One sound device as PortAudio reports it; ``index`` or a substring of ``name`` selects it."""
+
+    index: int
+    name: str
+    hostapi: str
+    input_channels: int
+    output_channels: int
+    default_samplerate: float
+    default_input: bool  # what a live session uses for input when no input_device is given
+    default_output: bool
 
 
 def import_sounddevice():
@@ -163,25 +177,17 @@ def describe(sd, device: int) -> str:
     return f"{info['name']} ({sd.query_hostapis(info['hostapi'])['name']})"
 
 
-def list_devices() -> int:
-    """Print the devices like ``python -m sounddevice``, marking with ``>`` and ``<`` the input and
-    output live mode uses by default."""
+def list_devices() -> list[AudioDevice]:
+    """Every sound device PortAudio sees (empty without a sound server), with the input and output a live
+    session uses by default marked."""
     sd = import_sounddevice()
-    devices = sd.query_devices()
-    if len(devices) == 0:
-        raise DeviceError("no audio devices found; is a sound server (PipeWire, PulseAudio or JACK) running?")
-    marks: dict[int, str] = {}
-    for kind, mark in (("input", ">"), ("output", "<")):
+    defaults: dict[str, int | None] = {}
+    for kind in ("input", "output"):
         try:
-            index = default_device(sd, kind)
+            defaults[kind] = default_device(sd, kind)
         except DeviceError:
-            continue
-        marks[index] = marks.get(index, "") + mark
-    for index, info in enumerate(devices):
-        hostapi = sd.query_hostapis(info["hostapi"])["name"]
-        print(f"{marks.get(index, ''):>2} {index:>3} {info['name']}, {hostapi} "
-              f"({info['max_input_channels']} in, {info['max_output_channels']} out, "
-              f"{info['default_samplerate']:g} Hz)")
-    server = os.environ.get("JACK_DEFAULT_SERVER")
-    print("\n> default input, < default output" + (f"; JACK server {server!r}" if server else ""))
-    return 0
+            defaults[kind] = None
+    return [AudioDevice(index, info["name"], sd.query_hostapis(info["hostapi"])["name"],
+                        int(info["max_input_channels"]), int(info["max_output_channels"]),
+                        float(info["default_samplerate"]), index == defaults["input"], index == defaults["output"])
+            for index, info in enumerate(sd.query_devices())]
