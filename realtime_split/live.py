@@ -350,11 +350,6 @@ class LiveSession:
             self._finish()  # already failing: finalize, keep the exception that is on its way out
 
 
-def list_devices() -> list[devices.AudioDevice]:
-    """The sound devices PortAudio sees, with the defaults a live session uses marked."""
-    return devices.list_devices()
-
-
 def _dry_gain(sep: StreamingSeparator) -> float:
     """Level of the unseparated fallback on a missed deadline: the loudest selected stem's gain."""
     return float(np.max(linear_gains(sep.stems, sep.gains_db)))
