@@ -300,8 +300,8 @@ def parse_channel_selection(selection: ChannelSelection, file_channels: int, pat
             raise TypeError("channel numbers are integers")
         picked = [int(part) for part in parts]
     except (TypeError, ValueError):
-        raise ParameterError(f"channels={selection!r}: expected one or two 1-based channel numbers like '1,2'",
-                             "channels") from None
+        raise ParameterError(f"channels={selection!r}: expected one or two 1-based channel numbers, "
+                             "e.g. channels='1,2'", "channels") from None
     if not 1 <= len(picked) <= 2 or not all(1 <= c <= file_channels for c in picked):
         raise ParameterError(f"channels={selection!r}: pick one or two channels between 1 and {file_channels} "
                              f"({label(path)} has {file_channels})", "channels")

@@ -59,7 +59,10 @@ def command_line(message: str) -> str:
         if value is None:
             return FLAGS[name]
         if value[0] in "'\"":
-            value = shlex.quote(str(ast.literal_eval(value)))
+            try:
+                value = shlex.quote(str(ast.literal_eval(value)))
+            except (ValueError, SyntaxError):  # not a repr after all: show it as it is
+                pass
         return f"{FLAGS[name]} {value}"
 
     return _PARAMETER.sub(flag, message)
