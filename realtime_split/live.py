@@ -101,9 +101,6 @@ class LiveSession:
         if blocksize is not None and not BLOCKSIZES[0] <= blocksize <= BLOCKSIZES[1]:
             raise ParameterError(f"blocksize={blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
                                  "frames (e.g. 256), or None for the hop of the latency preset", "blocksize")
-        if latency == "offline":
-            raise ParameterError("latency='offline' separates whole files, not live audio; pick a streaming "
-                                 "preset (low, balanced, quality) or use Separator for files", "latency")
         if not open_stream and input is not None:
             raise ParameterError("input= plays a file through the session's own stream; with open_stream=False "
                                  "your application's stream brings the input", "input")
