@@ -1,12 +1,46 @@
 """realtime-split: separate music into stems while it plays.
 
-``StreamingSeparator`` takes audio blocks of any size and returns the stems,
-delayed by a fixed ``latency_samples``. It runs an ONNX model (see
-docs/model-format.md) with ONNX Runtime; TensorFlow is never imported here.
+- Whole arrays and files: ``separate(audio, sample_rate)``, ``separate_file(input, output)``, or a
+  ``Separator`` that keeps its model loaded for many; the stems line up with the input.
+- Streams: ``StreamingSeparator`` takes audio blocks of any size and returns the stems, delayed
+  by a fixed ``latency_samples``.
+- Live audio: ``LiveSession`` (microphone or a file to the speakers, or inside an application's
+  own audio callback), with named counters in ``LiveStats``; ``list_devices()``.
+- Bundled models: ``bundled_models()``.
+- Errors: ``ParameterError`` (a ``ValueError``), ``AudioIOError`` and ``DeviceError`` (``OSError``\\ s),
+  all ``UserError``\\ s.
+
+It runs an ONNX model (see docs/model-format.md) with ONNX Runtime; TensorFlow is never imported here.
 """
 
-from .errors import ModelFormatError, UserError
-from .separator import StreamingSeparator
+from typing import TYPE_CHECKING
+
+from .api import Separation, Separator, separate, separate_file
+from .devices import AudioDevice, list_devices
+from .errors import AudioIOError, DeviceError, ModelFormatError, ParameterError, UserError
+from .file_mode import FileResult, Progress
+from .registry import BundledModel, bundled_models
+from .separator import SeparatorStats, StreamingSeparator
+from .status import Latency, Levels, LiveStats
+
+if TYPE_CHECKING:
+    from .live import LiveSession
 
 __version__ = "0.1.0"
-__all__ = ["StreamingSeparator", "UserError", "ModelFormatError", "__version__"]
+__all__ = [
+    "separate", "separate_file", "Separator", "Separation", "FileResult", "Progress",
+    "StreamingSeparator", "SeparatorStats",
+    "LiveSession", "LiveStats", "Levels", "Latency", "AudioDevice", "list_devices",
+    "BundledModel", "bundled_models",
+    "UserError", "ParameterError", "ModelFormatError", "AudioIOError", "DeviceError",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    """``LiveSession`` loads on first use: importing it compiles the audio callback, which file work never needs."""
+    if name == "LiveSession":
+        from .live import LiveSession
+
+        return LiveSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,8 @@ written in a format whose header needs no seeking (au by default; flac, ogg).
 A reader notes when its input ends before the length its header promised
 (``ended_early``): a truncated file is separated as far as it goes, with a warning.
 A writer turns a failed write (a full disk) into a ``WriteError`` naming the file
-and the cause.
+and the cause. Files that cannot be read or written raise ``AudioIOError`` (an ``OSError``),
+arguments that make no sense (``channels=``, ``format=``, ``subtype=``) ``ParameterError``.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ import subprocess
 import sys
 import tempfile
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from .errors import UserError
+from .errors import AudioIOError, ParameterError, UserError
 
 SOUNDFILE_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError)
 # Extensions users give for formats soundfile names differently.
@@ -46,6 +48,9 @@ FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 # Audio extensions ffmpeg decodes and libsndfile does not: a failure to read them means a damaged file.
 FFMPEG_EXTENSIONS = {"m4a", "mp4", "aac", "opus", "wma", "webm", "mka", "mkv", "ac3", "alac", "ape", "wv", "amr"}
 STDIO = "-"
+# Which input channels to separate: "3,4" or (3, 4), 1-based as audio editors number them; None: a mono or
+# stereo file as it is.
+ChannelSelection = str | Sequence[int] | None
 # What a stream output can be: formats libsndfile writes without seeking back to the header.
 STREAM_FORMATS = ("AU", "FLAC", "OGG")
 STREAM_DEFAULT = "AU"
@@ -57,7 +62,7 @@ SAMPLE_RATES = (1000, 768000)
 WAV_PLAIN_TAGS = {0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE}
 
 
-class WriteError(UserError):
+class WriteError(AudioIOError):
     """Writing an output failed (disk full, file too large, device gone); ``path`` is the output."""
 
     def __init__(self, message: str, path: Path):
@@ -187,7 +192,7 @@ def _library_noise_hidden():
 
 def _check_rate(path: Path, samplerate: int) -> None:
     if not SAMPLE_RATES[0] <= samplerate <= SAMPLE_RATES[1]:
-        raise UserError(f"cannot read {label(path)}: its header says {samplerate} Hz, outside the "
+        raise AudioIOError(f"cannot read {label(path)}: its header says {samplerate} Hz, outside the "
                         f"{SAMPLE_RATES[0]} to {SAMPLE_RATES[1]} Hz of real audio; the file is damaged")
 
 
@@ -212,7 +217,7 @@ class SoundFileReader(AudioReader):
                 got = len(self._file.read(len(chunk), dtype="float32", always_2d=True, out=chunk))
             except SOUNDFILE_ERRORS as exc:
                 if self.frames_read + filled == 0:
-                    raise UserError(f"cannot read {label(self.path)}: the file is damaged ({_cause(exc)})") from None
+                    raise AudioIOError(f"cannot read {label(self.path)}: the file is damaged ({_cause(exc)})") from None
                 self.ended_early = f"the rest cannot be decoded: {_cause(exc)}"
                 self._done = True
                 break
@@ -265,7 +270,7 @@ class FfmpegReader(AudioReader):
         if frames < len(out) and self._proc.wait() != 0:
             reason = self._reason()
             if frames == 0 and self.frames_read == 0:
-                raise UserError(f"ffmpeg could not decode {self.path}: {reason}")
+                raise AudioIOError(f"ffmpeg could not decode {self.path}: {reason}")
             self.ended_early = f"ffmpeg stopped decoding: {reason}"
         return out[:frames]
 
@@ -282,24 +287,24 @@ class FfmpegReader(AudioReader):
         self._errors.close()
 
 
-def parse_channel_selection(text: str | None, file_channels: int, path: Path) -> list[int] | None:
-    """``--channels 3,4`` (1-based) -> [2, 3]; None keeps a mono or stereo file as it is."""
-    if text is None:
+def parse_channel_selection(selection: ChannelSelection, file_channels: int, path: Path) -> list[int] | None:
+    """``channels="3,4"`` or ``(3, 4)`` (1-based) -> [2, 3]; None keeps a mono or stereo file as it is."""
+    if selection is None:
         if file_channels > 2:
-            raise UserError(
-                f"{path} has {file_channels} channels; pick the two to separate with --channels N,M "
-                "(1-based, e.g. --channels 1,2)"
-            )
+            raise ParameterError(f"{label(path)} has {file_channels} channels; pick the two to separate, 1-based, "
+                                 "e.g. channels='1,2'", "channels")
         return None
     try:
-        picked = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UserError(f"--channels {text!r}: expected one or two 1-based channel numbers like 1,2") from None
+        parts = selection.split(",") if isinstance(selection, str) else list(selection)
+        if any(isinstance(part, bool) or not isinstance(part, (str, int, np.integer)) for part in parts):
+            raise TypeError("channel numbers are integers")
+        picked = [int(part) for part in parts]
+    except (TypeError, ValueError):
+        raise ParameterError(f"channels={selection!r}: expected one or two 1-based channel numbers, "
+                             "e.g. channels='1,2'", "channels") from None
     if not 1 <= len(picked) <= 2 or not all(1 <= c <= file_channels for c in picked):
-        raise UserError(
-            f"--channels {text}: pick one or two channels between 1 and {file_channels} ({path} has "
-            f"{file_channels})"
-        )
+        raise ParameterError(f"channels={selection!r}: pick one or two channels between 1 and {file_channels} "
+                             f"({label(path)} has {file_channels})", "channels")
     return [c - 1 for c in picked]
 
 
@@ -332,13 +337,13 @@ def _wav_declared_frames(path: Path) -> int | None:
         return None
 
 
-def _open_stream(path: Path, channels: str | None) -> AudioReader:
+def _open_stream(path: Path, channels: ChannelSelection) -> AudioReader:
     """Standard input or a pipe: libsndfile reads it once, front to back."""
     fd = None
     if str(path) == STDIO:
         if sys.stdin is None or sys.stdin.isatty():
-            raise UserError("--input - reads audio from standard input, which is a terminal; pipe audio into it "
-                            "(e.g. ffmpeg -i song.m4a -f wav - | realtime-split --input - ...) or pass a file")
+            raise AudioIOError("input='-' reads audio from standard input, which is a terminal; pipe audio into it "
+                               "(e.g. from ffmpeg -i song.m4a -f wav -) or pass a file", "input")
         fd = os.dup(sys.stdin.fileno())
     try:
         handle = sf.SoundFile(path if fd is None else fd, closefd=True)
@@ -346,13 +351,13 @@ def _open_stream(path: Path, channels: str | None) -> AudioReader:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        raise UserError(f"cannot read {label(path)}: {_cause(exc)}; a pipe must carry wav, ogg or au (flac and mp3 "
-                        "need a file: e.g. ffmpeg -i song.flac -f wav - | realtime-split --input - ...), or pass "
-                        "the file itself") from None
+        raise AudioIOError(f"cannot read {label(path)}: {_cause(exc)}; a pipe must carry wav, ogg or au (flac and "
+                           "mp3 need a file: convert on the way, e.g. ffmpeg -i song.flac -f wav -, or pass the file "
+                           "itself)", "input") from None
     return _checked_reader(path, handle, channels)
 
 
-def _checked_reader(path: Path, handle, channels: str | None) -> SoundFileReader:
+def _checked_reader(path: Path, handle, channels: ChannelSelection) -> SoundFileReader:
     """A reader over an open soundfile, once its rate and the channel selection are valid (else closed)."""
     try:
         _check_rate(path, handle.samplerate)
@@ -363,17 +368,18 @@ def _checked_reader(path: Path, handle, channels: str | None) -> SoundFileReader
     return SoundFileReader(path, handle, select)
 
 
-def open_input(path: str | Path, channels: str | None = None) -> AudioReader:
-    """Open an audio file for block reading, or raise a UserError that says what is wrong with it."""
+def open_input(path: str | os.PathLike, channels: ChannelSelection = None) -> AudioReader:
+    """Open an audio file for block reading, or raise an ``AudioIOError`` (``ParameterError`` for
+    ``channels``) that says what is wrong with it."""
     path = Path(path)
     if is_stream(path):
         return _open_stream(path, channels)
     if not path.exists():
-        raise UserError(f"input file not found: {path}")
+        raise AudioIOError(f"input file not found: {path}", "input")
     if path.is_dir():
-        raise UserError(f"input {path} is a directory; pass audio files (e.g. {path}/*.flac)")
+        raise AudioIOError(f"input {path} is a directory; pass audio files (e.g. {path}/*.flac)", "input")
     if not os.access(path, os.R_OK):
-        raise UserError(f"cannot read {path}: permission denied")
+        raise AudioIOError(f"cannot read {path}: permission denied", "input")
     try:
         with _library_noise_hidden():
             handle = sf.SoundFile(path)
@@ -384,16 +390,16 @@ def open_input(path: str | Path, channels: str | None = None) -> AudioReader:
     return _open_with_ffmpeg(path, channels, sf_reason)
 
 
-def _open_with_ffmpeg(path: Path, channels: str | None, sf_reason: str) -> AudioReader:
+def _open_with_ffmpeg(path: Path, channels: ChannelSelection, sf_reason: str) -> AudioReader:
     ext = path.suffix.lower().lstrip(".")
     sf_format = FORMAT_ALIASES.get(ext.upper(), ext.upper())
     ffmpeg = _ffmpeg()
     if ffmpeg is None or shutil.which("ffprobe") is None:
         if sf_format in sf.available_formats():
-            raise UserError(f"cannot read {path}: the file is damaged or not really {ext} ({sf_reason})")
-        raise UserError(
+            raise AudioIOError(f"cannot read {path}: the file is damaged or not really {ext} ({sf_reason})", "input")
+        raise AudioIOError(
             f"cannot read {path}: .{ext or '(no extension)'} needs ffmpeg, which is not installed; "
-            f"install ffmpeg or convert the file to wav or flac"
+            f"install ffmpeg or convert the file to wav or flac", "input"
         )
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
@@ -408,9 +414,9 @@ def _open_with_ffmpeg(path: Path, channels: str | None, sf_reason: str) -> Audio
             raise ValueError(f"{samplerate} Hz, {file_channels} channels")
     except (KeyError, IndexError, ValueError, TypeError):
         if sf_format in sf.available_formats() or ext in FFMPEG_EXTENSIONS:
-            raise UserError(f"cannot read {path}: the file is damaged or not really {ext}") from None
-        raise UserError(
-            f"cannot read {path}: not an audio file in a supported format ({readable_formats()})"
+            raise AudioIOError(f"cannot read {path}: the file is damaged or not really {ext}", "input") from None
+        raise AudioIOError(
+            f"cannot read {path}: not an audio file in a supported format ({readable_formats()})", "input"
         ) from None
     try:
         duration = float(data.get("format", {}).get("duration"))
@@ -422,7 +428,7 @@ def _open_with_ffmpeg(path: Path, channels: str | None, sf_reason: str) -> Audio
 
 
 def output_format(path: Path, file_format: str | None, subtype: str | None) -> tuple[str, str]:
-    """The soundfile (format, subtype) to write: --format, else the file extension, else wav.
+    """The soundfile (format, subtype) to write: ``format=``, else the file extension, else wav.
 
     Default subtypes: FLOAT for wav-like containers (stems can exceed full scale,
     float never clips), PCM_24 for flac, the format's own default otherwise.
@@ -432,23 +438,24 @@ def output_format(path: Path, file_format: str | None, subtype: str | None) -> t
     fmt = FORMAT_ALIASES.get(name, name)
     writable = sorted(f.lower() for f in sf.available_formats() if f not in ("RAW", "MAT4", "MAT5"))
     if fmt not in sf.available_formats() or fmt == "RAW":
-        raise UserError(f"cannot write {name.lower()} files; choose one of {', '.join(writable)} "
-                        "with --format or the output file's extension")
+        raise ParameterError(f"cannot write {name.lower()} files; choose one of {', '.join(writable)} "
+                             "with format= or the output file's extension", "format")
     if to_stream and fmt not in STREAM_FORMATS:
-        raise UserError(f"--output - cannot be {fmt.lower()}: its header needs seeking, which a pipe cannot do; "
-                        f"use --format {' or '.join(f.lower() for f in STREAM_FORMATS)} (au is the default), or "
-                        "write a file")
+        raise ParameterError(f"output='-' cannot be {fmt.lower()}: its header needs seeking, which a pipe cannot do; "
+                             f"{', '.join(f.lower() for f in STREAM_FORMATS)} can stream (au is the default): pass "
+                             "one as format=, or write a file", "format")
     if subtype is None:
         subtype = "FLOAT" if fmt in FLOAT_CONTAINERS else DEFAULT_SUBTYPES.get(fmt, sf.default_subtype(fmt))
     subtype = subtype.upper()
     if not sf.check_format(fmt, subtype):
         valid = [s for s in sf.available_subtypes(fmt) if sf.check_format(fmt, s)]
-        raise UserError(f"--subtype {subtype} is not valid for {fmt.lower()}; choose one of: {', '.join(valid)}")
+        raise ParameterError(f"subtype={subtype!r} is not valid for {fmt.lower()}; choose one of: {', '.join(valid)}",
+                             "subtype")
     return fmt, subtype
 
 
 def default_extension(file_format: str | None) -> str:
-    """The file extension for one-file-per-stem outputs (``wav`` unless --format says otherwise)."""
+    """The file extension for one-file-per-stem outputs (``wav`` unless ``format=`` says otherwise)."""
     fmt = (file_format or "wav").lower()
     return {"oga": "ogg", "wave": "wav", "wavex": "wav", "aif": "aiff", "mpeg": "mp3"}.get(fmt, fmt)
 
@@ -472,8 +479,9 @@ class AudioWriter:
         target: Path | int = path  # a path, or a file descriptor for standard output
         if str(path) == STDIO:
             if sys.stdout is None or sys.stdout.isatty():
-                raise UserError("--output - writes audio to standard output, which is a terminal; pipe it into a "
-                                "program (e.g. | ffmpeg -i - vocals.mp3) or pass --output FILE")
+                raise AudioIOError("output='-' writes audio to standard output, which is a terminal; pipe it into "
+                                   "a program (e.g. | ffmpeg -i - vocals.mp3) or write a file (output='FILE')",
+                                   "output")
             sys.stdout.flush()
             target = os.dup(sys.stdout.fileno())
         try:
@@ -483,8 +491,8 @@ class AudioWriter:
             if not isinstance(target, Path):
                 with contextlib.suppress(OSError):
                     os.close(target)
-            raise UserError(f"cannot write {label(path, True)} as {fmt.lower()}/{subtype} at {samplerate} Hz: "
-                            f"{_cause(exc)}") from None
+            raise AudioIOError(f"cannot write {label(path, True)} as {fmt.lower()}/{subtype} at {samplerate} Hz: "
+                               f"{_cause(exc)}", "output") from None
 
     def write(self, block: np.ndarray) -> None:
         """Write (n, channels) float32 samples; may clip or zero NaN/Inf samples of ``block`` in place."""

@@ -1,26 +1,71 @@
 """Command line: ``realtime-split --input FILE|mic --stem ... --output FILE|DIR/|speakers``.
 
-Parses arguments and hands over to file mode (``file_mode.run``) or live mode
-(``live.run``). A ``UserError`` or a bad option becomes one line on stderr and exit
-code 2; Ctrl-C (SIGINT), SIGTERM and SIGHUP exit with 128 + the signal number
-(130, 143, 129) after the mode has finalized its outputs.
+A thin adapter over the library: it parses the options, turns them into a ``Separator`` (files)
+or a ``LiveSession`` (live audio), and shows what those report (the model in use, a progress bar
+or status line, the summary and warnings). A ``UserError`` or a bad option becomes one line on
+stderr and exit code 2; the library's messages name its parameters (``model='x'``), shown here
+as the flags that set them (``--model x``). Ctrl-C (SIGINT), SIGTERM and SIGHUP exit with
+128 + the signal number (130, 143, 129) after the library has finalized the outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import math
+import os
+import re
+import shlex
 import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, registry
 from .errors import UserError, signals_raise_interrupted
 
+if TYPE_CHECKING:  # the library modules load numpy, ONNX Runtime and numba: only when a mode runs
+    from .api import Separator
+    from .file_mode import FileResult, Progress
+
 LIVE_INPUT = "mic"
 LIVE_OUTPUT = "speakers"
 STDIO = "-"  # --input - reads standard input, --output - writes standard output
+DEFAULT_OUTPUT_DIR = "separated/"
 MIN_HOP = 32  # model samples: below this the model runs so often that a song takes hours
 BLOCKSIZES = (16, 16384)  # live audio callback frames
+POLL_SECONDS = 0.05  # live mode: how often the status line and the end conditions are looked at
+
+# The library's parameters (as its messages write them, ``name=value``) and the flags that set them.
+FLAGS = {
+    "model": "--model", "stems": "--stem", "gains": "--gain", "latency": "--latency", "hop": "--hop",
+    "provider": "--provider", "channels": "--channels", "input": "--input", "output": "--output",
+    "record": "--output", "format": "--format", "subtype": "--subtype", "input_device": "--input-device",
+    "output_device": "--output-device", "blocksize": "--blocksize",
+}
+# Library spellings that are not a ``name=value``.
+PHRASES = {"list_devices()": "--list-devices", "mix=True": "--gain STEM=DB (e.g. vocals=-inf)"}
+_PARAMETER = re.compile(r"(?<![\w.-])(" + "|".join(FLAGS) + r")=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;:)]+)?")
+
+
+def command_line(message: str) -> str:
+    """A library message in the command line's terms: ``model='x.onnx'`` -> ``--model x.onnx``, ``stems=`` ->
+    ``--stem``, ``list_devices()`` -> ``--list-devices``; values quoted as a shell needs them."""
+    for phrase, spelled in PHRASES.items():
+        message = message.replace(phrase, spelled)
+
+    def flag(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if value is None:
+            return FLAGS[name]
+        if value[0] in "'\"":
+            try:
+                value = shlex.quote(str(ast.literal_eval(value)))
+            except (ValueError, SyntaxError):  # not a repr after all: show it as it is
+                pass
+        return f"{FLAGS[name]} {value}"
+
+    return _PARAMETER.sub(flag, message)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,6 +144,23 @@ def list_models() -> int:
     return 0
 
 
+def list_devices() -> int:
+    """Print the devices like ``python -m sounddevice``, marking with ``>`` and ``<`` the input and
+    output live mode uses by default (``--list-devices``)."""
+    from .devices import list_devices as devices
+
+    found = devices()
+    if not found:
+        raise UserError("no audio devices found; is a sound server (PipeWire, PulseAudio or JACK) running?")
+    for d in found:
+        marks = (">" if d.default_input else "") + ("<" if d.default_output else "")
+        print(f"{marks:>2} {d.index:>3} {d.name}, {d.hostapi} ({d.input_channels} in, {d.output_channels} out, "
+              f"{d.default_samplerate:g} Hz)")
+    server = os.environ.get("JACK_DEFAULT_SERVER")
+    print("\n> default input, < default output" + (f"; JACK server {server!r}" if server else ""))
+    return 0
+
+
 def announce_model(args: argparse.Namespace, sep) -> None:
     """Say on stderr which bundled model and preset serve the run when the user named no model."""
     if args.model is None:
@@ -148,24 +210,175 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.list_devices:
-            from . import live
-
-            return live.list_devices()
+            return list_devices()
         if args.list_models:
             return list_models()
         if not args.input:
             raise UserError("no input given; pass --input FILE or --input mic (see realtime-split --help)")
         check_options(args)
-        if is_live(args):
-            from . import live
-
-            return live.run(args)
-        from . import file_mode
-
-        return file_mode.run(args)
+        return live(args) if is_live(args) else files(args)
     except UserError as exc:
-        print(f"realtime-split: error: {exc}", file=sys.stderr)
+        print(f"realtime-split: error: {command_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
+
+
+# File mode ---------------------------------------------------------------------------------------------------------
+
+def files(args: argparse.Namespace) -> int:
+    """``--input FILE [FILE ...]``: a ``Separator`` writes the stems; a bar per input while a person watches, a
+    summary line per input and its warnings afterwards."""
+    from .api import Separator
+    from .file_mode import is_directory_target
+
+    if args.offline and (args.latency or args.hop):
+        raise UserError("--offline excludes --latency and --hop; files are separated offline unless you pick a "
+                        "latency preset to hear what live mode gives")
+    # Offline (full context, fastest) unless --latency or --hop asks to reproduce live streaming; the output's
+    # latency is compensated either way.
+    latency = "offline" if args.offline or (args.latency is None and args.hop is None) else args.latency
+    separator = Separator(args.model, stems=args.stem or "all", latency=latency, hop=args.hop,
+                          gains=args.gain or None, provider=args.provider)
+    output = args.output or DEFAULT_OUTPUT_DIR
+    shown = _FileProgress(args, separator)
+    try:
+        separator.separate_files(args.input, output, channels=args.channels, format=args.file_format,
+                                 subtype=args.subtype, mix=bool(args.gain) and not is_directory_target(output),
+                                 subfolders=True if args.output is None else None, progress=shown.update)
+    except KeyboardInterrupt:
+        shown.stopped()
+        raise
+    finally:
+        shown.close()
+    return 0
+
+
+class _FileProgress:
+    """The library's progress reports as the command line shows them: the model line before the first input,
+    a tqdm bar per input (on a terminal only), the summary and warnings when an input is done."""
+
+    def __init__(self, args: argparse.Namespace, separator: Separator):
+        self.args, self.separator = args, separator
+        self.show = not args.no_progress and sys.stderr.isatty()  # logs and pipes get the summary lines alone
+        self.last: Progress | None = None
+        self.bar: Any = None  # tqdm's, for the input being separated
+
+    def update(self, progress: Progress) -> None:
+        from .audio_files import label
+
+        if self.last is None:
+            announce_model(self.args, self.separator)
+        if self.bar is None:
+            self.bar = _progress_bar(label(progress.input), progress.seconds_total, self.show)
+        self.bar.update(progress.seconds_done - self.bar.n)
+        self.last = progress
+        if progress.result is not None:
+            self.close()
+            _report(progress.result, self.args)
+
+    def stopped(self) -> None:
+        """Ctrl-C or a signal: say how far the input being separated got and where its partial output is."""
+        from .audio_files import label
+
+        self.close()
+        if self.last is not None and self.last.result is None:
+            print(f"realtime-split: {label(self.last.input)}: stopped after {self.last.seconds_done:.1f} s; "
+                  f"kept the partial output in {_where(self.last.outputs)}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _progress_bar(name: str, seconds: float | None, show: bool):
+    """Seconds of audio done; the rate reads as "x real time" in s/s. Some ffmpeg streams have no duration."""
+    from tqdm import tqdm
+
+    known = "{percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]"
+    unknown = "{n:.0f} s [{elapsed}, {rate_fmt}]"
+    return tqdm(total=seconds, unit="s", desc=name, disable=not show, file=sys.stderr, leave=False,
+                bar_format="{desc}: " + (known if seconds else unknown))
+
+
+def _where(outputs: list[Path] | tuple[Path, ...]) -> str:
+    from .audio_files import label
+
+    return label(outputs[0], output=True) if len(outputs) == 1 else f"{outputs[0].parent}/"
+
+
+def _contents(result: FileResult) -> str:
+    """What the summary says is in the output: the stems, or their mix with the gains that shaped it."""
+    if not result.mix:
+        return ", ".join(result.stems)
+    gains = result.gains_db
+    return "mix of " + ", ".join(f"{s} {gains[s]:+g} dB" if s in gains else s for s in result.stems)
+
+
+def _report(result: FileResult, args: argparse.Namespace) -> None:
+    """The summary line of one input (stdout; stderr when the audio is on stdout) and its warnings."""
+    from .audio_files import label
+
+    name = label(result.input)
+    outputs = list(result.outputs.values())
+    preset = result.preset + (f", hop {result.hop}" if args.hop else "")
+    print(f"{name} -> {_where(outputs)} ({_contents(result)}): {result.seconds:.1f} s of audio, "
+          f"{result.speed:.1f}x real time on {result.provider}, latency {preset} "
+          f"{result.latency_seconds * 1000:.1f} ms", file=sys.stderr if str(outputs[0]) == STDIO else sys.stdout)
+    if result.ended_early:
+        print(f"realtime-split: warning: {name} ended early, at {result.seconds:.1f} s ({result.ended_early}); "
+              "the stems cover what was read", file=sys.stderr)
+    if result.nonfinite_inputs:
+        print(f"realtime-split: warning: {name}: {result.nonfinite_inputs} NaN/Inf samples in the input were "
+              "replaced by silence", file=sys.stderr)
+    if result.nonfinite_outputs:
+        print(f"realtime-split: warning: {name}: the model produced {result.nonfinite_outputs} NaN/Inf samples, "
+              "replaced by silence; the model may be broken (try another --model)", file=sys.stderr)
+    if result.clipped:
+        print(f"realtime-split: warning: {name}: {result.clipped} samples beyond full scale were clipped; "
+              "write float wav (the default) or lower --gain to keep them", file=sys.stderr)
+
+
+# Live mode ---------------------------------------------------------------------------------------------------------
+
+def live(args: argparse.Namespace) -> int:
+    """``--input mic`` or ``--output speakers``: a ``LiveSession`` until --duration, the end of the file, an error
+    or Ctrl-C, with the status line while it plays and the summary when it stops."""
+    from .live import LiveSession
+    from .status import StatusLine, summary
+
+    if len(args.input) != 1:
+        raise UserError("live mode plays one input; pass --input mic or --input FILE --output speakers")
+    source = None if args.input[0] == LIVE_INPUT else args.input[0]
+    if source is not None and args.offline:
+        raise UserError("--offline separates files, not live playback; drop it or pass --output DIR/")
+    session = LiveSession(
+        args.model, input=source, record=None if args.output in (None, LIVE_OUTPUT) else args.output,
+        stems=args.stem or ("all" if args.gain else "vocals"),  # a gain alone means "the mix, re-balanced"
+        gains=args.gain or None, latency=args.latency, hop=args.hop, provider=args.provider, channels=args.channels,
+        input_device=args.input_device, output_device=args.output_device, blocksize=args.blocksize,
+        format=args.file_format, subtype=args.subtype)
+    session.start()
+    try:
+        announce_model(args, session.separator)
+        names = session.output_device_name if session.input_device_name is None else \
+            f"{session.input_device_name} -> {session.output_device_name}"
+        stems = ", ".join(session.separator.stems) if session.separator else ""
+        print(f"realtime-split: live {stems} from {source or 'the microphone'} ({names}), block "
+              f"{session.blocksize}, hop {session.hop}: {session.latency}", file=sys.stderr, flush=True)
+        status = StatusLine(session, enabled=False if args.no_progress else None)
+        try:
+            while not session.wait(POLL_SECONDS):
+                status.update(session.elapsed)
+                if args.duration is not None and session.elapsed >= args.duration:
+                    break
+        finally:
+            status.close()
+    finally:
+        try:
+            session.stop()  # finalizes the recording; raises what went wrong in its threads or with the device
+        finally:
+            print(summary(session.stats()), file=sys.stderr, flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,17 +4,35 @@ Devices are chosen like python-sounddevice's examples do (an index or a name sub
 ``int_or_str``), with two differences: a name matching several devices is an error listing
 them instead of a guess, and when JACK is running its devices are preferred over ALSA's
 default, which on many machines is a ``jack``/``pulse`` plugin device or nothing at all.
+
+A device that is missing or refuses the stream is a ``DeviceError`` (an ``OSError``); a device
+argument that matches none, or several, is a ``ParameterError`` naming ``input_device=`` or
+``output_device=``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
+from dataclasses import dataclass
 
-from .errors import UserError
+from .errors import DeviceError, ParameterError
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
-NO_DEVICE_HINT = "is a sound server running? list devices with --list-devices"
+NO_DEVICE_HINT = "is a sound server running? list devices with list_devices()"
+
+
+@dataclass(frozen=True)
+class AudioDevice:
+    """One sound device as PortAudio reports it; ``index`` or a substring of ``name`` selects it."""
+
+    index: int
+    name: str
+    hostapi: str
+    input_channels: int
+    output_channels: int
+    default_samplerate: float
+    default_input: bool  # what a live session uses for input when no input_device is given
+    default_output: bool
 
 
 def import_sounddevice():
@@ -28,8 +46,8 @@ def import_sounddevice():
             fix = "sudo apt-get install libportaudio2 (Fedora: sudo dnf install portaudio)"
         else:
             fix = "pip install --force-reinstall sounddevice"
-        raise UserError(f"live audio needs the PortAudio library, which is missing ({exc}); "
-                        f"install it: {fix}") from None
+        raise DeviceError(f"live audio needs the PortAudio library, which is missing ({exc}); "
+                          f"install it: {fix}") from None
     return sounddevice
 
 
@@ -86,23 +104,24 @@ def default_device(sd, kind: str) -> int:
     for index in candidates:
         if index is not None and 0 <= index < len(devices) and devices[index][_channels_key(kind)] > 0:
             return int(index)
-    raise UserError(f"no {kind} device found; {NO_DEVICE_HINT}")
+    raise DeviceError(f"no {kind} device found; {NO_DEVICE_HINT}", f"{kind}_device")
 
 
 def find_device(sd, spec: str | int | None, kind: str) -> int:
-    """Resolve ``--input-device``/``--output-device`` (index, name substring or None) to a device index."""
+    """Resolve ``input_device``/``output_device`` (index, name substring or None) to a device index."""
     spec = int_or_str(spec)
     if spec is None:
         return default_device(sd, kind)
     devices = sd.query_devices()
     usable = [i for i, d in enumerate(devices) if d[_channels_key(kind)] > 0]
     if not usable:
-        raise UserError(f"no {kind} device found; {NO_DEVICE_HINT}")
+        raise DeviceError(f"no {kind} device found; {NO_DEVICE_HINT}", f"{kind}_device")
     listing = "; ".join(_label(sd, i, devices[i]) for i in usable)
-    flag = f"--{kind}-device"
+    parameter = f"{kind}_device"
     if isinstance(spec, int):
         if spec not in usable:
-            raise UserError(f"{flag} {spec}: no {kind} device with that index; {kind} devices: {listing}")
+            raise ParameterError(f"{parameter}={spec}: no {kind} device with that index; {kind} devices: {listing}",
+                                 parameter)
         return spec
     wanted = spec.lower()
     matches = [i for i in usable
@@ -116,10 +135,11 @@ def find_device(sd, spec: str | int | None, kind: str) -> int:
         if len(preferred) == 1:
             return preferred[0]
     if not matches:
-        raise UserError(f"{flag} {spec!r} matches no {kind} device; {kind} devices: {listing}")
+        raise ParameterError(f"{parameter}={spec!r} matches no {kind} device; {kind} devices: {listing}", parameter)
     if len(matches) > 1:
         several = "; ".join(_label(sd, i, devices[i]) for i in matches)
-        raise UserError(f"{flag} {spec!r} matches several {kind} devices, pass an index or a longer name: {several}")
+        raise ParameterError(f"{parameter}={spec!r} matches several {kind} devices, pass an index or a longer name: "
+                             f"{several}", parameter)
     return matches[0]
 
 
@@ -131,7 +151,7 @@ def channels_for(sd, device: int, kind: str, wanted: int = 2) -> int:
 def choose_samplerate(sd, wanted: int, input_device: int | None, in_channels: int,
                       output_device: int, out_channels: int) -> int:
     """``wanted`` if both devices accept it, else the device's own default rate (the separator
-    then resamples); a UserError if they accept neither."""
+    then resamples); a DeviceError if they accept neither."""
     def accepted(rate: float) -> bool:
         try:
             if input_device is not None:
@@ -148,8 +168,8 @@ def choose_samplerate(sd, wanted: int, input_device: int | None, in_channels: in
     if accepted(fallback):
         return fallback
     names = " and ".join(sd.query_devices(d)["name"] for d in {input_device, output_device} if d is not None)
-    raise UserError(f"{names} accept neither {wanted} Hz nor {fallback} Hz; pick other devices with "
-                    "--input-device/--output-device (see --list-devices)")
+    raise DeviceError(f"{names} accept neither {wanted} Hz nor {fallback} Hz; pick other devices (input_device=, "
+                      "output_device=; see list_devices())")
 
 
 def describe(sd, device: int) -> str:
@@ -157,25 +177,17 @@ def describe(sd, device: int) -> str:
     return f"{info['name']} ({sd.query_hostapis(info['hostapi'])['name']})"
 
 
-def list_devices() -> int:
-    """Print the devices like ``python -m sounddevice``, marking with ``>`` and ``<`` the input and
-    output live mode uses by default."""
+def list_devices() -> list[AudioDevice]:
+    """Every sound device PortAudio sees (empty without a sound server), with the input and output a live
+    session uses by default marked."""
     sd = import_sounddevice()
-    devices = sd.query_devices()
-    if len(devices) == 0:
-        raise UserError("no audio devices found; is a sound server (PipeWire, PulseAudio or JACK) running?")
-    marks: dict[int, str] = {}
-    for kind, mark in (("input", ">"), ("output", "<")):
+    defaults: dict[str, int | None] = {}
+    for kind in ("input", "output"):
         try:
-            index = default_device(sd, kind)
-        except UserError:
-            continue
-        marks[index] = marks.get(index, "") + mark
-    for index, info in enumerate(devices):
-        hostapi = sd.query_hostapis(info["hostapi"])["name"]
-        print(f"{marks.get(index, ''):>2} {index:>3} {info['name']}, {hostapi} "
-              f"({info['max_input_channels']} in, {info['max_output_channels']} out, "
-              f"{info['default_samplerate']:g} Hz)")
-    server = os.environ.get("JACK_DEFAULT_SERVER")
-    print("\n> default input, < default output" + (f"; JACK server {server!r}" if server else ""))
-    return 0
+            defaults[kind] = default_device(sd, kind)
+        except DeviceError:
+            defaults[kind] = None
+    return [AudioDevice(index, info["name"], sd.query_hostapis(info["hostapi"])["name"],
+                        int(info["max_input_channels"]), int(info["max_output_channels"]),
+                        float(info["default_samplerate"]), index == defaults["input"], index == defaults["output"])
+            for index, info in enumerate(sd.query_devices())]

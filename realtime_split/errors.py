@@ -5,6 +5,13 @@ a model without metadata) or a condition they must act on (a full disk). The CLI
 prints its message as one line and exits non-zero without a traceback; anything
 else is a bug and keeps its traceback.
 
+The library raises two kinds, so an application can catch them the usual way:
+``ParameterError`` (a ``ValueError``: an argument it cannot use, e.g. ``model=``,
+``channels=``) and ``AudioIOError`` (an ``OSError``: a file, pipe or sound device
+that cannot be read, written or opened; ``DeviceError`` for the devices). Their
+messages name library parameters as ``name=`` (``model='x.onnx'``); the CLI shows
+those as its flags (``--model x.onnx``), so one message serves both.
+
 ``Interrupted`` is how SIGTERM and SIGHUP reach the code: the CLI's handler raises
 it, and as a ``KeyboardInterrupt`` it takes the same way out as Ctrl-C, through
 every ``finally`` that finalizes an output file.
@@ -19,13 +26,36 @@ from collections.abc import Iterator
 
 
 class UserError(Exception):
-    """A problem caused by the user's input; the message names it and the fix."""
+    """A problem caused by the user's input; the message names it and the fix.
+
+    The common base of the library's errors: the CLI catches it and prints one line. ``parameter`` is
+    the library parameter at fault (``"model"``, ``"channels"``), when one is."""
 
     exit_code = 2
+    parameter: str | None = None
+
+    def __init__(self, message: str, parameter: str | None = None):
+        super().__init__(message)
+        if parameter is not None:
+            self.parameter = parameter
 
 
-class ModelFormatError(UserError):
-    """An ONNX file that does not follow docs/model-format.md."""
+class ParameterError(UserError, ValueError):
+    """An argument the library cannot use (an unknown stem, a preset the model lacks, a bad gain)."""
+
+
+class ModelFormatError(ParameterError):
+    """An ONNX file that does not follow docs/model-format.md (the ``model=`` argument)."""
+
+    parameter = "model"
+
+
+class AudioIOError(UserError, OSError):
+    """A file or pipe that cannot be read or written (missing, damaged, a full disk)."""
+
+
+class DeviceError(AudioIOError):
+    """A sound device that is missing, refuses the stream's settings or went away."""
 
 
 class Interrupted(KeyboardInterrupt):

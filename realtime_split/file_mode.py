@@ -1,4 +1,4 @@
-"""File mode: ``realtime-split --input FILE [FILE ...] --stem ... --output FILE|DIR/``.
+"""Whole files: separate inputs into one file per stem (or their mix), what ``Separator.separate_files`` runs.
 
 Each input streams through a StreamingSeparator in fixed-size blocks, so memory
 stays flat for any length, and every stem is written as it comes out. Outputs
@@ -9,32 +9,34 @@ an output that is the same file as any input of the run, by device and inode)
 runs before the first sample is written; writers are closed in ``finally``
 (with SIGINT, SIGTERM and SIGHUP held back meanwhile) so an interrupted run
 leaves valid, shorter files. A failed write (a full disk) stops the run with one
-line; the job's stems are cut to one common length where the format allows and
+message; the job's stems are cut to one common length where the format allows and
 any that would not decode is removed. A truncated input is separated as far as
-it goes, with a warning that says where it ended; the stems cover what was read.
+it goes (``FileResult.ended_early`` says where it ended); the stems cover what was read.
 
-With ``--gain`` and one output file (or ``--output -``), the selected stems are not refused as
-"one file each" but summed, gains applied, into that file: ``--gain vocals=-inf --output k.wav``
-is the karaoke mix, like ``--stem accompaniment`` but with every stem's level under control.
+With ``mix=True`` and one output file (or ``-``), the selected stems are not refused as
+"one file each" but summed, gains applied, into that file: gains ``vocals=-inf`` make it the
+karaoke mix, like the stem ``accompaniment`` but with every stem's level under control.
+
+Nothing here prints: progress goes to the caller's callback, the outcome comes back as a
+``FileResult`` (the CLI turns both into its bar, summary and warnings).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .audio_files import (
     STDIO,
     AudioReader,
     AudioWriter,
+    ChannelSelection,
     WriteError,
     default_extension,
     file_identity,
@@ -44,100 +46,153 @@ from .audio_files import (
     output_format,
     readable,
 )
-from .cli import announce_model
-from .errors import UserError, signals_deferred
+from .errors import AudioIOError, ParameterError, UserError, signals_deferred
 from .separator import StreamingSeparator
 
-DEFAULT_OUTPUT_DIR = "separated/"
 # Large enough that the separator batches many hops per ONNX Runtime call, small enough to keep memory flat.
 BLOCK_FRAMES = 65536
+MIX = "mix"  # the key of FileResult.outputs when the stems were summed into one file
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What separating one input wrote, and how it went."""
+
+    input: Path
+    outputs: dict[str, Path]  # stem -> the file written, in stem order; {"mix": path} for a mix
+    stems: tuple[str, ...]
+    gains_db: dict[str, float]
+    mix: bool  # the output holds the sum of the (gained) stems
+    sample_rate: int
+    channels: int
+    seconds: float  # of audio separated: the input's length, or where a truncated input ended
+    elapsed_seconds: float  # wall-clock time it took
+    latency_samples: int  # the separator's delay at sample_rate, compensated: outputs line up with the input
+    latency_seconds: float
+    preset: str
+    hop: int  # model samples
+    provider: str
+    nonfinite_inputs: int  # NaN/Inf input samples replaced by silence
+    nonfinite_outputs: int  # NaN/Inf samples the model produced, replaced by silence (a broken model)
+    clipped: int  # samples beyond full scale clipped by an integer output subtype
+    ended_early: str | None  # why the input stopped before its promised length (a truncated file)
+
+    @property
+    def speed(self) -> float:
+        """Seconds of audio per second of wall-clock time ("x real time")."""
+        return self.seconds / self.elapsed_seconds if self.elapsed_seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the separation of one input stands; the callback gets one at its start, one per block, one at its end."""
+
+    input: Path
+    outputs: tuple[Path, ...]
+    seconds_done: float
+    seconds_total: float | None  # None: the input does not say how long it is (some streams)
+    result: FileResult | None = None  # set on the last call for this input
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    @property
+    def fraction(self) -> float | None:
+        """0 to 1 of the input done (None when its length is unknown); 1 once finished."""
+        if self.finished:
+            return 1.0
+        if not self.seconds_total:
+            return None
+        return min(1.0, self.seconds_done / self.seconds_total)
+
+
+ProgressCallback = Callable[[Progress], object]
+EngineFactory = Callable[[int, int], StreamingSeparator]  # (sample rate, channels) -> a reset separator
 
 
 @dataclass
-class Job:
+class _Job:
     """One input file and where its stems go."""
 
     input: Path
     samplerate: int
     channels: int
-    channel_selection: str | None  # --channels, applied again when the file is reopened
+    channel_selection: ChannelSelection  # applied again when the file is reopened
     outputs: list[Path] = field(default_factory=list)
     mix: bool = False  # one output holding the sum of the (gained) stems instead of one output per stem
     reader: AudioReader | None = None  # a stream (standard input, a pipe) stays open: it can be read only once
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.offline and (args.latency or args.hop):
-        raise UserError("--offline excludes --latency and --hop; files are separated offline unless you pick a "
-                        "latency preset to hear what live mode gives")
-    jobs: list[Job] = []
+def is_directory_target(output: str | os.PathLike) -> bool:
+    """Whether ``output`` means a folder (one file per stem): a trailing slash, an existing folder, or no suffix."""
+    text = os.fspath(output)
+    path = Path(text)
+    return text != STDIO and (text.endswith(("/", os.sep)) or path.is_dir() or not path.suffix)
+
+
+def separate_files(engine: EngineFactory, inputs: Iterable[str | os.PathLike], output: str | os.PathLike, *,
+                   channels: ChannelSelection = None, file_format: str | None = None, subtype: str | None = None,
+                   mix: bool = False, subfolders: bool | None = None,
+                   progress: ProgressCallback | None = None) -> list[FileResult]:
+    """Separate every input into ``output``; see ``Separator.separate_files``. Every input is opened and every
+    output checked before the first is separated, so a bad second input costs no time and writes nothing."""
+    jobs: list[_Job] = []
     try:
-        for p in args.input:
-            jobs.append(_probe(Path(p), args.channels))
-        return _run(args, jobs)
+        for path in inputs:
+            jobs.append(_probe(Path(path), channels))
+        if not jobs:
+            raise ParameterError("inputs= names no file; pass at least one audio file", "inputs")
+        return _run(engine, jobs, os.fspath(output), file_format, subtype, mix, subfolders, progress)
     finally:
         for job in jobs:
             if job.reader is not None:
                 job.reader.close()
 
 
-def _run(args: argparse.Namespace, jobs: list[Job]) -> int:
-    target = Path(args.output or DEFAULT_OUTPUT_DIR)
-    to_dir = args.output != STDIO and _is_directory_target(args.output or DEFAULT_OUTPUT_DIR)
-    ext = default_extension(args.file_format) if to_dir else None
-    fmt, subtype = output_format(Path(f"stem.{ext}") if to_dir else target, args.file_format, args.subtype)
+def _run(engine: EngineFactory, jobs: list[_Job], output: str, file_format: str | None, subtype: str | None,
+         mix: bool, subfolders: bool | None, progress: ProgressCallback | None) -> list[FileResult]:
+    target = Path(output)
+    to_dir = is_directory_target(output)
+    if mix and to_dir:
+        raise ParameterError(f"mix=True writes one file, but output={output!r} is a folder; pass a file such as "
+                             f"output={str(target / 'mix.wav')!r}", "mix")
+    ext = default_extension(file_format) if to_dir else None
+    fmt, subtype = output_format(Path(f"stem.{ext}") if to_dir else target, file_format, subtype)
 
-    separators: dict[tuple[int, int], StreamingSeparator] = {}
-    first = _separator(args, jobs[0], separators)  # loads the model: a bad model, preset or stem fails here
-    announce_model(args, first)
-    stems = first.stems
+    stems = engine(jobs[0].samplerate, jobs[0].channels).stems  # loads the first model: a bad one fails here
     if to_dir:
-        # Without --output every song gets its own folder, so separating another song never overwrites.
-        per_input = len(jobs) > 1 or args.output is None
+        per_input = len(jobs) > 1 if subfolders is None else subfolders
         for job, name in zip(jobs, _output_names([job.input for job in jobs])):
             folder = target / name if per_input else target
             job.outputs = [folder / f"{stem}.{ext}" for stem in stems]
     else:
-        # With a gain, several stems into one file is the re-balanced mix (karaoke: --gain vocals=-inf).
-        mix = len(stems) > 1 and bool(args.gain)
         if len(jobs) > 1 or (len(stems) > 1 and not mix):
             what = f"{len(jobs)} inputs" if len(jobs) > 1 else f"{len(stems)} stems ({', '.join(stems)})"
-            mix_hint = "" if len(jobs) > 1 else ", or add --gain STEM=DB (e.g. vocals=-inf) to write their mix"
-            if args.output == STDIO:
-                raise UserError(f"--output - (standard output) carries one stem of one input, but {what} need "
-                                f"one file each; pick one with --stem, or pass a directory such as --output "
-                                f"stems/{mix_hint}")
-            raise UserError(
-                f"--output {target} is one file, but {what} need one file each; "
-                f"pass a directory such as --output {target.with_suffix('')}/{mix_hint}"
-            )
+            mix_hint = "" if len(jobs) > 1 else ", or pass mix=True to write their mix"
+            if output == STDIO:
+                raise ParameterError(f"output='-' (standard output) carries one stem of one input, but {what} need "
+                                     "one file each; pick one with stems=, or pass a directory such as "
+                                     f"output='stems/'{mix_hint}", "output")
+            raise ParameterError(f"output={output!r} is one file, but {what} need one file each; pass a directory "
+                                 f"such as output={str(target.with_suffix('')) + '/'!r}{mix_hint}", "output")
         jobs[0].outputs = [target]
-        jobs[0].mix = mix
+        jobs[0].mix = mix and len(stems) > 1
     _check_writable(jobs)
-
-    for job in jobs:
-        sep = _separator(args, job, separators)
-        preset = sep.preset + (f", hop {sep.geometry.hop}" if args.hop else "")
-        _separate(job, sep, fmt, subtype, preset, show_progress=_show_progress(args))
-    return 0
+    return [_separate(job, engine(job.samplerate, job.channels), fmt, subtype, progress) for job in jobs]
 
 
-def _probe(path: Path, channels: str | None) -> Job:
+def _probe(path: Path, channels: ChannelSelection) -> _Job:
     """Open an input and read its first block so a bad file fails before any separation starts; close it
     again unless it is a stream, which cannot be reopened."""
     reader = open_input(path, channels)
     if is_stream(path):
-        return Job(path, reader.samplerate, reader.channels, channels, reader=reader)
+        return _Job(path, reader.samplerate, reader.channels, channels, reader=reader)
     with reader:
         reader.read(np.empty((4096, reader.channels), np.float32))
         if reader.frames_read == 0 and reader.ended_early:
-            raise UserError(f"cannot read {path}: it holds no audio ({reader.ended_early})")
-        return Job(path, reader.samplerate, reader.channels, channels)
-
-
-def _is_directory_target(output: str) -> bool:
-    path = Path(output)
-    return output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix
+            raise AudioIOError(f"cannot read {path}: it holds no audio ({reader.ended_early})", "input")
+        return _Job(path, reader.samplerate, reader.channels, channels)
 
 
 def _output_names(inputs: list[Path]) -> list[str]:
@@ -146,11 +201,12 @@ def _output_names(inputs: list[Path]) -> list[str]:
     names = [f"{p.resolve().parent.name}-{n}" if names.count(n) > 1 else n for p, n in zip(inputs, names)]
     for name in names:
         if names.count(name) > 1:
-            raise UserError(f"two inputs would both be written to the folder {name!r}; rename one of them")
+            raise ParameterError(f"two inputs would both be written to the folder {name!r}; rename one of them",
+                                 "inputs")
     return names
 
 
-def _check_writable(jobs: list[Job]) -> None:
+def _check_writable(jobs: list[_Job]) -> None:
     """Before anything is written: no output of any job may be any job's input (compared as files, by device
     and inode, so hard links, symbolic links and other spellings count), then every folder must be writable."""
     inputs: dict[tuple[int, int], Path] = {}
@@ -164,8 +220,8 @@ def _check_writable(jobs: list[Job]) -> None:
             source = inputs.get(identity) if identity is not None else None
             if source is not None:
                 name = "the input file" if str(source) == str(out) else f"the same file as the input {source}"
-                raise UserError(f"the output {out} is {name}; writing it would destroy that input, so choose "
-                                "another --output")
+                raise ParameterError(f"the output {out} is {name}; writing it would destroy that input, so pass "
+                                     "another output=", "output")
     for job in jobs:
         if job.outputs == [Path(STDIO)]:
             continue
@@ -175,62 +231,27 @@ def _check_writable(jobs: list[Job]) -> None:
             with tempfile.TemporaryFile(dir=folder):
                 pass
         except OSError as exc:
-            raise UserError(f"cannot write to {folder}: {exc.strerror or exc}; choose another --output") from None
+            raise AudioIOError(f"cannot write to {folder}: {exc.strerror or exc}; pass another output=",
+                               "output") from None
 
 
-def _separator(args: argparse.Namespace, job: Job, cache: dict) -> StreamingSeparator:
-    """One separator per (sample rate, channels), reused across inputs after a reset."""
-    key = (job.samplerate, job.channels)
-    if key in cache:
-        cache[key].reset()
-        return cache[key]
-    cache[key] = StreamingSeparator(
-        model=args.model,  # None: the bundled model for the preset (registry.default_model)
-        stems=args.stem or "all",
-        provider=args.provider,
-        latency=_preset(args),
-        hop=args.hop,
-        sample_rate=job.samplerate,
-        channels=job.channels,
-        gains=args.gain or None,  # "STEM=DB" strings, parsed by the separator against its output stems
-    )
-    return cache[key]
-
-
-def _preset(args: argparse.Namespace) -> str | None:
-    """Files are separated offline (full context, fastest) unless --latency or --hop asks for streaming.
-
-    The latency of a file's output is compensated anyway, so only a user who wants to reproduce
-    what live mode gives at a preset needs the streaming geometry.
-    """
-    if args.offline or (args.latency is None and args.hop is None):
-        return "offline"
-    return args.latency
-
-
-def _show_progress(args: argparse.Namespace) -> bool:
-    """A bar only for a person watching a terminal: logs and pipes get the summary lines alone."""
-    return not args.no_progress and sys.stderr.isatty()
-
-
-def _progress_bar(name: str, seconds: float | None, show: bool) -> tqdm:
-    """Seconds of audio done; the rate reads as "x real time" in s/s. Some ffmpeg streams have no duration."""
-    known = "{percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]"
-    unknown = "{n:.0f} s [{elapsed}, {rate_fmt}]"
-    return tqdm(total=seconds, unit="s", desc=name, disable=not show, file=sys.stderr, leave=False,
-                bar_format="{desc}: " + (known if seconds else unknown))
-
-
-def _separate(job: Job, sep: StreamingSeparator, fmt: str, subtype: str, preset: str, show_progress: bool) -> None:
+def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str,
+              progress: ProgressCallback | None) -> FileResult:
     reader = job.reader or open_input(job.input, job.channel_selection)
     job.reader = None
     writers: list[AudioWriter] = []
     frames = 0
-    bar = _progress_bar(label(job.input), reader.duration, show_progress)
+    outputs = tuple(job.outputs)
+
+    def report(result: FileResult | None = None) -> None:
+        if progress is not None:
+            progress(Progress(job.input, outputs, frames / job.samplerate, reader.duration, result))
+
     start, before = time.perf_counter(), (sep.stats.nonfinite_samples, sep.stats.nonfinite_outputs)
     try:
         for path in job.outputs:
             writers.append(AudioWriter(path, job.samplerate, job.channels, fmt, subtype))
+        report()
         block_in = np.empty((BLOCK_FRAMES, job.channels), np.float32)
         block_out = np.empty((len(sep.stems), BLOCK_FRAMES, job.channels), np.float32)
         skip = sep.latency_samples  # the first output samples are the separator's delay, not audio
@@ -238,30 +259,31 @@ def _separate(job: Job, sep: StreamingSeparator, fmt: str, subtype: str, preset:
             stems = sep.process(block, out=block_out if len(block) == BLOCK_FRAMES else None)
             skip = _write(writers, _mixed(stems) if job.mix else stems, skip)
             frames += len(block)
-            bar.update(len(block) / job.samplerate)
+            report()
         tail = sep.flush()
         _write(writers, _mixed(tail) if job.mix else tail, skip)
-    except KeyboardInterrupt:
-        bar.close()
-        print(f"realtime-split: {label(job.input)}: stopped after {frames / job.samplerate:.1f} s; "
-              f"kept the partial output in {_where(job)}", file=sys.stderr)
-        raise
     except UserError as exc:  # a write failed (a full disk), or the input could not be read on
-        bar.close()
         with signals_deferred():
             kept = _settle(writers)
-        raise UserError(f"{exc}; {kept}") from None
+        exc.args = (f"{exc}; {kept}",)
+        raise
     finally:
-        bar.close()
         with signals_deferred():  # a second Ctrl-C or SIGTERM must not cut finalizing the headers short
             reader.close()
             _close_all(writers)
-    _report(job, sep, preset, frames, time.perf_counter() - start, sep.stats.nonfinite_samples - before[0],
-            sep.stats.nonfinite_outputs - before[1] + sum(w.nonfinite for w in writers),
-            sum(w.clipped for w in writers), reader.ended_early)
+    result = FileResult(
+        input=job.input, outputs=dict(zip((MIX,) if job.mix else sep.stems, job.outputs)), stems=sep.stems,
+        gains_db=dict(sep.gains_db), mix=job.mix, sample_rate=job.samplerate, channels=job.channels,
+        seconds=frames / job.samplerate, elapsed_seconds=time.perf_counter() - start,
+        latency_samples=sep.latency_samples, latency_seconds=sep.latency_seconds, preset=sep.preset,
+        hop=sep.geometry.hop, provider=sep.provider, nonfinite_inputs=sep.stats.nonfinite_samples - before[0],
+        nonfinite_outputs=sep.stats.nonfinite_outputs - before[1] + sum(w.nonfinite for w in writers),
+        clipped=sum(w.clipped for w in writers), ended_early=reader.ended_early)
+    report(result)
+    return result
 
 
-def _close_all(writers: list[AudioWriter]) -> None:
+def _close_all(writers: Sequence[AudioWriter]) -> None:
     """Close every writer even when one fails; the first failure is raised afterwards."""
     failure = None
     for writer in writers:
@@ -309,38 +331,3 @@ def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:
 def _mixed(stems: np.ndarray) -> np.ndarray:
     """The stems (n_stems, n, channels), gains already applied by the separator, summed into one (1, n, channels)."""
     return stems.sum(axis=0, keepdims=True, dtype=np.float32)
-
-
-def _contents(job: Job, sep: StreamingSeparator) -> str:
-    """What the summary says is in the output: the stems, or their mix with the gains that shaped it."""
-    if not job.mix:
-        return ", ".join(sep.stems)
-    gains = sep.gains_db
-    return "mix of " + ", ".join(f"{s} {gains[s]:+g} dB" if s in gains else s for s in sep.stems)
-
-
-def _where(job: Job) -> str:
-    return label(job.outputs[0], output=True) if len(job.outputs) == 1 else f"{job.outputs[0].parent}/"
-
-
-def _report(job: Job, sep: StreamingSeparator, preset: str, frames: int, seconds: float, nonfinite_in: int,
-            nonfinite_out: int, clipped: int, ended_early: str | None) -> None:
-    audio_seconds = frames / job.samplerate
-    speed = audio_seconds / seconds if seconds > 0 else float("inf")
-    name = label(job.input)
-    # With --output - the audio is on stdout, so the summary goes with the messages.
-    print(f"{name} -> {_where(job)} ({_contents(job, sep)}): {audio_seconds:.1f} s of audio, "
-          f"{speed:.1f}x real time on {sep.provider}, latency {preset} {sep.latency_seconds * 1000:.1f} ms",
-          file=sys.stderr if job.outputs == [Path(STDIO)] else sys.stdout)
-    if ended_early:
-        print(f"realtime-split: warning: {name} ended early, at {audio_seconds:.1f} s ({ended_early}); "
-              "the stems cover what was read", file=sys.stderr)
-    if nonfinite_in:
-        print(f"realtime-split: warning: {name}: {nonfinite_in} NaN/Inf samples in the input were replaced "
-              "by silence", file=sys.stderr)
-    if nonfinite_out:
-        print(f"realtime-split: warning: {name}: the model produced {nonfinite_out} NaN/Inf samples, replaced by "
-              "silence; the model may be broken (try another --model)", file=sys.stderr)
-    if clipped:
-        print(f"realtime-split: warning: {name}: {clipped} samples beyond full scale were clipped; "
-              "write float wav (the default) or lower --gain to keep them", file=sys.stderr)

@@ -1,30 +1,42 @@
-"""Live mode: ``--input mic`` (or a file played in real time) separated to the speakers.
+"""Live sessions: the microphone (or a file played in real time) separated to the speakers, or inside
+an application's own audio callback.
 
-The pieces: devices.py picks the sound card, realtime_bridge.py keeps the audio callback
-real-time safe while a worker thread separates, status.py reports. This module wires them to the
-command line and owns the non-audio threads that touch files: a reader that feeds a file into
-the bridge ahead of playback, and a writer that saves what was played (``--output FILE``). Both
-finalize on Ctrl-C, on errors and when the device disappears, so nothing played is lost.
+``LiveSession`` wires the pieces: devices.py picks the sound card, realtime_bridge.py keeps the audio
+callback real-time safe while a worker thread separates, status.py names what it counts. This
+module also owns the non-audio threads that touch files: a reader that feeds a file into the bridge
+ahead of playback, and a writer that saves what was played (``record=``). Both finalize on
+``stop()`` (also after Ctrl-C, errors, or the device disappearing), so nothing played is lost.
+
+Nothing here prints; the command line shows ``stats()`` and ``levels()`` (status.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soxr
 
 from . import devices
-from .audio_files import STDIO, AudioWriter, file_identity, open_input, output_format
-from .cli import LIVE_INPUT, LIVE_OUTPUT, announce_model
-from .errors import UserError, signals_deferred
-from .realtime_bridge import END, FRAMES, RealtimeBridge
+from .audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
+from .errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
+from .realtime_bridge import (
+    END,
+    FRAMES,
+    INPUT_OVERFLOWS,
+    MISSED,
+    NONFINITE,
+    OUTPUT_UNDERFLOWS,
+    SKIPS,
+    RealtimeBridge,
+)
 from .separator import StreamingSeparator
-from .status import Latency, StatusLine, summary
+from .status import Latency, Levels, LiveStats
 from .stems import linear_gains
 
 POLL_SECONDS = 0.05
@@ -32,139 +44,312 @@ POLL_SECONDS = 0.05
 LIVE_RESAMPLING = "LQ"
 LIVE_THREADS = 1  # one ONNX Runtime thread on the real-time worker: steady under load (see inference.session_options)
 PREBUFFER_SECONDS = 0.25  # file playback: separated audio ready before the stream starts
+BLOCKSIZES = (16, 16384)  # audio callback frames
+OWN_STREAM_CHANNELS = 2  # open_stream=False: the application's stream is stereo in and out
 
 
-def list_devices() -> int:
-    return devices.list_devices()
+class BridgeReadings:
+    """A bridge's counters and meters under their names: what ``LiveSession.stats()`` and ``levels()`` return."""
+
+    def __init__(self, bridge: RealtimeBridge, latency: Latency, saver: _Saver | None = None,
+                 recording: Path | None = None):
+        self.bridge, self.latency, self.saver, self.recording = bridge, latency, saver, recording
+
+    def stats(self) -> LiveStats:
+        b, c = self.bridge, self.bridge.counters
+        return LiveStats(
+            seconds_played=b.seconds_played, blocksize=b.blocksize, latency=self.latency,
+            missed_deadlines=int(c[MISSED]), restarts=int(c[SKIPS]), xruns=b.xruns,
+            input_overflows=int(c[INPUT_OVERFLOWS]), output_underflows=int(c[OUTPUT_UNDERFLOWS]),
+            nonfinite_inputs=int(c[NONFINITE]), nonfinite_outputs=b.sep.stats.nonfinite_outputs,
+            load=b.last_load, load_p50=b.load_percentile(50), load_p99=b.load_percentile(99),
+            realtime_priority=b.realtime_priority, recording=self.recording,
+            recorded_seconds=(self.saver.frames if self.saver else 0) / b.samplerate,
+            recording_lost_seconds=b.record_lost / b.samplerate)
+
+    def levels(self) -> Levels:
+        """Peaks since the previous call (reading resets them)."""
+        peak, stems = self.bridge.take_peaks()
+        return Levels(peak, {name: float(p) for name, p in zip(self.bridge.sep.stems, stems)})
 
 
-def run(args: argparse.Namespace) -> int:
-    sd = devices.import_sounddevice()
-    source = _source(args)
-    record = _record_path(args)
-    stems = args.stem or ("all" if args.gain else "vocals")  # a gain alone means "the mix, re-balanced"
+class LiveSession:
+    """Separate live audio with a fixed, reported latency: ``start()``, read ``stats()``, ``stop()``.
 
-    reader = None
-    if source is None:
-        in_dev = devices.find_device(sd, args.input_device, "input")
-        in_ch = devices.channels_for(sd, in_dev, "input")
-    else:
-        in_dev = None
-        reader = open_input(source, args.channels)
-        in_ch = reader.channels
-    try:
-        out_dev = devices.find_device(sd, args.output_device, "output")
-        out_ch = devices.channels_for(sd, out_dev, "output")
-        sep = _separator(args, sd, stems, reader, in_dev, in_ch, out_dev, out_ch)
-        announce_model(args, sep)
-        return _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record)
-    finally:
-        if reader is not None:
-            reader.close()
+    ``input``: None for the default input device (or ``input_device``), or an audio file played in real
+    time. The selected ``stems`` (default the vocals), with ``gains`` in dB, are summed to the output
+    device; ``record`` also saves what is played to a file (``format``, ``subtype``). ``model``,
+    ``latency`` (a preset; None: the model's default, balanced on the fast model), ``hop`` and
+    ``provider`` are ``StreamingSeparator``'s; ``channels`` picks two channels (1-based, ``"3,4"``) of a
+    file with more; ``blocksize``: frames per audio callback (None: the hop).
 
+    ``open_stream=False`` opens no device: the application runs its own stereo, float32 duplex stream at
+    ``sample_rate`` (None: the model's) with ``blocksize`` frames and calls ``session.callback`` from
+    its callback; the session then only separates (and records).
 
-def _source(args: argparse.Namespace) -> Path | None:
-    """None for the microphone, else the file to play."""
-    if len(args.input) != 1:
-        raise UserError("live mode plays one input; pass --input mic or --input FILE --output speakers")
-    if args.input[0] == LIVE_INPUT:
+    A context manager: ``with LiveSession(...) as session:`` starts it and stops it on the way out.
+    Errors are ``ParameterError`` (a ``ValueError``), ``AudioIOError`` or ``DeviceError`` (``OSError``).
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, *, input: str | os.PathLike | None = None,
+                 record: str | os.PathLike | None = None, stems: str | Iterable[str] = "vocals",
+                 gains: Mapping[str, float] | str | Iterable[str] | None = None, latency: str | None = None,
+                 hop: int | None = None, provider: str = "auto", channels: ChannelSelection = None,
+                 input_device: int | str | None = None, output_device: int | str | None = None,
+                 blocksize: int | None = None, format: str | None = None, subtype: str | None = None,
+                 open_stream: bool = True, sample_rate: int | None = None):
+        if blocksize is not None and not BLOCKSIZES[0] <= blocksize <= BLOCKSIZES[1]:
+            raise ParameterError(f"blocksize={blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
+                                 "frames (e.g. 256), or None for the hop of the latency preset", "blocksize")
+        if not open_stream and input is not None:
+            raise ParameterError("input= plays a file through the session's own stream; with open_stream=False "
+                                 "your application's stream brings the input", "input")
+        if open_stream and sample_rate is not None:
+            raise ParameterError("sample_rate= is for open_stream=False; with its own stream the session picks "
+                                 "a rate the devices accept", "sample_rate")
+        self._input = None if input is None else Path(input)
+        self._record = None if record is None else Path(record)
+        if record is not None and self._record is not None:
+            text = os.fspath(record)
+            if text.endswith(("/", "\\")) or self._record.is_dir():
+                raise ParameterError(f"record={text!r} is a folder; a live session records the monitored sound to "
+                                     "one file, e.g. record='monitor.wav'", "record")
+            if self._input is not None and file_identity(self._record) is not None and \
+                    file_identity(self._record) == file_identity(self._input):
+                raise ParameterError(f"the recording {self._record} is the input file {self._input}; writing it "
+                                     "would destroy that input, so pass another record=", "record")
+
+        def build(rate: int | None, channels: int) -> StreamingSeparator:
+            return StreamingSeparator(model, stems=stems, provider=provider, latency=latency, hop=hop,
+                                      sample_rate=rate, channels=channels, gains=gains, threads=LIVE_THREADS,
+                                      resample_quality=LIVE_RESAMPLING)
+
+        self._build = build
+        self._channels = channels
+        self._devices = (input_device, output_device)
+        self._blocksize = blocksize
+        self._format = (format, subtype)
+        self._open_stream = open_stream
+        self._sample_rate = sample_rate
+        self._started = self._stopped = False
+        self._vanished = False
+        self._sd: Any = None  # sounddevice, once imported
+        self._stream: Any = None
+        self._reader: AudioReader | None = None
+        self._bridge: RealtimeBridge | None = None
+        self._feeder: _Feeder | None = None
+        self._saver: _Saver | None = None
+        self._readings: BridgeReadings | None = None
+        self._callback: Callable | None = None
+        self._started_at = 0.0
+        self._last_frames, self._last_progress = -1, 0.0
+        self.separator: StreamingSeparator | None = None  # the engine, once started
+        self.input_device_name: str | None = None  # the devices in use, once started (None: none opened)
+        self.output_device_name: str | None = None
+        self.blocksize: int = 0  # frames per callback and hop at the stream's rate, once started
+        self.hop: int = 0
+
+    # ----------------------------------------------------------------- starting
+    def start(self) -> LiveSession:
+        """Load the model, open the devices (unless ``open_stream=False``) and start playing."""
+        if self._started:
+            raise RuntimeError("this LiveSession was started already; make a new one")
+        self._started = True
+        try:
+            self._start()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def _start(self) -> None:
+        in_dev = out_dev = None
+        device_latency = 0.0
+        if self._open_stream:
+            sd = self._sd = devices.import_sounddevice()
+            if self._input is None:
+                in_dev = devices.find_device(sd, self._devices[0], "input")
+                in_ch = devices.channels_for(sd, in_dev, "input")
+            else:
+                self._reader = open_input(self._input, self._channels)
+                in_ch = self._reader.channels
+            out_dev = devices.find_device(sd, self._devices[1], "output")
+            out_ch = devices.channels_for(sd, out_dev, "output")
+            self.output_device_name = devices.describe(sd, out_dev)
+            self.input_device_name = devices.describe(sd, in_dev) if in_dev is not None else None
+            sep = self._separator_for(sd, in_dev, in_ch, out_dev, out_ch)
+        else:
+            in_ch = out_ch = OWN_STREAM_CHANNELS
+            sep = self._build(self._sample_rate, in_ch)
+        self.separator = sep
+        rate = int(sep.sample_rate)
+        self.hop = max(1, round(sep.geometry.hop * rate / sep.model_sample_rate))
+        self.blocksize = self._blocksize or self.hop
+        if not BLOCKSIZES[0] <= self.blocksize <= BLOCKSIZES[1]:
+            raise ParameterError(f"blocksize={self.blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
+                                 "frames (e.g. 256)", "blocksize")
+        record = self._record
+        fmt = output_format(record, *self._format) if record else None  # a bad format fails before a device opens
+        live_input = self._reader is None
+        bridge = self._bridge = RealtimeBridge(sep, rate, self.blocksize, out_ch, live_input=live_input,
+                                               dry_gain=_dry_gain(sep), record=record is not None)
+        if self._open_stream:
+            sd = self._sd
+            self._stream = _open_stream(sd, bridge, live_input, in_dev, out_dev)
+            device_latency = sum(self._stream.latency) if live_input else self._stream.latency
+        else:
+            self._callback = bridge.duplex_callback()
+        latency = Latency(bridge.latency, bridge.buffers, device_latency, rate)
+        if record is not None:
+            assert fmt is not None  # found above for every recording
+            self._saver = _Saver(_open_writer(record, rate, out_ch, fmt), bridge)
+        self._readings = BridgeReadings(bridge, latency, self._saver, record)
+        bridge.start()
+        if self._reader is not None:
+            self._feeder = _Feeder(self._reader, bridge, rate)
+            self._feeder.start()
+            _prebuffer(bridge, self._feeder, rate)
+        if self._saver is not None:
+            self._saver.start()
+        if self._stream is not None:
+            try:
+                self._stream.start()
+            except self._sd.PortAudioError as exc:
+                raise DeviceError(f"cannot start the audio device: {exc}; see list_devices()") from None
+        self._started_at = self._last_progress = time.monotonic()
+
+    def _separator_for(self, sd, in_dev, in_ch: int, out_dev, out_ch: int) -> StreamingSeparator:
+        """A separator at a rate the devices accept: the model's (or the file's) if possible, else the
+        device's default with the separator resampling."""
+        if self._reader is not None:
+            return self._build(devices.choose_samplerate(sd, self._reader.samplerate, None, in_ch, out_dev, out_ch),
+                               in_ch)
+        sep = self._build(None, in_ch)
+        rate = devices.choose_samplerate(sd, sep.model_sample_rate, in_dev, in_ch, out_dev, out_ch)
+        return sep if rate == sep.sample_rate else self._build(rate, in_ch)
+
+    # ----------------------------------------------------------------- while it plays
+    def _ready(self) -> BridgeReadings:
+        if self._readings is None:
+            raise RuntimeError("this LiveSession has not started; call start() first")
+        return self._readings
+
+    @property
+    def latency(self) -> Latency:
+        """Input to output delay, by component (the device's part is 0 with ``open_stream=False``)."""
+        return self._ready().latency
+
+    @property
+    def callback(self) -> Callable:
+        """With ``open_stream=False``: the ``sounddevice.Stream`` callback ``(indata, outdata, frames, time,
+        status)`` that plays the separation into ``outdata`` (copies only; call it from your own callback)."""
+        if self._callback is None:
+            raise RuntimeError("callback is for LiveSession(open_stream=False) once started")
+        return self._callback
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the session started playing."""
+        return time.monotonic() - self._started_at if self._started_at else 0.0
+
+    def stats(self) -> LiveStats:
+        """The counters so far (missed deadlines, xruns, load...); also after ``stop()``."""
+        return self._ready().stats()
+
+    def levels(self) -> Levels:
+        """Peak levels of the input and of each stem since the previous call."""
+        return self._ready().levels()
+
+    def _ended(self) -> bool:
+        """Whether the session stopped by itself: the file played out, a thread failed, or the device vanished
+        (its stream stopped, or its callbacks stopped coming)."""
+        bridge = self._ready().bridge
+        if bridge.finished or bridge.error or (self._feeder is not None and self._feeder.error):
+            return True
+        if self._stream is None or self._stopped:
+            return self._vanished
+        now = time.monotonic()
+        frames = int(bridge.counters[FRAMES])
+        if frames != self._last_frames:
+            self._last_frames, self._last_progress = frames, now
+        if not self._stream.active or now - self._last_progress > max(1.0, 20 * bridge.blocksize / bridge.samplerate):
+            self._vanished = True
+        return self._vanished
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the session ends by itself (a file played out, an error, the device gone) or ``timeout``
+        seconds pass; True if it ended. Live input never ends by itself: ``stop()`` ends it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ended():
+            remaining = POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(POLL_SECONDS, remaining))
+        return True
+
+    # ----------------------------------------------------------------- stopping
+    def stop(self) -> LiveStats:
+        """Stop playing, finalize the recording and return the final counters; raises what went wrong in the
+        session's threads or with the device (the recording is kept either way). Calling it again only
+        returns the counters."""
+        if not self._started or self._stopped:
+            return self.stats()
+        error = self._finish()
+        if error is not None:
+            raise error
+        return self.stats()
+
+    def _finish(self) -> BaseException | None:
+        """Release everything once and return the first failure, if any."""
+        self._ended()  # last look: a device that vanished must not be closed (see devices.abandon_portaudio)
+        self._stopped = True
+        with signals_deferred():  # a second Ctrl-C or a SIGTERM must not interrupt finalizing the recording
+            self._release()
+        bridge = self._ready().bridge
+        for error in (bridge.error, self._feeder.error if self._feeder else None,
+                      self._saver.error if self._saver else None):
+            if error is not None:
+                return error
+        if self._vanished:
+            kept = f"; the recording up to then is in {self._record}" if self._record else ""
+            return DeviceError(f"the audio device stopped after {bridge.seconds_played:.1f} s (unplugged, or the "
+                               f"sound server quit){kept}")
         return None
-    if args.offline:
-        raise UserError("--offline separates files, not live playback; drop it or pass --output DIR/")
-    return Path(args.input[0])
 
+    def _release(self) -> None:
+        """Close the stream, stop the threads, finalize the recording, close the input: whatever was opened."""
+        self._stopped = True
+        try:
+            if self._stream is not None:
+                if self._vanished:
+                    devices.abandon_portaudio(self._sd)
+                else:
+                    _close_stream(self._stream)
+        finally:
+            if self._bridge is not None:
+                self._bridge.stop()
+            if self._feeder is not None:
+                self._feeder.stop()
+            if self._saver is not None:
+                self._saver.stop()
+            if self._reader is not None:
+                self._reader.close()
 
-def _record_path(args: argparse.Namespace) -> Path | None:
-    if args.output in (None, LIVE_OUTPUT):
-        return None
-    path = Path(args.output)
-    if args.output.endswith(("/", "\\")) or path.is_dir():
-        raise UserError(f"live mode records the monitored sound to one file; pass --output FILE.wav, not {args.output}")
-    if args.input[0] != LIVE_INPUT and file_identity(path) is not None and \
-            file_identity(path) == file_identity(args.input[0]):
-        raise UserError(f"the recording {path} is the input file {args.input[0]}; writing it would destroy that "
-                        "input, so choose another --output")
-    return path
+    def __enter__(self) -> LiveSession:
+        if not self._started:
+            self.start()
+        return self
 
-
-def _separator(args, sd, stems, reader, in_dev, in_ch, out_dev, out_ch):
-    """A separator at a rate the devices accept: the model's (or the file's) if possible, else the
-    device's default with the separator resampling."""
-
-    def build(rate):
-        # No --latency: the model's default preset; no --model: the bundled model for it (fast, at balanced).
-        return StreamingSeparator(model=args.model, stems=stems, provider=args.provider, latency=args.latency,
-                                  hop=args.hop, sample_rate=rate, channels=in_ch, gains=args.gain or None,
-                                  threads=LIVE_THREADS, resample_quality=LIVE_RESAMPLING)
-
-    if reader is not None:
-        rate = devices.choose_samplerate(sd, reader.samplerate, None, in_ch, out_dev, out_ch)
-        return build(rate)
-    sep = build(None)
-    rate = devices.choose_samplerate(sd, sep.model_sample_rate, in_dev, in_ch, out_dev, out_ch)
-    return sep if rate == sep.sample_rate else build(rate)
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.stop()
+        elif not self._stopped:
+            self._finish()  # already failing: finalize, keep the exception that is on its way out
 
 
 def _dry_gain(sep: StreamingSeparator) -> float:
     """Level of the unseparated fallback on a missed deadline: the loudest selected stem's gain."""
     return float(np.max(linear_gains(sep.stems, sep.gains_db)))
-
-
-def _play(args, sd, sep, reader, in_dev, out_dev, out_ch, record: Path | None) -> int:
-    rate = int(sep.sample_rate)
-    hop = max(1, round(sep.geometry.hop * rate / sep.model_sample_rate))
-    blocksize = args.blocksize or hop
-    if not 16 <= blocksize <= 16384:
-        raise UserError(f"--blocksize {blocksize}: choose between 16 and 16384 frames (e.g. 256)")
-    fmt = _output_format(record, args) if record else None  # a bad --output fails before any device opens
-    bridge = RealtimeBridge(sep, rate, blocksize, out_ch, live_input=reader is None,
-                            dry_gain=_dry_gain(sep), record=record is not None)
-    stream = _open_stream(sd, bridge, reader is None, in_dev, out_dev)
-    device_latency = sum(stream.latency) if reader is None else stream.latency
-    latency = Latency(bridge.latency, bridge.buffers, device_latency, rate)
-    names = devices.describe(sd, out_dev) if in_dev is None else \
-        f"{devices.describe(sd, in_dev)} -> {devices.describe(sd, out_dev)}"
-    print(f"realtime-split: live {', '.join(sep.stems)} from {reader.path if reader else 'the microphone'} "
-          f"({names}), block {blocksize}, hop {hop}: {latency}", file=sys.stderr, flush=True)
-    status = StatusLine(bridge, latency, enabled=False if args.no_progress else None)
-    feeder = saver = None
-    vanished = False
-    try:
-        if record is not None:
-            assert fmt is not None  # found above for every recording
-            saver = _Saver(_open_writer(record, rate, out_ch, fmt), bridge)
-        bridge.start()
-        if reader is not None:
-            feeder = _Feeder(reader, bridge, rate)
-            feeder.start()
-            _prebuffer(bridge, feeder, rate)
-        if saver is not None:
-            saver.start()
-        try:
-            stream.start()
-        except sd.PortAudioError as exc:
-            raise UserError(f"cannot start the audio device: {exc}; see --list-devices") from None
-        vanished = _wait(args, stream, bridge, feeder, status, rate)
-    finally:
-        with signals_deferred():  # a second Ctrl-C or a SIGTERM must not interrupt finalizing the recording
-            if vanished:
-                devices.abandon_portaudio(sd)
-            else:
-                _close_stream(stream)
-            bridge.stop()
-            if feeder is not None:
-                feeder.stop()
-            saved = saver.stop() if saver is not None else None
-            status.close()
-            print(summary(bridge, latency, saved), file=sys.stderr, flush=True)
-    for error in (bridge.error, feeder.error if feeder else None, saver.error if saver else None):
-        if error is not None:
-            raise error
-    if vanished:
-        kept = f"; the recording up to then is in {record}" if record else ""
-        raise UserError(f"the audio device stopped after {bridge.seconds_played:.1f} s (unplugged, or the sound "
-                        f"server quit){kept}")
-    return 0
 
 
 def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev):
@@ -175,12 +360,8 @@ def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev):
             return bridge.open_stream(sd, device=(in_dev, out_dev), latency="low")
         return bridge.open_stream(sd, device=out_dev, latency="high")
     except sd.PortAudioError as exc:
-        raise UserError(f"cannot open the audio device: {exc}; pick another with --input-device/--output-device "
-                        "(see --list-devices)") from None
-
-
-def _output_format(path: Path, args) -> tuple[str, str]:
-    return output_format(path, args.file_format, args.subtype)
+        raise DeviceError(f"cannot open the audio device: {exc}; pick another (input_device=, output_device=; "
+                          "see list_devices())") from None
 
 
 def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]) -> AudioWriter:
@@ -188,7 +369,8 @@ def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]) -> 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"cannot write to {path.parent}: {exc.strerror or exc}; choose another --output") from None
+            raise AudioIOError(f"cannot write to {path.parent}: {exc.strerror or exc}; pass another record=",
+                               "record") from None
     return AudioWriter(path, rate, channels, *fmt)
 
 
@@ -200,29 +382,8 @@ def _prebuffer(bridge: RealtimeBridge, feeder: _Feeder, rate: int) -> None:
         time.sleep(0.005)
 
 
-def _wait(args, stream, bridge: RealtimeBridge, feeder, status: StatusLine, rate: int) -> bool:
-    """Run until --duration, the end of the file, an error in a thread, or Ctrl-C (KeyboardInterrupt).
-    True when the device vanished: the stream stopped or its callbacks stopped coming."""
-    stall_limit = max(1.0, 20 * bridge.blocksize / rate)
-    started = time.monotonic()
-    last_frames, last_progress = -1, started
-    while True:
-        time.sleep(POLL_SECONDS)
-        now = time.monotonic()
-        status.update(now - started)
-        if args.duration is not None and now - started >= args.duration:
-            return False
-        if bridge.finished or bridge.error or (feeder is not None and feeder.error):
-            return False
-        frames = int(bridge.counters[FRAMES])
-        if frames != last_frames:
-            last_frames, last_progress = frames, now
-        if not stream.active or now - last_progress > stall_limit:
-            return True
-
-
 def _close_stream(stream) -> None:
-    """Stop without playing out what is queued (Ctrl-C means now) and release the device."""
+    """Stop without playing out what is queued (stopping means now) and release the device."""
     stream.abort()
     stream.close()
 
@@ -246,7 +407,8 @@ class _Feeder:
 
     def stop(self) -> None:
         self._running = False
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _run(self) -> None:
         try:
@@ -272,13 +434,14 @@ class _Feeder:
 
 
 class _Saver:
-    """Writes what the callback played to ``--output FILE`` from its own thread, never the callback."""
+    """Writes what the callback played to the recording from its own thread, never the callback."""
 
     def __init__(self, writer, bridge: RealtimeBridge):
         self.writer, self.bridge = writer, bridge
         self.frames = 0
         self.error: BaseException | None = None
         self._running = False
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="realtime-split-writer", daemon=True)
 
     def start(self) -> None:
@@ -293,11 +456,14 @@ class _Saver:
         except BaseException as exc:
             self.error = exc
 
-    def stop(self) -> str:
+    def stop(self) -> None:
         """Save the rest and finalize the file (its header), whatever happened before."""
         self._running = False
         if self._thread.is_alive():
             self._thread.join()
+        if self._closed:
+            return
+        self._closed = True
         try:
             if self.error is None:
                 self.frames += self.bridge.drain_recording(self.writer.write)
@@ -308,7 +474,3 @@ class _Saver:
                 self.writer.close()
             except UserError as exc:
                 self.error = self.error or exc
-        rate = self.bridge.samplerate
-        lost = f", {self.bridge.record_lost / rate:.1f} s lost to a slow disk" if self.bridge.record_lost else ""
-        return f"recorded {self.frames / rate:.1f} s to {self.writer.path}{lost}"
-

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .errors import ModelFormatError, ParameterError
 from .model_format import OFFLINE, Geometry, ModelInfo, parse_metadata
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -68,8 +68,8 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
         session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own pybind exception types for bad files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{str(path)!r} is not a readable ONNX model ({reason}); reinstall realtime-split "
-                        "or remove the file") from None
+        raise ModelFormatError(f"{str(path)!r} is not a readable ONNX model ({reason}); reinstall realtime-split "
+                               "or remove the file") from None
     return parse_metadata(dict(session.get_modelmeta().custom_metadata_map), source=str(path))
 
 
@@ -81,23 +81,25 @@ def bundled_models(directory: str | os.PathLike | None = None) -> list[BundledMo
 
 
 def resolve_model(name_or_path: str | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
-    """The file behind ``--model``: a bundled name (``fast``) or the path of an existing model file.
+    """The file behind ``model=``: a bundled name (``fast``) or the path of an existing model file.
 
-    A bundled name wins over a same-named file in the current folder, so ``--model fast`` always
-    means the shipped model. Anything else is a ``UserError`` that lists the bundled names.
+    A bundled name wins over a same-named file in the current folder, so ``model="fast"`` always
+    means the shipped model. Anything else is a ``ParameterError`` that lists the bundled names.
     """
     text = os.fspath(name_or_path)
     if text in bundled_names(directory):
         return _folder(directory) / f"{text}{SUFFIX}"
     if not text:
-        raise UserError(f"the model name is empty; pass a bundled name or a .onnx file ({_listing(directory)})")
+        raise ParameterError(f"the model name is empty; pass a bundled name or a .onnx file ({_listing(directory)})",
+                             "model")
     path = Path(text)
     if path.is_file():
         return path
     if path.is_dir():
-        raise UserError(f"model {text!r} is a directory, not a model file; pass a .onnx file in it or a bundled "
-                        f"name ({_listing(directory)})")
-    raise UserError(f"model {text!r} not found: not a file and not a bundled model ({_listing(directory)})")
+        raise ParameterError(f"model {text!r} is a directory, not a model file; pass a .onnx file in it or a "
+                             f"bundled name ({_listing(directory)})", "model")
+    raise ParameterError(f"model {text!r} not found: not a file and not a bundled model ({_listing(directory)})",
+                         "model")
 
 
 def default_model(preset: str | None, directory: str | os.PathLike | None = None) -> Path:
@@ -113,8 +115,8 @@ def default_model(preset: str | None, directory: str | os.PathLike | None = None
         return quality
     fast = folder / f"{FAST}{SUFFIX}"
     if not fast.is_file():
-        raise UserError(f"no bundled default model in this build (no {fast.name} in {folder}; "
-                        f"{_listing(folder)}); pass --model PATH to an exported .onnx file")
+        raise ParameterError(f"no bundled default model in this build (no {fast.name} in {folder}; "
+                             f"{_listing(folder)}); pass model='PATH.onnx', an exported model file", "model")
     return fast
 
 

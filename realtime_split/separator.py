@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import overlap_add as ola, registry
-from .errors import ModelFormatError, UserError
+from .errors import ParameterError, UserError
 from .inference import BatchRunner, load_model, make_runner
 from .model_format import Geometry, ModelInfo
 from .resampling import DEFAULT_QUALITY, QUALITIES, Resampler
@@ -104,11 +104,20 @@ def _geometry(info: ModelInfo, preset: str, hop: int | None, path: Path, label: 
     if not registry.is_bundled(path, registry.FAST):
         try:
             if preset in registry.read_info(registry.resolve_model(registry.FAST)).presets:
-                hint = f", or pass --model {registry.FAST}, which has it"
+                hint = f", or pass model={registry.FAST!r}, which has it"
         except UserError:  # no fast model in this build: nothing to point to
             pass
-    raise ModelFormatError(f"model {label!r} has no latency preset {preset!r}; choose one of "
-                           f"{', '.join(name for name, _ in registry.by_latency(info))}{hint}")
+    raise ParameterError(f"model {label!r} has no latency preset {preset!r}; choose one of "
+                         f"{', '.join(name for name, _ in registry.by_latency(info))}{hint}", "latency")
+
+
+def _classified(exc: UserError) -> UserError:
+    """inference.py raises plain ``UserError``s for a provider this ONNX Runtime lacks and a file it cannot
+    read; the library raises ``ParameterError``s naming the argument at fault."""
+    if isinstance(exc, (ValueError, OSError)):
+        return exc
+    message = str(exc)
+    return ParameterError(message, "provider" if message.startswith(("unknown provider", "provider ")) else "model")
 
 
 class StreamingSeparator:
@@ -144,15 +153,19 @@ class StreamingSeparator:
         resample_quality: str = DEFAULT_QUALITY,
     ):
         if channels not in (1, 2):
-            raise UserError(f"channels must be 1 or 2, got {channels!r}")
+            raise ParameterError(f"channels must be 1 or 2, got {channels!r}", "channels")
         if int(max_batch) < 1:
-            raise UserError(f"max_batch must be at least 1, got {max_batch!r}")
+            raise ParameterError(f"max_batch must be at least 1, got {max_batch!r}", "max_batch")
         if resample_quality not in QUALITIES:
-            raise UserError(f"resample_quality must be one of {', '.join(QUALITIES)}, got {resample_quality!r}")
+            raise ParameterError(f"resample_quality must be one of {', '.join(QUALITIES)}, got {resample_quality!r}",
+                                 "resample_quality")
         if threads is not None and int(threads) < 1:
-            raise UserError(f"threads must be at least 1, got {threads!r}")
+            raise ParameterError(f"threads must be at least 1, got {threads!r}", "threads")
         self.model_path: Path = registry.default_model(latency) if model is None else registry.resolve_model(model)
-        loaded = load_model(self.model_path, provider, threads)
+        try:
+            loaded = load_model(self.model_path, provider, threads)
+        except UserError as exc:
+            raise _classified(exc) from None
         self.info: ModelInfo = loaded.info
         self.provider: str = loaded.provider
         self.preset: str = latency or self.info.default_preset
@@ -164,7 +177,7 @@ class StreamingSeparator:
         self.model_sample_rate = self.info.sample_rate
         self.sample_rate = int(sample_rate or self.model_sample_rate)
         if self.sample_rate <= 0:
-            raise UserError(f"sample rate must be positive, got {sample_rate!r}")
+            raise ParameterError(f"sample_rate must be positive, got {sample_rate!r}", "sample_rate")
         self.stats = SeparatorStats()
 
         self._resampler = None
@@ -196,14 +209,16 @@ class StreamingSeparator:
         if frames.ndim == 1:
             frames = frames.reshape(-1, 1)
         if frames.ndim != 2:
-            raise UserError(f"audio blocks must be (frames, channels) or (frames,), got shape {frames.shape}")
+            raise ParameterError(f"audio blocks must be (frames, channels) or (frames,), got shape {frames.shape}",
+                                 "block")
         found = frames.shape[1]
         if found > 2:
-            raise UserError(f"input has {found} channels; pick two with --channels 1,2")
+            raise ParameterError(f"input has {found} channels; the separator takes 1 or 2, so pick them first "
+                                 "(e.g. block[:, :2])", "block")
         if found != self.channels:
-            raise UserError(
+            raise ParameterError(
                 f"input has {found} channel{'s' if found != 1 else ''} but the separator was made for "
-                f"{self.channels}; create it with channels={found}")
+                f"{self.channels}; create it with channels={found}", "block")
         return np.ascontiguousarray(frames, dtype=np.float32)
 
     def _output(self, out: np.ndarray | None, n: int) -> np.ndarray:

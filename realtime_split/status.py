@@ -1,7 +1,8 @@
-"""What a live run tells its user: one refreshing status line while it plays, a summary when it stops.
+"""What a live session reports: its latency, named counters (``LiveStats``) and peak levels (``Levels``),
+and how the command line shows them: one refreshing status line while it plays, a summary when it stops.
 
 The line is for a person at a terminal, so it is drawn (with ``\\r``) only when stderr is a TTY
-unless forced; logs and pipes get the start line and the summary alone. It reads the bridge's
+unless forced; logs and pipes get the start line and the summary alone. It reads the session's
 counters and meters from the main thread; the audio callback never formats or prints anything.
 """
 
@@ -12,8 +13,8 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
-
-from .realtime_bridge import INPUT_OVERFLOWS, MISSED, NONFINITE, OUTPUT_UNDERFLOWS, SKIPS
+from pathlib import Path
+from typing import Protocol
 
 METER_FLOOR_DB = -60.0
 
@@ -30,13 +31,13 @@ def meter(peak: float, width: int = 6) -> str:
     return f"{text} dB [{'#' * filled}{'-' * (width - filled)}]"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Latency:
     """The delay from the input to the speakers, by component (``samplerate`` is the stream's)."""
 
     separator: int       # samples: StreamingSeparator.latency_samples
     buffers: int         # samples: the bridge's rings (see realtime_bridge)
-    device_seconds: float  # PortAudio's reported input + output latency
+    device_seconds: float  # PortAudio's reported input + output latency (0 when the app runs its own stream)
     samplerate: int
 
     @property
@@ -48,6 +49,45 @@ class Latency:
                 f"+ device {1000.0 * self.device_seconds:.1f} ms at {self.samplerate} Hz")
 
 
+@dataclass(frozen=True)
+class LiveStats:
+    """A live session's counters since it started (``LiveSession.stats()``)."""
+
+    seconds_played: float
+    blocksize: int  # frames per audio callback
+    latency: Latency
+    missed_deadlines: int  # blocks played (fully or partly) dry because separation was late
+    restarts: int  # times separation fell too far behind and skipped to the present
+    xruns: int  # blocks the audio system flagged with an under- or overflow
+    input_overflows: int
+    output_underflows: int
+    nonfinite_inputs: int  # NaN/Inf input samples replaced by silence
+    nonfinite_outputs: int  # NaN/Inf samples the model produced, replaced by silence (a broken model)
+    load: float  # the latest hop's inference time over its real-time budget (1.0: just in time)
+    load_p50: float | None  # median of ``load`` so far (None before the first hop)
+    load_p99: float | None
+    realtime_priority: bool  # whether the inference worker got real-time scheduling
+    recording: Path | None  # the file the session records what it plays to
+    recorded_seconds: float
+    recording_lost_seconds: float  # not saved because the disk was too slow
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Peak levels (1.0 = full scale) since the previous reading, for meters."""
+
+    input: float
+    stems: dict[str, float]  # the selected stems, in order
+
+
+class Readings(Protocol):
+    """What the status line reads: a live session, or the bridge readings behind one."""
+
+    def stats(self) -> LiveStats: ...
+
+    def levels(self) -> Levels: ...
+
+
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100.0 * value:.0f}%"
 
@@ -55,11 +95,10 @@ def _percent(value: float | None) -> str:
 class StatusLine:
     """Redraws ``in ... | vocals ... | latency ... | load ... | missed ... | xruns ...`` every ``interval``."""
 
-    def __init__(self, bridge, latency: Latency, enabled: bool | None = None, stream=None, interval: float = 0.2,
+    def __init__(self, session: Readings, enabled: bool | None = None, stream=None, interval: float = 0.2,
                  width: int | None = None):
-        self.bridge = bridge
+        self.session = session
         self.width = width  # None: the terminal's width at each redraw
-        self.latency = latency
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.interval = interval
@@ -68,15 +107,15 @@ class StatusLine:
 
     def line(self, elapsed: float, width: int) -> str:
         """The status with a bar meter per stem, or levels in dB only when that does not fit ``width``."""
-        b = self.bridge
-        in_peak, stem_peaks = b.take_peaks()
-        counters = f"load {_percent(b.last_load)} | missed {int(b.counters[MISSED])} | xruns {b.xruns}"
-        stems = " ".join(f"{name} {meter(p)}" for name, p in zip(b.sep.stems, stem_peaks))
-        full = f"{elapsed:6.1f} s | in {meter(in_peak)} | {stems} | {self.latency.total_ms:.0f} ms | {counters}"
+        stats, levels = self.session.stats(), self.session.levels()
+        total_ms = stats.latency.total_ms
+        counters = f"load {_percent(stats.load)} | missed {stats.missed_deadlines} | xruns {stats.xruns}"
+        stems = " ".join(f"{name} {meter(p)}" for name, p in levels.stems.items())
+        full = f"{elapsed:6.1f} s | in {meter(levels.input)} | {stems} | {total_ms:.0f} ms | {counters}"
         if len(full) < width:
             return full
-        levels = " ".join(f"{name[:3]} {max(db(p), -99):.0f}" for name, p in zip(b.sep.stems, stem_peaks))
-        compact = (f"{elapsed:.1f}s in {max(db(in_peak), -99):.0f} {levels} {self.latency.total_ms:.0f}ms "
+        compact_levels = " ".join(f"{name[:3]} {max(db(p), -99):.0f}" for name, p in levels.stems.items())
+        compact = (f"{elapsed:.1f}s in {max(db(levels.input), -99):.0f} {compact_levels} {total_ms:.0f}ms "
                    f"{counters.replace(' |', '')}")
         return compact[:width - 1]  # a line that wraps cannot be redrawn in place
 
@@ -98,24 +137,22 @@ class StatusLine:
             self._width = 0
 
 
-def summary(bridge, latency: Latency, recording: str | None = None) -> str:
+def summary(stats: LiveStats) -> str:
     """One paragraph: how long, how late, how many deadlines missed, how loaded, what was saved."""
-    c = bridge.counters
     parts = [
-        f"realtime-split: played {bridge.seconds_played:.1f} s live with {latency}",
-        f"missed deadlines: {int(c[MISSED])} blocks of {bridge.blocksize} (played dry; "
-        f"{int(c[SKIPS])} restarts after falling too far behind)",
-        f"xruns: {bridge.xruns} ({int(c[INPUT_OVERFLOWS])} input overflows, "
-        f"{int(c[OUTPUT_UNDERFLOWS])} output underflows)",
-        f"inference load p50 {_percent(bridge.load_percentile(50))} p99 {_percent(bridge.load_percentile(99))} "
-        f"of the hop budget (worker at {'real-time' if bridge.realtime_priority else 'normal'} priority)",
+        f"realtime-split: played {stats.seconds_played:.1f} s live with {stats.latency}",
+        f"missed deadlines: {stats.missed_deadlines} blocks of {stats.blocksize} (played dry; "
+        f"{stats.restarts} restarts after falling too far behind)",
+        f"xruns: {stats.xruns} ({stats.input_overflows} input overflows, {stats.output_underflows} output underflows)",
+        f"inference load p50 {_percent(stats.load_p50)} p99 {_percent(stats.load_p99)} "
+        f"of the hop budget (worker at {'real-time' if stats.realtime_priority else 'normal'} priority)",
     ]
-    if c[NONFINITE]:
-        parts.append(f"{int(c[NONFINITE])} NaN/Inf input samples replaced by silence")
-    model_nonfinite = bridge.sep.stats.nonfinite_outputs  # counted by the separator on the worker thread
-    if model_nonfinite:
-        parts.append(f"warning: the model produced {model_nonfinite} NaN/Inf samples, replaced by silence (the "
-                     "model may be broken; try another --model)")
-    if recording:
-        parts.append(recording)
+    if stats.nonfinite_inputs:
+        parts.append(f"{stats.nonfinite_inputs} NaN/Inf input samples replaced by silence")
+    if stats.nonfinite_outputs:
+        parts.append(f"warning: the model produced {stats.nonfinite_outputs} NaN/Inf samples, replaced by silence "
+                     "(the model may be broken; try another --model)")
+    if stats.recording is not None:
+        lost = f", {stats.recording_lost_seconds:.1f} s lost to a slow disk" if stats.recording_lost_seconds else ""
+        parts.append(f"recorded {stats.recorded_seconds:.1f} s to {stats.recording}{lost}")
     return "; ".join(parts) + "."

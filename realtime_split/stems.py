@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .errors import UserError
+from .errors import ParameterError
 
 ALL = "all"
 ACCOMPANIMENT = "accompaniment"
@@ -40,11 +40,13 @@ def parse_stems(selection: str | Iterable[str] | None, model_stems: Iterable[str
             continue
         for stem in model_stems if name == ALL else (name,):
             if stem not in valid:
-                raise UserError(f"unknown stem {stem!r}; this model offers {', '.join(valid)} (or 'all')")
+                raise ParameterError(f"stems={selection!r}: unknown stem {stem!r}; this model offers "
+                                     f"{', '.join(valid)} (or 'all')", "stems")
             if stem not in stems:
                 stems.append(stem)
     if not stems:
-        raise UserError(f"no stem selected; choose from {', '.join(valid)} (or 'all')")
+        raise ParameterError(f"stems={selection!r} names no stem; choose from {', '.join(valid)} (or 'all')",
+                             "stems")
     return tuple(stems)
 
 
@@ -54,10 +56,11 @@ def _parse_db(stem: str, text: str) -> float:
     except ValueError:
         value = math.nan
     if math.isnan(value) or value == math.inf:
-        raise UserError(f"gain for {stem!r} must be a number of dB or -inf, got {text!r} (e.g. --gain {stem}=-6)")
+        raise ParameterError(f"gain for {stem!r} must be a number of dB or -inf, got {text!r} "
+                             f"(e.g. gains='{stem}=-6')", "gains")
     if value > MAX_GAIN_DB:
-        raise UserError(f"gain for {stem!r} is {text} dB, above the most allowed, +{MAX_GAIN_DB:.0f} dB (x100); "
-                        f"pick a smaller one (e.g. --gain {stem}=+12), or -inf to mute")
+        raise ParameterError(f"gain for {stem!r} is {text} dB, above the most allowed, +{MAX_GAIN_DB:.0f} dB (x100); "
+                             f"pick a smaller one (e.g. gains='{stem}=+12'), or -inf to mute", "gains")
     return value
 
 
@@ -80,16 +83,14 @@ def parse_gains(spec: str | Mapping[str, float] | Iterable[str] | None, stems: I
                 continue
             name, sep, value = item.partition("=")
             if not sep or not name.strip() or not value.strip():
-                raise UserError(f"gain {item!r} must look like STEM=DB, e.g. vocals=-inf or drums=-6")
+                raise ParameterError(f"gain {item!r} must look like STEM=DB, e.g. vocals=-inf or drums=-6", "gains")
             pairs.append((name, value))
     gains: dict[str, float] = {}
     for name, value in pairs:
         stem = name.strip().lower()
         if stem not in stems:
-            raise UserError(
-                f"gain for {stem!r}, which is not an output stem; the output stems are {', '.join(stems)} "
-                "(add it with --stem)"
-            )
+            raise ParameterError(f"gain for {stem!r}, which is not an output stem; the output stems are "
+                                 f"{', '.join(stems)} (add it to stems=)", "gains")
         gains[stem] = _parse_db(stem, value.strip())
     return gains
 

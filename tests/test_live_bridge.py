@@ -8,9 +8,11 @@ fallback plays the mix at 1.0, so every output sample shows which path it came f
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ import pytest
 import onnx_models
 from jack_harness import max_jump
 from realtime_split import StreamingSeparator
+from realtime_split.live import BridgeReadings
 from realtime_split.realtime_bridge import (
     INPUT_OVERFLOWS,
     MISSED,
@@ -239,7 +242,7 @@ def test_status_line_redraws_one_line_with_meters_latency_load_and_counters(scal
     run_live(bridge, sine(0.2))
     latency = Latency(bridge.latency, bridge.buffers, 0.0058, RATE)
     stream = io.StringIO()
-    status = StatusLine(bridge, latency, enabled=True, stream=stream, interval=0.0, width=120)
+    status = StatusLine(BridgeReadings(bridge, latency), enabled=True, stream=stream, interval=0.0, width=120)
     status.update(1.0)
     status.update(1.2)
     status.close()
@@ -248,14 +251,14 @@ def test_status_line_redraws_one_line_with_meters_latency_load_and_counters(scal
     line = text.split("\r")[1]  # the first redraw; the second shows the (silent) time since
     assert "in    -6 dB [######]" in line and "vocals   -12 dB [#####-]" in line  # 0.5 in, 0.25 out
     assert f"{latency.total_ms:.0f} ms" in line and "load " in line and "missed 0" in line and "xruns 0" in line
-    assert StatusLine(bridge, latency, stream=io.StringIO()).enabled is False  # not a TTY: no line
+    assert StatusLine(BridgeReadings(bridge, latency), stream=io.StringIO()).enabled is False  # not a TTY: no line
 
 
 def test_status_line_fits_a_narrow_terminal_with_four_stems(scaled_model):
     sep = StreamingSeparator(scaled_model, stems="all", sample_rate=RATE)
     bridge = RealtimeBridge(sep, RATE, F, 2, live_input=True)
     run_live(bridge, sine(0.2))
-    status = StatusLine(bridge, Latency(bridge.latency, bridge.buffers, 0.0, RATE), enabled=True)
+    status = StatusLine(BridgeReadings(bridge, Latency(bridge.latency, bridge.buffers, 0.0, RATE)), enabled=True)
     line = status.line(12.5, width=80)
     assert len(line) < 80
     assert re.fullmatch(r"12\.5s in -6 voc -12 dru -18 bas -24 oth -24 17ms load \d+% missed 0 xruns 0", line)
@@ -264,7 +267,8 @@ def test_status_line_fits_a_narrow_terminal_with_four_stems(scaled_model):
 def test_summary_names_duration_misses_xruns_and_load(scaled_model):
     bridge = bridge_for(scaled_model)
     run_live(bridge, sine(1.0), worker_idle=range(50, 60))
-    text = summary(bridge, Latency(bridge.latency, bridge.buffers, 0.0, RATE), "recorded 1.0 s to x.wav")
+    stats = BridgeReadings(bridge, Latency(bridge.latency, bridge.buffers, 0.0, RATE)).stats()
+    text = summary(dataclasses.replace(stats, recording=Path("x.wav"), recorded_seconds=1.0))
     assert text.startswith("realtime-split: played 1.0 s live with latency ")
     assert f"separator {bridge.latency} + buffers {bridge.buffers} samples" in text
     assert f"missed deadlines: {bridge.counters[MISSED]} blocks of 256" in text and bridge.counters[MISSED] > 0

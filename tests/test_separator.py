@@ -266,7 +266,8 @@ def test_non_finite_input_becomes_silence_and_is_counted(identity_model, caller_
 
 def test_channel_errors(identity_model):
     sep = StreamingSeparator(identity_model)
-    with pytest.raises(UserError, match=r"^input has 3 channels; pick two with --channels 1,2$"):
+    with pytest.raises(UserError, match=r"^input has 3 channels; the separator takes 1 or 2, so pick them first "
+                                        r"\(e\.g\. block\[:, :2\]\)$"):
         sep.process(np.zeros((10, 3), np.float32))
     with pytest.raises(UserError, match="input has 1 channel but the separator was made for 2"):
         sep.process(np.zeros(10, np.float32))
@@ -301,7 +302,7 @@ def test_a_missing_bundled_model_is_explained(monkeypatch, tmp_path):
     from realtime_split import registry
 
     monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)  # a build without the models
-    with pytest.raises(UserError, match=r"no bundled default model in this build .*; pass --model PATH"):
+    with pytest.raises(UserError, match=r"no bundled default model in this build .*; pass model='PATH.onnx'"):
         StreamingSeparator()
 
 

@@ -1,0 +1,166 @@
+"""The library's whole-audio API: separate an array or files with a model, no command line needed.
+
+``Separator`` holds a model and its settings (like ``demucs.api.Separator``); ``separate`` and
+``separate_file`` are the one-call forms. Both run the same engine as streaming
+(``StreamingSeparator``) and compensate its latency, so the stems line up with the input sample for
+sample. Arrays and files default to the ``offline`` preset (full context, the best separation);
+a streaming preset (``latency="balanced"``) reproduces what live mode gives.
+
+Errors are ``ParameterError`` (a ``ValueError``: an argument that cannot work, named in the
+message as ``model=``, ``stems=``...) or ``AudioIOError`` (an ``OSError``: a file that cannot be
+read or written); both are ``UserError``\\ s.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio_files import ChannelSelection
+from .errors import ParameterError
+from .file_mode import BLOCK_FRAMES, FileResult, ProgressCallback, separate_files
+from .model_format import OFFLINE, Geometry, ModelInfo
+from .separator import StreamingSeparator
+
+Gains = Mapping[str, float] | str | Iterable[str] | None
+
+
+@dataclass(frozen=True)
+class Separation:
+    """The stems of one array, aligned with it sample for sample."""
+
+    stems: dict[str, np.ndarray]  # name -> float32 samples shaped like the input: (n, channels), or (n,)
+    sample_rate: int
+    latency_samples: int  # the separator's delay at sample_rate, compensated here (a stream would lag this much)
+    latency_seconds: float
+    preset: str
+
+
+class Separator:
+    """A model and its settings, for whole arrays (``separate``) and files (``separate_file(s)``).
+
+    The arguments are ``StreamingSeparator``'s: ``model`` a bundled name (``"fast"``, ``"quality"``) or
+    an .onnx file (None: the bundled model for the preset); ``stems`` ``"all"``, ``"vocals,drums"`` or
+    a list (``"accompaniment"`` is the mix minus the vocals); ``latency`` a preset (default
+    ``"offline"``); ``hop`` its hop in model samples; ``gains`` dB per stem (``{"vocals": -inf}``);
+    ``provider`` ``"auto"``, ``"cpu"`` or ``"cuda"``; ``threads`` ONNX Runtime threads. The model is
+    loaded here, so a bad model, preset, stem or gain fails at once.
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, *, stems: str | Iterable[str] = "all",
+                 latency: str | None = OFFLINE, hop: int | None = None, gains: Gains = None,
+                 provider: str = "auto", threads: int | None = None):
+        def build(sample_rate: int | None, channels: int) -> StreamingSeparator:
+            return StreamingSeparator(model, stems=stems, provider=provider, latency=latency, hop=hop,
+                                      sample_rate=sample_rate, channels=channels, gains=gains, threads=threads)
+
+        self._build = build
+        first = build(None, 2)
+        self._engines: dict[tuple[int, int], StreamingSeparator] = {(first.sample_rate, first.channels): first}
+        self._spare: tuple[int, int] | None = (first.sample_rate, first.channels)  # built to check the settings
+        self.model_path: Path = first.model_path
+        self.info: ModelInfo = first.info
+        self.preset: str = first.preset
+        self.geometry: Geometry = first.geometry
+        self.stems: tuple[str, ...] = first.stems
+        self.gains_db: dict[str, float] = first.gains_db
+        self.provider: str = first.provider
+        self.model_sample_rate: int = first.model_sample_rate
+
+    def __repr__(self) -> str:
+        return (f"Separator(model={str(self.model_path)!r}, stems={self.stems}, preset={self.preset!r}, "
+                f"provider={self.provider!r})")
+
+    def _engine(self, sample_rate: int, channels: int) -> StreamingSeparator:
+        """The streaming engine for one rate and channel count, reset; one each, kept for the next input."""
+        key = (int(sample_rate), int(channels))
+        engine = self._engines.get(key)
+        if engine is None:
+            if self._spare is not None:  # the constructor's engine served no audio: free its session first
+                del self._engines[self._spare]
+            engine = self._engines[key] = self._build(*key)
+        else:
+            engine.reset()
+        self._spare = None
+        return engine
+
+    def separate(self, audio, sample_rate: int | None = None) -> Separation:
+        """The stems of ``audio``: float samples ``(n, channels)`` with 1 or 2 channels, or ``(n,)`` mono, at
+        ``sample_rate`` (None: the model's, 44.1 kHz for the bundled ones; others are resampled)."""
+        samples = np.asarray(audio)
+        if samples.ndim not in (1, 2) or samples.dtype.kind != "f":
+            raise ParameterError(f"audio must be float samples shaped (frames, channels) or (frames,), got "
+                                 f"{samples.dtype} {samples.shape}", "audio")
+        frames = samples.reshape(-1, 1) if samples.ndim == 1 else samples
+        channels = frames.shape[1]
+        if channels not in (1, 2):
+            raise ParameterError(f"audio has {channels} channels; the separator takes 1 or 2, so pick them first "
+                                 "(e.g. audio[:, :2])", "audio")
+        rate = self.model_sample_rate if sample_rate is None else sample_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise ParameterError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}",
+                                 "sample_rate")
+        engine = self._engine(int(rate), channels)
+        n, skip = len(frames), engine.latency_samples
+        out = np.empty((len(engine.stems), n, channels), np.float32)
+        produced = 0  # output frames so far; the first ``skip`` of them come from before the input
+
+        def place(stems: np.ndarray) -> None:
+            nonlocal produced
+            lo, hi = max(produced, skip), min(produced + stems.shape[1], skip + n)
+            if hi > lo:
+                out[:, lo - skip:hi - skip] = stems[:, lo - produced:hi - produced]
+            produced += stems.shape[1]
+
+        for start in range(0, n, BLOCK_FRAMES):
+            place(engine.process(frames[start:start + BLOCK_FRAMES]))
+        place(engine.flush())
+        stems = {name: out[i] if samples.ndim == 2 else out[i, :, 0] for i, name in enumerate(engine.stems)}
+        return Separation(stems, engine.sample_rate, engine.latency_samples, engine.latency_seconds, engine.preset)
+
+    def separate_file(self, input: str | os.PathLike, output: str | os.PathLike, *,
+                      channels: ChannelSelection = None, format: str | None = None, subtype: str | None = None,
+                      mix: bool = False, progress: ProgressCallback | None = None) -> FileResult:
+        """Separate the audio file ``input`` (``"-"``: standard input) into ``output``: a folder (a trailing
+        slash, an existing folder, or no suffix) gets ``<stem>.<format>`` per stem; a file gets the one
+        selected stem, or with ``mix=True`` the sum of the stems, gains applied; ``"-"`` is standard output.
+
+        ``channels``: the two input channels (1-based, ``"3,4"``) of a file with more than two. ``format``
+        and ``subtype``: the output's (default: from its name, else 32-bit float wav). ``progress`` is
+        called with a ``Progress`` at the start, after each block and at the end (``.result`` set).
+        """
+        return self.separate_files([input], output, channels=channels, format=format, subtype=subtype, mix=mix,
+                                   progress=progress)[0]
+
+    def separate_files(self, inputs: Iterable[str | os.PathLike], output: str | os.PathLike, *,
+                       channels: ChannelSelection = None, format: str | None = None, subtype: str | None = None,
+                       mix: bool = False, subfolders: bool | None = None,
+                       progress: ProgressCallback | None = None) -> list[FileResult]:
+        """Separate several files like ``separate_file``; in a folder ``output`` each input gets its own
+        ``<name>/`` (``subfolders``, None: when there are several). All inputs are opened and all outputs
+        checked (none may be any input, under any name) before the first is separated."""
+        return separate_files(self._engine, inputs, output, channels=channels, file_format=format, subtype=subtype,
+                              mix=mix, subfolders=subfolders, progress=progress)
+
+
+def separate(audio, sample_rate: int | None = None, *, model: str | os.PathLike | None = None,
+             stems: str | Iterable[str] = "all", latency: str | None = OFFLINE, hop: int | None = None,
+             gains: Gains = None, provider: str = "auto", threads: int | None = None) -> Separation:
+    """The stems of one array (see ``Separator.separate``); loads the model for this call only."""
+    return Separator(model, stems=stems, latency=latency, hop=hop, gains=gains, provider=provider,
+                     threads=threads).separate(audio, sample_rate)
+
+
+def separate_file(input: str | os.PathLike, output: str | os.PathLike, *, model: str | os.PathLike | None = None,
+                  stems: str | Iterable[str] = "all", latency: str | None = OFFLINE, hop: int | None = None,
+                  gains: Gains = None, provider: str = "auto", threads: int | None = None,
+                  channels: ChannelSelection = None, format: str | None = None, subtype: str | None = None,
+                  mix: bool = False, progress: ProgressCallback | None = None) -> FileResult:
+    """Separate one file (see ``Separator.separate_file``); loads the model for this call only."""
+    return Separator(model, stems=stems, latency=latency, hop=hop, gains=gains, provider=provider,
+                     threads=threads).separate_file(input, output, channels=channels, format=format,
+                                                    subtype=subtype, mix=mix, progress=progress)
