@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import registry
-from .errors import ModelFormatError, UserError
+from .errors import ModelFormatError, ParameterError
 from .model_format import INPUT_NAME, MASK_INPUT, MASK_OUTPUT, OUTPUT_NAME, Geometry, ModelInfo, parse_metadata
 
 # The fast model, what ``load_model(None)`` opens; kept for scripts that open the file directly (benchmarks/).
@@ -76,13 +76,13 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
 
 def _providers(provider: str) -> list[str]:
     if provider not in PROVIDERS:
-        raise UserError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+        raise ParameterError(f"provider={provider!r} is unknown; choose one of {', '.join(PROVIDERS)}", "provider")
     cuda_available = CUDA in ort.get_available_providers()
     if provider == "cuda" and not cuda_available:
-        raise UserError(
-            "provider cuda requested but this onnxruntime has no CUDA support; "
-            "install it with `pip install realtime-split[gpu]` (needs an NVIDIA driver), or use --provider cpu"
-        )
+        raise ParameterError(
+            "provider='cuda' requested but this onnxruntime has no CUDA support; "
+            "install it with `pip install realtime-split[gpu]` (needs an NVIDIA driver), or use provider='cpu'",
+            "provider")
     if provider == "cpu" or not cuda_available:
         return [CPU]
     return [CUDA, CPU]
@@ -146,24 +146,23 @@ def load_model(path: str | os.PathLike | None = None, provider: str = "auto",
     """
     path = Path(registry.default_model(None) if path is None else path)
     if not path.is_file():
-        raise UserError(f"model file {str(path)!r} not found; pass --model PATH to an exported .onnx file")
+        raise ParameterError(f"model={str(path)!r}: file not found; pass an exported .onnx file", "model")
     providers = _providers(provider)
     try:
         session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=providers)
     except Exception as exc:  # onnxruntime raises its own pybind exception types for bad files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(
-            f"{str(path)!r} is not a readable ONNX model ({reason}); export one with `python -m export`"
+        raise ParameterError(
+            f"{str(path)!r} is not a readable ONNX model ({reason}); export one with `python -m export`", "model"
         ) from None
     source = str(path)
     info = parse_metadata(dict(session.get_modelmeta().custom_metadata_map), source=source)
     _check_io(session, info, source)
     active = session.get_providers()[0]
     if provider == "cuda" and active != CUDA:
-        raise UserError(
-            "provider cuda requested but ONNX Runtime could not start CUDA (driver or CUDA/cuDNN libraries "
-            "missing?); see `pip install realtime-split[gpu]`, or use --provider cpu"
-        )
+        raise ParameterError(
+            "provider='cuda' requested but ONNX Runtime could not start CUDA (driver or CUDA/cuDNN libraries "
+            "missing?); see `pip install realtime-split[gpu]`, or use provider='cpu'", "provider")
     return LoadedModel(session=session, info=info, provider=active)
 
 

@@ -111,15 +111,6 @@ def _geometry(info: ModelInfo, preset: str, hop: int | None, path: Path, label: 
                          f"{', '.join(name for name, _ in registry.by_latency(info))}{hint}", "latency")
 
 
-def _classified(exc: UserError) -> UserError:
-    """inference.py raises plain ``UserError``s for a provider this ONNX Runtime lacks and a file it cannot
-    read; the library raises ``ParameterError``s naming the argument at fault."""
-    if isinstance(exc, (ValueError, OSError)):
-        return exc
-    message = str(exc)
-    return ParameterError(message, "provider" if message.startswith(("unknown provider", "provider ")) else "model")
-
-
 class StreamingSeparator:
     """Separate a stream pushed block by block into stems delayed by a fixed ``latency_samples``.
 
@@ -162,10 +153,7 @@ class StreamingSeparator:
         if threads is not None and int(threads) < 1:
             raise ParameterError(f"threads must be at least 1, got {threads!r}", "threads")
         self.model_path: Path = registry.default_model(latency) if model is None else registry.resolve_model(model)
-        try:
-            loaded = load_model(self.model_path, provider, threads)
-        except UserError as exc:
-            raise _classified(exc) from None
+        loaded = load_model(self.model_path, provider, threads)
         self.info: ModelInfo = loaded.info
         self.provider: str = loaded.provider
         self.preset: str = latency or self.info.default_preset

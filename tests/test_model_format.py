@@ -71,7 +71,7 @@ def test_ms_to_samples():
     "changes, message",
     [
         ({"format_version": None}, "format_version' is missing"),
-        ({"format_version": "3"}, "version 3 is not supported"),
+        ({"format_version": "4"}, "version 4 is not supported"),
         ({"sample_rate": "fast"}, "invalid metadata value"),
         ({"sample_rate": "0"}, "must be positive"),
         ({"channels": "1"}, "channels 2"),

@@ -369,7 +369,7 @@ def test_wrong_input_name_and_output_rank(tmp_path):
 def test_providers(identity_model):
     assert StreamingSeparator(identity_model, provider="cpu").provider == "CPUExecutionProvider"
     assert StreamingSeparator(identity_model).provider in ort.get_available_providers()
-    with pytest.raises(UserError, match="unknown provider 'tpu'"):
+    with pytest.raises(UserError, match="provider='tpu' is unknown"):
         StreamingSeparator(identity_model, provider="tpu")
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has CUDA; the missing-CUDA message cannot be checked")
