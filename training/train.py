@@ -124,8 +124,8 @@ def load_data(config: Config, progress: bool = True):
             try:
                 valid_tracks += cache.get_all(open_dataset(kind, path, "valid"), f"caching {path.name} (valid)",
                                               progress)
-            except DatasetError:
-                print(f"note: {spec} has no validation tracks", file=sys.stderr)
+            except DatasetError as exc:
+                print(f"note: no validation tracks in {spec} ({exc})", file=sys.stderr)
     for spec in config.data.validation:
         spec, split = _split_suffix(spec)
         valid_tracks += cache.get_all(open_dataset(*parse_spec(spec), split), "caching validation", progress)
