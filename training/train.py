@@ -32,7 +32,7 @@ PROG = "python -m training"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG, description="Train a realtime-split separation model (Keras U-Net on the waveform).",
+        prog=PROG, description="Train a realtime-split separation model (Keras; the config chooses which).",
         epilog="example:\n  python -m training --config training/configs/default.toml \\\n"
                "      --data musdb:../shared/data/musdb18-preview --data folder:../shared/data/mir-1k \\\n"
                "      --out runs/first\n"
@@ -424,12 +424,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _learning_rate(keras, t):
     """Adam's rate: constant, or a cosine decay to 1% over the whole run (settles the weights at the end)."""
     if t.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(t.learning_rate, t.epochs * t.steps_per_epoch, alpha=0.01)
     return t.learning_rate
+
+
+if __name__ == "__main__":  # last, so every function above exists (python -m training.train)
+    sys.exit(main())
