@@ -12,6 +12,7 @@ import soundfile as sf
 from training.datasets import (
     MUSDB_VALIDATION_TRACKS,
     DatasetError,
+    _is_validation,
     open_dataset,
     parse_spec,
 )
@@ -163,6 +164,35 @@ def test_empty_folder(tmp_path):
         open_dataset("folder", tmp_path)
     with pytest.raises(DatasetError, match=r"no usable tracks.*\.stem\.mp4"):
         open_dataset("musdb", tmp_path)
+
+
+def test_a_split_that_is_empty_because_every_track_hashed_to_the_other_one_says_so_and_how_to_fix_it(tmp_path):
+    names = [f"song{k}" for k in range(100)]
+    for name in [n for n in names if not _is_validation("folder", n)][:3]:
+        write_ogg_clip(tmp_path / "train_only" / name, n=1600, stems=("vocals",))
+    valid_song = next(n for n in names if _is_validation("folder", n))
+    for clip in ("01", "02"):  # two clips of one song: one song, both in 'valid'
+        write_ogg_clip(tmp_path / "valid_only" / f"{valid_song}_{clip}", n=1600, stems=("vocals",))
+    why = ("hashed to the {} split (a stable hash of the song name puts about 1 song in 10 into 'valid', so a few "
+           "songs can all land in one split)")
+
+    with pytest.raises(DatasetError) as error:
+        open_dataset("folder", tmp_path / "train_only", "valid")
+    assert str(error.value) == (f"{tmp_path / 'train_only'}: no tracks in split 'valid': all 3 tracks (3 songs) "
+                                + why.format("'train'") + "; add songs, or name validation data with "
+                                "--validation KIND:PATH")
+    assert len(open_dataset("folder", tmp_path / "train_only", "train")) == 3
+
+    with pytest.raises(DatasetError) as error:
+        open_dataset("folder", tmp_path / "valid_only", "train")
+    assert str(error.value) == (f"{tmp_path / 'valid_only'}: no tracks in split 'train': all 2 tracks (1 song) "
+                                + why.format("'valid'") + "; add songs, or validate on these tracks with "
+                                f"--validation folder:{tmp_path / 'valid_only'}#valid and train on other data")
+
+    write_hq_track(tmp_path / "hq" / "A - B")  # not a MUSDB18 validation track
+    with pytest.raises(DatasetError, match=r"hq: no tracks in split 'valid': none of its 1 track is one of the 14 "
+                                           r"standard MUSDB18 validation tracks; add tracks, or name validation"):
+        open_dataset("musdb-hq", tmp_path / "hq", "valid")
 
 
 def test_musdb_hq_missing_stem(tmp_path):

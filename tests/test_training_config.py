@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+import realtime_split
 from realtime_split.model_format import ModelInfo, parse_metadata
+from realtime_split.registry import read_info
 from training.config import CONFIG_DIR, Config, ConfigError, load_config, to_toml
+from training.train import build_parser, overrides_from_args
 
 RATE = 44100
 
 
 def test_default_toml_is_the_builtin_default():
     assert load_config(CONFIG_DIR / "default.toml") == Config()
+
+
+# The fast model's training run as docs/model-card.md gives it: default.toml, its data and five overrides.
+FAST_RECIPE = ["--config", str(CONFIG_DIR / "default.toml"),
+               "--data", "musdb:../shared/data/musdb18-preview", "--data", "folder:../shared/data/mir-1k",
+               "--validation", "musdb:../shared/data/musdb18-preview#valid",
+               "--set", "data.weights=[0.75,0.25]", "--set", "augment.band_limit=0.15",
+               "--set", "train.lr_schedule=cosine", "--epochs", "55", "--steps-per-epoch", "200", "--out", "runs/fast"]
+
+
+def test_fast_toml_is_the_fast_models_recipe_default_toml_plus_its_data_and_overrides():
+    args = build_parser().parse_args(FAST_RECIPE)
+    recipe = load_config(args.config, overrides_from_args(args))
+    fast = load_config(CONFIG_DIR / "fast.toml")
+    assert fast == recipe
+    assert fast != load_config(CONFIG_DIR / "default.toml")
+    assert (fast.train.epochs, fast.train.lr_schedule, fast.augment.band_limit, fast.data.weights) == (
+        55, "cosine", 0.15, [0.75, 0.25])
+    # ... and it describes the bundled model: its metadata was written from the same settings.
+    shipped = read_info(Path(realtime_split.__file__).parent / "models" / "fast.onnx")
+    info = fast.model_info()
+    assert (shipped.sample_rate, shipped.stems, shipped.length_multiple, shipped.default_preset) == (
+        info.sample_rate, info.stems, info.length_multiple, info.default_preset)
+    assert shipped.presets == info.presets and (shipped.name, shipped.description) == (info.name, info.description)
+    architecture = json.loads(shipped.extra["architecture"])
+    assert architecture == {k: v for k, v in json.loads(info.extra["architecture"]).items() if k in architecture}
+    assert "training/configs/fast.toml" in (Path(__file__).parents[1] / "docs" / "model-card.md").read_text()
 
 
 def test_default_presets_meet_the_latency_targets_and_share_one_window():

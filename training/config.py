@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,11 @@ from realtime_split.model_format import (
     StateTensor,
     StftGeometry,
 )
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI (declared in the train extra)
+    import tomli as tomllib
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 MASKS = ("sigmoid", "softmax")

@@ -129,11 +129,35 @@ def open_dataset(kind: str, path: str | Path, split: str | None = None) -> list[
         tracks = [_musdb_track(kind, p) for p in _musdb_entries(kind, _musdb_subset(root, split))]
         expected = "*.stem.mp4 files" if kind == "musdb" else "track folders with drums/bass/other/vocals.wav"
     if split in ("train", "valid"):
+        every = tracks
         tracks = [t for t in tracks if _is_validation(kind, t.name) == (split == "valid")]
+        if every and not tracks:
+            raise DatasetError(_one_sided_split(kind, root, split, every))
     if not tracks:
         which = f" in split {split!r}" if split else ""
         raise DatasetError(f"{root}: no usable tracks{which} for kind {kind!r} (expected {expected})")
     return sorted(tracks, key=lambda t: t.name)
+
+
+def _one_sided_split(kind: str, root: Path, split: str, tracks: list[TrackRef]) -> str:
+    """Why a split is empty although the dataset has tracks (all of them fell into the other split), and the fix."""
+    other = "train" if split == "valid" else "valid"
+    n = f"{len(tracks)} track{'s' if len(tracks) != 1 else ''}"
+    if kind == "folder":
+        songs = len({CLIP_SUFFIX.sub("", t.name) for t in tracks})
+        why = (f"all {n} ({songs} song{'s' if songs != 1 else ''}) hashed to the {other!r} split (a stable hash of "
+               f"the song name puts about 1 song in {VALID_EVERY} into 'valid', so a few songs can all land in one "
+               "split)")
+    elif split == "valid":
+        why = f"none of its {n} is one of the {len(MUSDB_VALIDATION_TRACKS)} standard MUSDB18 validation tracks"
+    else:
+        why = f"all {n} are standard MUSDB18 validation tracks"
+    more = "songs" if kind == "folder" else "tracks"
+    if split == "valid":
+        fix = f"add {more}, or name validation data with --validation KIND:PATH"
+    else:
+        fix = f"add {more}, or validate on these tracks with --validation {kind}:{root}#valid and train on other data"
+    return f"{root}: no tracks in split {split!r}: {why}; {fix}"
 
 
 def _is_validation(kind: str, name: str) -> bool:

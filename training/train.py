@@ -13,6 +13,7 @@ import argparse
 import csv
 import math
 import os
+import platform
 import signal
 import sys
 import time
@@ -31,7 +32,7 @@ PROG = "python -m training"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG, description="Train a realtime-split separation model (Keras U-Net on the waveform).",
+        prog=PROG, description="Train a realtime-split separation model (Keras; the config chooses which).",
         epilog="example:\n  python -m training --config training/configs/default.toml \\\n"
                "      --data musdb:../shared/data/musdb18-preview --data folder:../shared/data/mir-1k \\\n"
                "      --out runs/first\n"
@@ -81,7 +82,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
             raise UserError(f"--resume: {saved} not found; nothing to resume in {args.out} (start without --resume)")
         config = load_config(saved, overrides_from_args(args))
     else:
-        if (args.out / "checkpoints").exists():
+        if any(args.out.glob("checkpoints*")):  # checkpoints-worker1: a multiworker run's other workers
             raise UserError(f"{args.out} already holds a run; continue it with --resume or choose another --out")
         config = load_config(args.config, overrides_from_args(args))
     if not config.data.sources:
@@ -124,8 +125,8 @@ def load_data(config: Config, progress: bool = True):
             try:
                 valid_tracks += cache.get_all(open_dataset(kind, path, "valid"), f"caching {path.name} (valid)",
                                               progress)
-            except DatasetError:
-                print(f"note: {spec} has no validation tracks", file=sys.stderr)
+            except DatasetError as exc:
+                print(f"note: no validation tracks in {spec} ({exc})", file=sys.stderr)
     for spec in config.data.validation:
         spec, split = _split_suffix(spec)
         valid_tracks += cache.get_all(open_dataset(*parse_spec(spec), split), "caching validation", progress)
@@ -149,15 +150,25 @@ def make_strategy(name: str):
     return tf.distribute.get_strategy()
 
 
+def _synchronize_batch_norm(keras, model) -> None:
+    """Batch norm statistics over the global batch, not each replica's slice: with the data split as one device's
+    batch (``dataset`` in ``train``), N replicas then train the network one device would, to rounding."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True  # read at every call (keras ops.moments); TensorFlow backend only
+
+
 def is_chief(strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+    """Whether this process writes the run: the "chief" task of TF_CONFIG, else worker 0 (tf.distribute's rule)."""
+    return bool(strategy.extended.should_checkpoint)
 
 
 class StopRequest:
-    """Ctrl-C finishes the current step, then the run saves a resumable checkpoint; a second Ctrl-C aborts."""
+    """Ctrl-C lets the next step finish, then the run saves a resumable checkpoint; a second Ctrl-C aborts.
+
+    The request travels with that step's loss through the all-reduce, so under ``multiworker`` every worker
+    stops after the same step and saves its checkpoint, whichever of them got the Ctrl-C.
+    """
 
     def __init__(self):
         self.requested = False
@@ -174,7 +185,8 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print(f"\n{PROG}: stopping after this step; saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+        print(f"\n{PROG}: stopping after the next step; saving a checkpoint (Ctrl-C again to abort)",
+              file=sys.stderr)
 
 
 def train(config: Config, out: Path, resume: bool = False, progress: bool = True) -> int:
@@ -193,8 +205,11 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
         tf.config.experimental.enable_op_determinism()
     chief = is_chief(strategy)
     out.mkdir(parents=True, exist_ok=True)
-    if chief:
-        (out / "config.toml").write_text(to_toml(config))
+    # Every worker keeps the config (the same on all: tf.distribute needs one model and batch) to --resume from,
+    # written whole so workers sharing the run directory never read half a file.
+    tmp = out / f".tmp-{platform.node()}-{os.getpid()}-config.toml"
+    tmp.write_text(to_toml(config))
+    os.replace(tmp, out / "config.toml")
 
     replicas = strategy.num_replicas_in_sync
     if t.batch_size % replicas:
@@ -213,16 +228,20 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
             init_from_spleeter(model.estimator, config.model.stems)
         elif t.init_from and not resume:
             _init_weights(model, Path(t.init_from))
+    if replicas > 1:
+        _synchronize_batch_norm(keras, model)
     # Bookkeeping lives outside the strategy: plain host variables, saved with the model.
     state = {"epoch": tf.Variable(0, dtype=tf.int64), "step": tf.Variable(0, dtype=tf.int64),
              "loss_sum": tf.Variable(0.0, dtype=tf.float64), "best": tf.Variable(math.inf, dtype=tf.float64)}
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
-    # Only the chief's checkpoints count; other workers write theirs aside (tf.distribute's rule).
-    ckpt_dir = out / "checkpoints" if chief else out / f"checkpoints-worker{strategy.cluster_resolver.task_id}"
+    # Every worker saves (tf.distribute's rule: saving may need all of them); the chief's checkpoints are the
+    # run's, the others write theirs aside and resume from them (all hold the same values).
+    worker = "" if chief else f"{strategy.cluster_resolver.task_type}{strategy.cluster_resolver.task_id}"
+    ckpt_dir = out / (f"checkpoints-{worker}" if worker else "checkpoints")
     manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=2)
     if resume:
         if manager.latest_checkpoint is None:
-            raise UserError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
+            raise UserError(f"--resume: no checkpoint in {ckpt_dir}; start without --resume")
         try:
             checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         except (AssertionError, ValueError) as exc:
@@ -240,16 +259,17 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
             tf.TensorSpec((None, config.window, len(layout.names), 2), tf.float32),
             tf.TensorSpec((None, len(layout.names)), tf.float32))
 
-    def step_fn(mix, targets, presence):
+    def step_fn(mix, targets, presence, stop):
         with tf.GradientTape() as tape:
             per_example = loss_fn(model(mix, training=True), targets, presence)
-            loss = tf.reduce_sum(per_example) / t.batch_size
+            loss = tf.reduce_sum(per_example) / t.batch_size  # summed over the replicas: the global batch's mean
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-        return loss
+        return tf.stack([loss, stop])
 
     @tf.function
-    def train_step(iterator):
-        return strategy.reduce("SUM", strategy.run(step_fn, args=next(iterator)), axis=None)
+    def train_step(iterator, stop):
+        """(the step's loss, how many replicas' workers asked to stop): one all-reduce carries both to every worker."""
+        return tf.unstack(strategy.reduce("SUM", strategy.run(step_fn, args=(*next(iterator), stop)), axis=None))
 
     @tf.function(input_signature=spec)
     def eval_step(mix, targets, presence):
@@ -261,10 +281,13 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
             per_pipeline = replicas // context.num_input_pipelines
 
             def generate():
-                for step in range(first_step, t.steps_per_epoch):
+                # Each input pipeline (one per worker) draws every step's whole global batch, as a one-device run
+                # does, and its replicas take their slices: replica k trains on examples [k * n, (k + 1) * n) for
+                # n = per_replica, so the replicas together train on exactly the one-device run's examples.
+                for batch in sampler.batches(t.seed, epoch, range(first_step, t.steps_per_epoch), t.batch_size):
                     for r in range(per_pipeline):
-                        stream = context.input_pipeline_id * per_pipeline + r
-                        yield sampler.batch(np.random.default_rng([t.seed, epoch, step, stream]), per_replica)
+                        k = (context.input_pipeline_id * per_pipeline + r) * per_replica
+                        yield tuple(x[k:k + per_replica] for x in batch)
 
             return tf.data.Dataset.from_generator(generate, output_signature=spec).prefetch(2)
 
@@ -286,7 +309,7 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
             bar = tqdm(total=t.steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{t.epochs}", unit="step",
                        disable=not progress, leave=False, dynamic_ncols=True, mininterval=0.5)
             for step in range(first, t.steps_per_epoch):
-                loss = float(train_step(iterator))
+                loss, stops = (float(x) for x in train_step(iterator, tf.constant(float(stop_request.requested))))
                 if not math.isfinite(loss):
                     raise UserError(f"training diverged: loss is {loss} at epoch {epoch + 1} step {step + 1}; "
                                     "lower train.learning_rate or check the data")
@@ -294,10 +317,11 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
                 state["step"].assign(step + 1)
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(state['loss_sum']) / (step + 1):.4f}", refresh=False)
-                if stop_request.requested:
+                if stops > 0:
                     bar.close()
                     manager.save()
-                    print(f"interrupted at epoch {epoch + 1}, step {step + 1}; checkpoint saved in {ckpt_dir}. "
+                    where = "" if stop_request.requested else " (Ctrl-C on another worker)"
+                    print(f"interrupted at epoch {epoch + 1}, step {step + 1}{where}; checkpoint saved in {ckpt_dir}. "
                           f"Continue with: {PROG} --out {out} --resume", flush=True)
                     return 130
             bar.close()
@@ -317,8 +341,13 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
                 history.append(epoch + 1, train_loss, val_loss,
                                float(keras.ops.convert_to_numpy(optimizer.learning_rate)), seconds)
                 history.plot(out / "loss.png")
+            saved = " (best, saved best.keras)" if chief else " (best)"
             print(f"epoch {epoch + 1}/{t.epochs}: train loss {train_loss:.5f}, validation loss {val_loss:.5f}"
-                  f"{' (best, saved best.keras)' if improved else ''}, {seconds:.1f} s", flush=True)
+                  f"{saved if improved else ''}, {seconds:.1f} s", flush=True)
+    if not chief:
+        print(f"done ({worker}; the chief's run directory holds best.keras, validation loss "
+              f"{float(state['best']):.5f})", flush=True)
+        return 0
     print(f"done: {out / 'best.keras'} (validation loss {float(state['best']):.5f}); export it with "
           f"python -m export --checkpoint {out / 'best.keras'} --output model.onnx", flush=True)
     return 0
@@ -395,12 +424,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _learning_rate(keras, t):
     """Adam's rate: constant, or a cosine decay to 1% over the whole run (settles the weights at the end)."""
     if t.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(t.learning_rate, t.epochs * t.steps_per_epoch, alpha=0.01)
     return t.learning_rate
+
+
+if __name__ == "__main__":  # last, so every function above exists (python -m training.train)
+    sys.exit(main())
