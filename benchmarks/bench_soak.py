@@ -228,7 +228,11 @@ def live_run(args, clip: np.ndarray, workdir: Path) -> Run:
 
         def during(proc, elapsed: float) -> None:
             if not state["connected"]:
-                harness.connect_portaudio(process=proc)  # waits for the CLI's ports (model loading)
+                try:
+                    harness.connect_portaudio(process=proc)  # waits for the CLI's ports (model loading)
+                except (RuntimeError, TimeoutError) as exc:
+                    err = (workdir / "cli.stderr").read_text().strip()[-2000:]
+                    sys.exit(f"bench_soak: the live CLI never opened its JACK ports ({exc}):\n{err}")
                 harness.play(clip)
                 state["connected"] = True
             elif finished_playing(harness):
@@ -344,7 +348,8 @@ def section(args, runs: dict[str, Run], model: str, host: str) -> str:
             f"{args.latency} --blocksize {BLOCKSIZE}` on a JACK dummy server (44.1 kHz, period {PERIOD}), fed the "
             "demo clip in a loop by a JACK client that records the last seconds the CLI plays (their peak level "
             "shows the output was not silence); missed deadlines, xruns and restarts are the CLI's own summary "
-            "(see \"Live audio\"). ")
+            "(see \"Live audio\"); its RSS can rise in steps the first times the worker catches up with a larger "
+            "batch (up to 16 hops; ONNX Runtime keeps memory per input shape) and stops once every size has run. ")
     file = (f"File: `realtime-split --input long.flac --stem all --latency {args.latency} --output DIR/ --format "
             f"{fmt} --subtype {subtype}` on a generated {args.file_hours:g}-hour FLAC (PCM_16) of the demo clip "
             f"looped; stems as {fmt.upper()} because a WAV file stops at 4 GiB; speed as the CLI reports it; every "
