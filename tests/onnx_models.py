@@ -7,6 +7,9 @@ simple, so a test can predict their output exactly.
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +220,20 @@ def make_stateful_model(path, before, after, switch: int, info: ModelInfo | None
              helper.make_node("Add", ["count", "frames"], ["next_count"])]
     graph = helper.make_graph(nodes, "stateful_switch", io, out, initializer=init)
     return _save(graph, path, info)
+
+
+def build_and_export(run: Path, build_code: str, *export_args: str) -> Path:
+    """A Keras run from ``build_code`` (a script given ``run`` as its argument, in a subprocess so the test
+    process stays free of TensorFlow), exported by the real ``python -m export`` to ``run/../tiny.onnx``."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", build_code, str(run)], cwd=root, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    output = run.parent / "tiny.onnx"
+    proc = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(run / "best.keras"),
+                           "--output", str(output), *export_args], cwd=root, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "optimized (ONNX Runtime, basic level): max abs error" in proc.stdout
+    return output

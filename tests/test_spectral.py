@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import pytest
 
-from onnx_models import make_spectral_model, spectral_info
+from onnx_models import build_and_export, make_spectral_model, spectral_info
 from realtime_split import StreamingSeparator
 from realtime_split.errors import ModelFormatError
 from realtime_split.model_format import MASK_INPUT, MASK_OUTPUT, StftGeometry, parse_metadata
@@ -106,16 +106,7 @@ np.save(run / "stems.npy", model(mix, training=False).numpy()[0])  # (t, S, 2), 
 @pytest.fixture(scope="module")
 def exported_spectral(tmp_path_factory) -> tuple[Path, Path]:
     run = tmp_path_factory.mktemp("spectral") / "tiny"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", BUILD_RUN, str(run)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
-    output = run.parent / "tiny.onnx"
-    proc = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(run / "best.keras"),
-                           "--output", str(output), "--quantize", "fp16-weights"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert "optimized (ONNX Runtime, basic level): max abs error" in proc.stdout
+    output = build_and_export(run, BUILD_RUN, "--quantize", "fp16-weights")
     return run, output
 
 

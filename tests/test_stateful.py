@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
-from onnx_models import make_stateful_model, stateful_info
+from onnx_models import build_and_export, make_stateful_model, stateful_info
 from realtime_split import StreamingSeparator
 from realtime_split.errors import ModelFormatError
 from realtime_split.model_format import Geometry, StftGeometry, parse_metadata
@@ -129,15 +126,7 @@ np.save(run / "stems.npy", model(mix, training=False).numpy()[0])  # (t, S, 2): 
 @pytest.fixture(scope="module")
 def exported_stream(tmp_path_factory) -> tuple[Path, Path]:
     run = tmp_path_factory.mktemp("stream") / "tiny"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", BUILD_RUN, str(run)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
-    output = run.parent / "tiny.onnx"
-    proc = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(run / "best.keras"),
-                           "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert "optimized (ONNX Runtime, basic level): max abs error" in proc.stdout
+    output = build_and_export(run, BUILD_RUN)
     return run, output
 
 
