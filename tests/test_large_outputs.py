@@ -11,6 +11,8 @@ of writing gigabytes of silence, and the file system leaves a hole, so each take
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -29,6 +31,7 @@ from realtime_split.audio_files import (
     _wav_declared_frames,
     plan_container,
 )
+from realtime_split.cli import _report
 from test_cli_errors import fails
 from test_cli_files import read, separate, write_music
 
@@ -282,3 +285,17 @@ def test_the_library_refuses_an_explicit_wav_too_long_for_it(sparse_dir, scaled_
     assert refused.value.parameter == "format"
     assert not (sparse_dir / "v.wav").exists()
 
+
+def test_the_command_line_notes_each_output_written_as_rf64(tmp_path, scaled_model, capsys):
+    write_music(tmp_path / "song.wav", seconds=0.3)
+    result = Separator(scaled_model).separate_file(tmp_path / "song.wav", tmp_path / "out")
+    assert result.rf64 == ()
+    args = argparse.Namespace(hop=None)
+
+    _report(dataclasses.replace(result, rf64=(tmp_path / "out/vocals.wav",)), args)
+    _report(dataclasses.replace(result, rf64=tuple(result.outputs.values())), args)
+
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert notes == [f"realtime-split: note: {tmp_path}/out/vocals.wav is RF64 (WAV over 4 GiB)",
+                     f"realtime-split: note: vocals.wav, drums.wav, bass.wav and other.wav in {tmp_path}/out/ "
+                     "are RF64 (WAV over 4 GiB)"]
