@@ -251,8 +251,15 @@ class SoundFileReader(AudioReader):
         return out[:filled]
 
     def _check_length(self, read: int) -> None:
-        """At the end: did the file hold the frames its header promised?"""
-        if self._promised is None or read >= self._promised:
+        """At the end: did the file hold the frames its header promised? A wav on a pipe promises nothing (its
+        sizes say "unknown", 0xFFFFFFFF), but libsndfile reads no further than that: the rest is out of reach."""
+        if self._promised is None:
+            if self._file.format in GROWABLE and \
+                    audio_bytes(read, self.file_channels, self._file.subtype) > SIZE_LIMITS["WAV"] - HEADER_ROOM:
+                self.ended_early = ("a wav through a pipe ends at 4 GiB, all its header can count, so the rest "
+                                    "cannot be read; pipe au instead (e.g. ffmpeg -i song.m4a -f au -)")
+            return
+        if read >= self._promised:
             return
         tolerance = 0
         if self._file.format == "MPEG":  # without a Xing header the length is estimated from the file size

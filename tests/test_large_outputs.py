@@ -29,6 +29,7 @@ from realtime_split.audio_files import (
     Container,
     WriteError,
     _wav_declared_frames,
+    open_input,
     plan_container,
 )
 from realtime_split.cli import _report
@@ -299,3 +300,50 @@ def test_the_command_line_notes_each_output_written_as_rf64(tmp_path, scaled_mod
     assert notes == [f"realtime-split: note: {tmp_path}/out/vocals.wav is RF64 (WAV over 4 GiB)",
                      f"realtime-split: note: vocals.wav, drums.wav, bass.wav and other.wav in {tmp_path}/out/ "
                      "are RF64 (WAV over 4 GiB)"]
+
+
+# Past 4 GiB on the way in ---------------------------------------------------------------------------------------------
+
+def feed_wav_pipe(fifo: Path, frames: int) -> threading.Thread:
+    """Write a stereo 64-bit float wav (the fewest samples per byte) of ``frames`` to the named pipe ``fifo`` with
+    the sizes ffmpeg -f wav - writes to a pipe: "unknown" (0xFFFFFFFF). The frames are silent; the reader may stop
+    early (a broken pipe here is fine)."""
+    def run() -> None:
+        fmt = (3).to_bytes(2, "little") + (2).to_bytes(2, "little") + RATE.to_bytes(4, "little") + \
+            (RATE * 16).to_bytes(4, "little") + (16).to_bytes(2, "little") + (64).to_bytes(2, "little")
+        unknown = (0xFFFFFFFF).to_bytes(4, "little")
+        block, left = bytes(4 << 20), frames * 16
+        try:
+            with open(fifo, "wb") as f:
+                f.write(b"RIFF" + unknown + b"WAVEfmt " + (16).to_bytes(4, "little") + fmt + b"data" + unknown)
+                while left:
+                    left -= f.write(block[:min(left, len(block))])
+        except BrokenPipeError:
+            pass
+
+    feeder = threading.Thread(target=run, daemon=True)
+    feeder.start()
+    return feeder
+
+
+@pytest.mark.parametrize("frames, warned", [
+    (RATE, False),
+    pytest.param(2 ** 28 + RATE, True, marks=pytest.mark.slow),  # 4 GiB through a pipe: seconds of copying
+], ids=["1 s", "1.7 h"])
+def test_a_wav_pipe_that_reaches_4_gib_warns_that_the_rest_is_out_of_reach(tmp_path, frames, warned):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    feeder = feed_wav_pipe(fifo, frames)
+    block = np.empty((1 << 20, 2), np.float32)
+
+    with open_input(fifo) as reader:
+        while len(reader.read(block)):
+            pass
+    feeder.join(timeout=60)
+
+    assert reader.frames is None  # a stream: its length is unknown
+    if warned:  # libsndfile stops at 0xFFFFFFFF bytes of 16-byte frames: 268,435,455 frames, 1.7 h
+        assert reader.frames_read == (2 ** 32 - 1) // 16 < frames
+        assert reader.ended_early and "pipe au instead" in reader.ended_early
+    else:
+        assert (reader.frames_read, reader.ended_early) == (frames, None)
