@@ -130,8 +130,10 @@ class Separator:
         selected stem, or with ``mix=True`` the sum of the stems, gains applied; ``"-"`` is standard output.
 
         ``channels``: the two input channels (1-based, ``"3,4"``) of a file with more than two. ``format``
-        and ``subtype``: the output's (default: from its name, else 32-bit float wav). ``progress`` is
-        called with a ``Progress`` at the start, after each block and at the end (``.result`` set).
+        and ``subtype``: the output's (default: from its name, else 32-bit float wav). A wav that passes
+        4 GiB is written as RF64 (``FileResult.rf64`` lists them); ``format="wav"`` keeps plain WAV and
+        refuses (``ParameterError``) an input too long for it. ``progress`` is called with a ``Progress``
+        at the start, after each block and at the end (``.result`` set).
         """
         return self.separate_files([input], output, channels=channels, format=format, subtype=subtype, mix=mix,
                                    progress=progress)[0]

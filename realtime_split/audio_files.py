@@ -13,8 +13,14 @@ written in a format whose header needs no seeking (au by default; flac, ogg).
 A reader notes when its input ends before the length its header promised
 (``ended_early``): a truncated file is separated as far as it goes, with a warning.
 A writer turns a failed write (a full disk) into a ``WriteError`` naming the file
-and the cause. Files that cannot be read or written raise ``AudioIOError`` (an ``OSError``),
-arguments that make no sense (``channels=``, ``format=``, ``subtype=``) ``ParameterError``.
+and the cause. An output is opened in a container that can hold it
+(``plan_container``): a wav that would pass 4 GiB, or might (its length is
+unknown), is RF64, which libsndfile keeps a plain RIFF WAV when it ends below
+4 GiB; a container that cannot grow (aiff, a wav named by ``format=``) is refused
+up front when its known length cannot fit, and otherwise stops with a
+``WriteError`` at its limit rather than write a header that lies. Files that
+cannot be read or written raise ``AudioIOError`` (an ``OSError``), arguments that
+make no sense (``channels=``, ``format=``, ``subtype=``) ``ParameterError``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import sys
 import tempfile
 import typing
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +65,22 @@ STREAM_DEFAULT = "AU"
 READ_CHUNK = 4096
 # Sample rates a real recording has; outside them the header is damaged (resampling 2 GHz would take days).
 SAMPLE_RATES = (1000, 768000)
+# Containers whose header counts the audio in 32 bits: the bytes they hold. Past them libsndfile (1.2.2) keeps
+# writing but caps or wraps the header, so the file reads back short or not at all, and says nothing. AU is not
+# one: past 2 GiB libsndfile writes AU's "unknown size" and readers read to the end (files and pipes). W64, CAF
+# and RF64 count in 64 bits; avr, ircam, mpc2k, nist, paf, pvf, sd2, svx, voc and wve read back whole past 4 GiB.
+SIZE_LIMITS = {"WAV": 2 ** 32, "WAVEX": 2 ** 32, "AIFF": 2 ** 32, "HTK": 2 ** 31}
+HEADER_ROOM = 2 ** 16  # bytes of the limit left to the header and its chunks
+# A length known in advance may be an estimate (ffmpeg's duration, an mp3 without a Xing header): above this
+# fraction of the limit a wav is opened as RF64 too (it stays plain WAV if it ends below 4 GiB).
+NEAR_LIMIT = 0.98
+# Bytes per sample; the compressed subtypes (ADPCM, GSM 6.10, G.72x, mp3 in wav) take less, counted as 1.
+SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
+                "FLOAT": 4, "DOUBLE": 8}
+GROWABLE = ("WAV", "WAVEX")  # what RF64 (EBU Tech 3306, the WAV successor, still named .wav) extends
+# sndfile.h's sf_command: an RF64 file open for writing becomes a plain RIFF/WAVE file at close when it ends
+# below 4 GiB (soundfile does not name the constant; its cffi handle reaches the command).
+SFC_RF64_AUTO_DOWNGRADE = 0x1210
 # WAV format tags whose data chunk is plain frames of nBlockAlign bytes (PCM, float, A-law, mu-law, extensible).
 WAV_PLAIN_TAGS = {0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE}
 
@@ -228,8 +251,15 @@ class SoundFileReader(AudioReader):
         return out[:filled]
 
     def _check_length(self, read: int) -> None:
-        """At the end: did the file hold the frames its header promised?"""
-        if self._promised is None or read >= self._promised:
+        """At the end: did the file hold the frames its header promised? A wav on a pipe promises nothing (its
+        sizes say "unknown", 0xFFFFFFFF), but libsndfile reads no further than that: the rest is out of reach."""
+        if self._promised is None:
+            if self._file.format in GROWABLE and \
+                    audio_bytes(read, self.file_channels, self._file.subtype) > SIZE_LIMITS["WAV"] - HEADER_ROOM:
+                self.ended_early = ("a wav through a pipe ends at 4 GiB, all its header can count, so the rest "
+                                    "cannot be read; pipe au instead (e.g. ffmpeg -i song.m4a -f au -)")
+            return
+        if read >= self._promised:
             return
         tolerance = 0
         if self._file.format == "MPEG":  # without a Xing header the length is estimated from the file size
@@ -454,6 +484,70 @@ def output_format(path: Path, file_format: str | None, subtype: str | None) -> t
     return fmt, subtype
 
 
+@dataclass(frozen=True)
+class Container:
+    """How an output is opened so it can hold its audio (``plan_container``)."""
+
+    format: str  # what libsndfile writes: the requested format, or RF64 for a wav that may pass 4 GiB
+    subtype: str
+    downgrade: bool = False  # RF64 chosen for the caller: libsndfile writes it as RIFF WAV if it ends under 4 GiB
+    limit: int | None = None  # audio bytes the container holds; the writer stops with a WriteError before them
+
+
+def audio_bytes(frames: int, channels: int, subtype: str) -> int:
+    """The bytes ``frames`` of ``channels`` take as ``subtype`` (at most, for the compressed subtypes)."""
+    return frames * channels * SAMPLE_BYTES.get(subtype, 1)
+
+
+def size_fix(fmt: str, subtype: str, explicit: bool = False) -> str:
+    """What to write instead of a ``fmt`` file that cannot hold the audio (``explicit``: format= named it)."""
+    if fmt in GROWABLE:
+        if not sf.check_format("RF64", subtype):
+            return (f"RF64 (wav past 4 GiB) cannot hold subtype={subtype!r}: pass subtype='PCM_16' or "
+                    "subtype='FLOAT', or format='w64'")
+        return ("pass format='rf64' (wav past 4 GiB, still named .wav), format='w64' or format='flac'"
+                + (", or leave format= out (RF64 only when needed)" if explicit else ""))
+    if fmt == "AIFF":
+        return "write caf (aiff's successor), w64, flac or wav (RF64 past 4 GiB) instead, with format= or output="
+    return "write wav (RF64 past 4 GiB), w64 or flac instead, with format= or output="
+
+
+def plan_container(fmt: str, subtype: str, channels: int, frames: int | None, *, explicit: bool = False,
+                   name: str = "the output") -> Container:
+    """The container for ``frames`` (None: unknown, e.g. standard input) of ``channels`` x ``subtype`` in ``fmt``.
+
+    A wav whose known length stays clearly below 4 GiB is a plain WAV, as ever. One that passes it, comes near
+    it or has no known length is RF64 with libsndfile's auto-downgrade, so it ends as a plain RIFF WAV when it
+    stayed below 4 GiB and as RF64 beyond (``AudioWriter.rf64`` says which). ``explicit`` (format= named the
+    container) keeps a wav a wav. A container that cannot grow is refused here (``ParameterError``) when the
+    known length cannot fit, and otherwise gets a ``limit`` the writer stops at with a ``WriteError``.
+    """
+    limit = SIZE_LIMITS.get(fmt)
+    if limit is None:
+        return Container(fmt, subtype)
+    room = limit - HEADER_ROOM
+    need = None if frames is None else audio_bytes(frames, channels, subtype)
+    if fmt in GROWABLE and not explicit and sf.check_format("RF64", subtype):
+        if need is not None and need <= NEAR_LIMIT * room:
+            return Container(fmt, subtype, limit=room)
+        return Container("RF64", subtype, downgrade=True)
+    if need is not None and need > room:
+        parameter = "subtype" if fmt in GROWABLE and not sf.check_format("RF64", subtype) else \
+            "format" if explicit else "output"
+        given = f"format={fmt.lower()!r}: " if parameter == "format" else ""
+        raise ParameterError(f"{given}{name} would take {need / 2 ** 30:.3f} GiB, more than {fmt.lower()} files "
+                             f"hold ({limit // 2 ** 30} GiB); {size_fix(fmt, subtype, explicit)}", parameter)
+    return Container(fmt, subtype, limit=room)
+
+
+def _rf64_auto_downgrade(handle: sf.SoundFile) -> bool:
+    """Ask libsndfile to write a new RF64 file as RIFF WAV if it ends below 4 GiB; whether it agreed."""
+    try:
+        return bool(sf._snd.sf_command(handle._file, SFC_RF64_AUTO_DOWNGRADE, sf._ffi.NULL, 1))  # 1: SF_TRUE
+    except (AttributeError, TypeError):  # a soundfile without these internals
+        return False
+
+
 def default_extension(file_format: str | None) -> str:
     """The file extension for one-file-per-stem outputs (``wav`` unless ``format=`` says otherwise)."""
     fmt = (file_format or "wav").lower()
@@ -467,14 +561,24 @@ class AudioWriter:
     counted (``nonfinite``), so an output is always finite. A failed write raises ``WriteError`` with
     the system's reason. Close it in a ``finally``: libsndfile then finishes the header, so the file
     is valid audio even when separation stopped halfway.
+
+    ``container`` (``plan_container``) says how to open it; without one the length counts as unknown, so a
+    wav is RF64 that stays plain WAV below 4 GiB. A write that would pass the container's limit raises
+    ``WriteError`` and writes nothing, so the file stays valid. After ``close``, ``rf64`` says whether a
+    wav opened as RF64 for the caller ended as RF64 (it passed 4 GiB).
     """
 
-    def __init__(self, path: Path, samplerate: int, channels: int, fmt: str, subtype: str):
+    def __init__(self, path: Path, samplerate: int, channels: int, fmt: str, subtype: str,
+                 container: Container | None = None):
         self.path, self.samplerate = path, samplerate
         self.clipped = 0
         self.nonfinite = 0
         self.frames = 0  # written successfully
         self.failed = False
+        self.rf64 = False
+        self.container = container or plan_container(fmt, subtype, channels, None)
+        fmt, subtype = self.container.format, self.container.subtype
+        self._frame_bytes = audio_bytes(1, channels, subtype)
         self._clip = subtype not in FLOAT_SUBTYPES
         target: Path | int = path  # a path, or a file descriptor for standard output
         if str(path) == STDIO:
@@ -493,9 +597,16 @@ class AudioWriter:
                     os.close(target)
             raise AudioIOError(f"cannot write {label(path, True)} as {fmt.lower()}/{subtype} at {samplerate} Hz: "
                                f"{_cause(exc)}", "output") from None
+        if self.container.downgrade:
+            _rf64_auto_downgrade(self._file)  # refused: the file is RF64 whatever its size, valid, and rf64 says so
 
     def write(self, block: np.ndarray) -> None:
         """Write (n, channels) float32 samples; may clip or zero NaN/Inf samples of ``block`` in place."""
+        limit = self.container.limit
+        if limit is not None and (self.frames + len(block)) * self._frame_bytes > limit:
+            fmt, subtype = self.container.format, self.container.subtype
+            raise WriteError(f"cannot write {label(self.path, True)} past {limit / 2 ** 30:.1f} GiB: {fmt.lower()} "
+                             f"files hold no more; {size_fix(fmt, subtype)}", self.path)
         if not np.isfinite(block).all():
             bad = ~np.isfinite(block)
             self.nonfinite += int(np.count_nonzero(bad))
@@ -532,6 +643,12 @@ class AudioWriter:
         except SOUNDFILE_ERRORS as exc:
             self.failed = True
             raise WriteError(f"cannot finish {label(self.path, True)}: {_cause(exc)}", self.path) from None
+        if self.container.downgrade:
+            try:
+                with open(self.path, "rb") as f:
+                    self.rf64 = f.read(4) == b"RF64"
+            except OSError:
+                pass
 
 
 def readable(path: Path) -> bool:

@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", metavar="N,M",
                    help="1-based input channels to separate when the input has more than two")
     p.add_argument("--format", dest="file_format", metavar="FMT",
-                   help="output file format (wav, flac, ogg, mp3...; default: from the output name, else wav)")
+                   help="output file format (wav, flac, ogg, mp3...; default: from the output name, else wav, "
+                        "written as RF64 when it passes 4 GiB; --format wav keeps it plain WAV, refusing longer "
+                        "inputs; rf64 is always RF64)")
     p.add_argument("--subtype", metavar="SUBTYPE",
                    help="output sample subtype (PCM_16, PCM_24, FLOAT...; default: the format's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or status line")
@@ -324,6 +326,12 @@ def _report(result: FileResult, args: argparse.Namespace) -> None:
     print(f"{name} -> {_where(outputs)} ({_contents(result)}): {result.seconds:.1f} s of audio, "
           f"{result.speed:.1f}x real time on {result.provider}, latency {preset} "
           f"{result.latency_seconds * 1000:.1f} ms", file=sys.stderr if str(outputs[0]) == STDIO else sys.stdout)
+    if result.rf64:
+        paths = list(result.rf64)
+        what = label(paths[0], output=True) if len(paths) == 1 else \
+            f"{', '.join(p.name for p in paths[:-1])} and {paths[-1].name} in {paths[0].parent}/"
+        print(f"realtime-split: note: {what} {'is' if len(paths) == 1 else 'are'} RF64 (WAV over 4 GiB)",
+              file=sys.stderr)
     if result.ended_early:
         print(f"realtime-split: warning: {name} ended early, at {result.seconds:.1f} s ({result.ended_early}); "
               "the stems cover what was read", file=sys.stderr)

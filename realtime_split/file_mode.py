@@ -5,8 +5,9 @@ stays flat for any length, and every stem is written as it comes out. Outputs
 are time-aligned with the input (the separator's latency is cut off the front
 and its flushed tail appended), exactly as long as the input and at its sample
 rate. Every check that can fail (inputs, format, model, stems, output folder,
-an output that is the same file as any input of the run, by device and inode)
-runs before the first sample is written; writers are closed in ``finally``
+an output that is the same file as any input of the run, by device and inode,
+an output its container cannot hold at the input's length) runs before the
+first sample is written; writers are closed in ``finally``
 (with SIGINT, SIGTERM and SIGHUP held back meanwhile) so an interrupted run
 leaves valid, shorter files. A failed write (a full disk) stops the run with one
 message; the job's stems are cut to one common length where the format allows and
@@ -37,6 +38,7 @@ from .audio_files import (
     AudioReader,
     AudioWriter,
     ChannelSelection,
+    Container,
     WriteError,
     default_extension,
     file_identity,
@@ -44,6 +46,7 @@ from .audio_files import (
     label,
     open_input,
     output_format,
+    plan_container,
     readable,
 )
 from .errors import AudioIOError, ParameterError, UserError, signals_deferred
@@ -76,6 +79,7 @@ class FileResult:
     nonfinite_outputs: int  # NaN/Inf samples the model produced, replaced by silence (a broken model)
     clipped: int  # samples beyond full scale clipped by an integer output subtype
     ended_early: str | None  # why the input stopped before its promised length (a truncated file)
+    rf64: tuple[Path, ...] = ()  # the wav outputs written as RF64, the WAV successor, because they passed 4 GiB
 
     @property
     def speed(self) -> float:
@@ -119,7 +123,9 @@ class _Job:
     samplerate: int
     channels: int
     channel_selection: ChannelSelection  # applied again when the file is reopened
+    frames: int | None = None  # the input's length, if it says (its outputs are as long)
     outputs: list[Path] = field(default_factory=list)
+    container: Container | None = None  # how its outputs are opened
     mix: bool = False  # one output holding the sum of the (gained) stems instead of one output per stem
     reader: AudioReader | None = None  # a stream (standard input, a pipe) stays open: it can be read only once
 
@@ -178,6 +184,11 @@ def _run(engine: EngineFactory, jobs: list[_Job], output: str, file_format: str 
                                  f"such as output={str(target.with_suffix('')) + '/'!r}{mix_hint}", "output")
         jobs[0].outputs = [target]
         jobs[0].mix = mix and len(stems) > 1
+    for job in jobs:  # an output its container cannot hold is refused here, before anything is written
+        first = job.outputs[0]
+        name = label(first, output=True) if len(job.outputs) == 1 else f"each stem in {first.parent}/"
+        job.container = plan_container(fmt, subtype, job.channels, job.frames, explicit=file_format is not None,
+                                       name=name)
     _check_writable(jobs)
     return [_separate(job, engine(job.samplerate, job.channels), fmt, subtype, progress) for job in jobs]
 
@@ -187,12 +198,12 @@ def _probe(path: Path, channels: ChannelSelection) -> _Job:
     again unless it is a stream, which cannot be reopened."""
     reader = open_input(path, channels)
     if is_stream(path):
-        return _Job(path, reader.samplerate, reader.channels, channels, reader=reader)
+        return _Job(path, reader.samplerate, reader.channels, channels, reader.frames, reader=reader)
     with reader:
         reader.read(np.empty((4096, reader.channels), np.float32))
         if reader.frames_read == 0 and reader.ended_early:
             raise AudioIOError(f"cannot read {path}: it holds no audio ({reader.ended_early})", "input")
-        return _Job(path, reader.samplerate, reader.channels, channels)
+        return _Job(path, reader.samplerate, reader.channels, channels, reader.frames)
 
 
 def _output_names(inputs: list[Path]) -> list[str]:
@@ -250,7 +261,7 @@ def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str,
     start, before = time.perf_counter(), (sep.stats.nonfinite_samples, sep.stats.nonfinite_outputs)
     try:
         for path in job.outputs:
-            writers.append(AudioWriter(path, job.samplerate, job.channels, fmt, subtype))
+            writers.append(AudioWriter(path, job.samplerate, job.channels, fmt, subtype, job.container))
         report()
         block_in = np.empty((BLOCK_FRAMES, job.channels), np.float32)
         block_out = np.empty((len(sep.stems), BLOCK_FRAMES, job.channels), np.float32)
@@ -278,7 +289,8 @@ def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str,
         latency_samples=sep.latency_samples, latency_seconds=sep.latency_seconds, preset=sep.preset,
         hop=sep.geometry.hop, provider=sep.provider, nonfinite_inputs=sep.stats.nonfinite_samples - before[0],
         nonfinite_outputs=sep.stats.nonfinite_outputs - before[1] + sum(w.nonfinite for w in writers),
-        clipped=sum(w.clipped for w in writers), ended_early=reader.ended_early)
+        clipped=sum(w.clipped for w in writers), ended_early=reader.ended_early,
+        rf64=tuple(w.path for w in writers if w.rf64))
     report(result)
     return result
 
