@@ -1,7 +1,7 @@
 """Live sessions: the microphone (or a file played in real time) separated to the speakers, or inside
 an application's own audio callback.
 
-``LiveSession`` wires the pieces: devices.py picks the sound card, realtime_bridge.py keeps the audio
+``LiveSession`` wires the pieces: devices.py picks the sound card, realtime/ keeps the audio
 callback real-time safe while a worker thread separates, status.py names what it counts. This
 module also owns the non-audio threads that touch files: a reader that feeds a file into the bridge
 ahead of playback, and a writer that saves what was played (``record=``). Both finalize on
@@ -25,16 +25,8 @@ import soxr
 from . import devices
 from .audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
 from .errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
-from .realtime_bridge import (
-    END,
-    FRAMES,
-    INPUT_OVERFLOWS,
-    MISSED,
-    NONFINITE,
-    OUTPUT_UNDERFLOWS,
-    SKIPS,
-    RealtimeBridge,
-)
+from .realtime import RealtimeBridge
+from .realtime.slots import END, FRAMES, INPUT_OVERFLOWS, MISSED, NONFINITE, OUTPUT_UNDERFLOWS, SKIPS
 from .separator import StreamingSeparator
 from .status import Latency, Levels, LiveStats
 from .stems import linear_gains

@@ -36,7 +36,7 @@ class Latency:
     """The delay from the input to the speakers, by component (``samplerate`` is the stream's)."""
 
     separator: int       # samples: StreamingSeparator.latency_samples
-    buffers: int         # samples: the bridge's rings (see realtime_bridge)
+    buffers: int         # samples: the bridge's rings (see realtime/bridge.py)
     device_seconds: float  # PortAudio's reported input + output latency (0 when the app runs its own stream)
     samplerate: int
 

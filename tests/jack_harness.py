@@ -142,7 +142,7 @@ def _process_callback():
     import jack
     from numba import carray, cfunc, types
 
-    from realtime_split.realtime_bridge import _address, _release_fence
+    from realtime_split.realtime.intrinsics import address, release_fence
 
     # numba types a ctypes void * result as an integer, so the buffer comes back as an address
     get_buffer = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_uint32)(
@@ -161,13 +161,13 @@ def _process_callback():
             s[H_PLAYING_FRAMES] = s[H_SIGNAL_FRAMES]
             s[H_PLAY_POS] = 0
             s[H_PLAY_START] = clock
-            _release_fence()
+            release_fence()
             s[H_PLAY_SEEN] = request
         pos = s[H_PLAY_POS]
         length = s[H_PLAYING_FRAMES] if pos >= 0 else 0
-        signal = carray(_address(s[H_PLAYING]), (length, channels), np.float32)
+        signal = carray(address(s[H_PLAYING]), (length, channels), np.float32)
         for c in range(channels):
-            out = carray(_address(get_buffer(_address(s[H_PORTS + c]), nframes)), frames, np.float32)
+            out = carray(address(get_buffer(address(s[H_PORTS + c]), nframes)), frames, np.float32)
             for i in range(frames):
                 out[i] = signal[pos + i, c] if pos >= 0 and pos + i < length else 0.0
         if pos >= 0:
@@ -178,12 +178,12 @@ def _process_callback():
             if n > 0:
                 if done == 0:
                     s[H_RECORD_START] = clock
-                recording = carray(_address(s[H_RECORDING]), (s[H_RECORD_FRAMES], channels), np.float32)
+                recording = carray(address(s[H_RECORDING]), (s[H_RECORD_FRAMES], channels), np.float32)
                 for c in range(channels):
-                    inp = carray(_address(get_buffer(_address(s[H_PORTS + channels + c]), nframes)), frames, np.float32)
+                    inp = carray(address(get_buffer(address(s[H_PORTS + channels + c]), nframes)), frames, np.float32)
                     for i in range(n):
                         recording[done + i, c] = inp[i]
-                _release_fence()
+                release_fence()
                 s[H_RECORDED] = done + n
         s[H_CLOCK] = clock + frames
         return 0
@@ -221,7 +221,7 @@ class Harness:
     def __init__(self, server: JackServer, channels: int = 2, record_seconds: float = 30.0):
         import jack
 
-        from realtime_split.realtime_bridge import resident_zeros
+        from realtime_split.realtime.memory import resident_zeros
 
         process = _process_callback()
         self.channels = channels

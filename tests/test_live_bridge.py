@@ -21,7 +21,8 @@ import onnx_models
 from jack_harness import max_jump
 from realtime_split import StreamingSeparator
 from realtime_split.live import BridgeReadings
-from realtime_split.realtime_bridge import (
+from realtime_split.realtime import RealtimeBridge
+from realtime_split.realtime.slots import (
     INPUT_OVERFLOWS,
     MISSED,
     NONFINITE,
@@ -29,7 +30,6 @@ from realtime_split.realtime_bridge import (
     PA_INPUT_OVERFLOW,
     PA_OUTPUT_UNDERFLOW,
     SKIPS,
-    RealtimeBridge,
 )
 from realtime_split.status import Latency, StatusLine, summary
 

@@ -1,4 +1,4 @@
-"""Connects an audio callback to a StreamingSeparator without ever making the callback wait.
+"""``RealtimeBridge``: connects an audio callback to a StreamingSeparator without ever making the callback wait.
 
 The audio callback (a PortAudio thread) only copies: input into ``in_ring``, mixed stems out of
 ``out_ring``, and optionally what it played into ``rec_ring`` for a file writer. A worker thread
@@ -7,12 +7,8 @@ writes the summed stems into ``out_ring``. The rings are preallocated numpy arra
 monotonically increasing int64 counters, each counter written by exactly one side
 (single-producer/single-consumer).
 
-The callback is not Python: ``stream_callback`` is a numba ``cfunc`` with PortAudio's
-``PaStreamCallback`` signature, handed to PortAudio as a C function pointer (``open_stream``). It
-never touches the interpreter, so it never waits for the GIL that the worker, the status line or
-the writer may hold (a Python callback did, on every block, and that made the JACK process
-thread late: see docs/benchmarks.md). It allocates nothing, takes no locks, logs nothing and does
-no I/O.
+The callback is not Python (realtime/callbacks.py); its kernels are in realtime/kernels.py, the
+slots of the arrays it shares with the threads here in realtime/slots.py.
 
 Timeline (stream-rate samples). Output position ``q`` plays the separated input ``q - buffers``
 (which the separator itself delays by ``latency_samples``), so the whole chain delays by
@@ -44,260 +40,57 @@ never touches the audio thread.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 
 import numpy as np
-from numba import carray, cfunc, njit, types
-from numba.extending import intrinsic
 
-# counters[] slots. "callback" slots are written only by the audio callback (or, for IN_WRITTEN
-# in file playback, only by the reader thread), "worker" slots only by the worker thread.
-FRAMES = 0          # callback: frames played (= frames captured for live input)
-IN_WRITTEN = 1      # callback (live) / reader (file): input samples in in_ring
-PROCESSED = 2       # worker: input samples separated; out_ring holds output up to buffers + PROCESSED
-WET_FROM = 3        # worker: first output position that is separated again after a skip
-END = 4             # worker: output position where file playback ends (-1: live, no end)
-MISSED = 5          # callback: blocks that missed their deadline (played dry, fully or partly)
-INPUT_OVERFLOWS = 6   # callback: PortAudio input overflow flags
-OUTPUT_UNDERFLOWS = 7  # callback: PortAudio output underflow flags
-NONFINITE = 8       # callback/reader: NaN/Inf input samples replaced by 0
-SKIPS = 9           # worker: times the worker skipped ahead after falling max_chunks behind
-REC_WRITTEN = 10    # callback: frames copied into rec_ring
-XRUNS = 11          # callback: blocks PortAudio flagged with any under- or overflow (JACK flags both kinds at once)
-N_COUNTERS = 12
-
-# fstate[] slots (float64): callback-owned mixing state and meters.
-WET = 0             # current weight of the separated signal (1) versus the dry fallback (0)
-DRY_GAIN = 1        # level of the dry fallback
-IN_PEAK = 2         # peak input level since the status thread last reset it
-N_FSTATE = 3
-
-# table[] slots (int64): what the compiled callback gets through PortAudio's userData. numba would
-# freeze global arrays into the compiled code as constants, so the bridge's arrays reach it as
-# addresses and shapes; the bridge keeps the arrays (and the table) alive as long as itself.
-T_IN_RING = 0       # address of in_ring
-T_IN_FRAMES = 1     # its rows
-T_IN_CHANNELS = 2   # its channels (= the stream's input channels)
-T_OUT_RING = 3
-T_OUT_FRAMES = 4
-T_OUT_CHANNELS = 5  # = the stream's output channels (and rec_ring's)
-T_REC_RING = 6      # 0: no recording
-T_REC_FRAMES = 7
-T_COUNTERS = 8
-T_FSTATE = 9
-T_BUFFERS = 10
-T_LATENCY = 11
-T_FADE = 12
-T_CAPTURE = 13      # 1: duplex stream, the callback captures the input; 0: output only (file playback)
-N_TABLE = 14
-
-# PortAudio's PaStreamCallbackFlags and PaStreamCallbackResult (portaudio.h)
-PA_INPUT_UNDERFLOW = 0x1
-PA_INPUT_OVERFLOW = 0x2
-PA_OUTPUT_UNDERFLOW = 0x4
-PA_OUTPUT_OVERFLOW = 0x8
-PA_CONTINUE = 0
+from .callbacks import stream_callback
+from .kernels import mix_stems, read_ring, write_ring
+from .memory import resident_zeros
+from .priority import raise_priority
+from .slots import (
+    DRY_GAIN,
+    END,
+    FRAMES,
+    IN_PEAK,
+    IN_WRITTEN,
+    N_COUNTERS,
+    N_FSTATE,
+    N_TABLE,
+    PA_INPUT_OVERFLOW,
+    PA_INPUT_UNDERFLOW,
+    PA_OUTPUT_OVERFLOW,
+    PA_OUTPUT_UNDERFLOW,
+    PROCESSED,
+    REC_WRITTEN,
+    SKIPS,
+    T_BUFFERS,
+    T_CAPTURE,
+    T_COUNTERS,
+    T_FADE,
+    T_FSTATE,
+    T_IN_CHANNELS,
+    T_IN_FRAMES,
+    T_IN_RING,
+    T_LATENCY,
+    T_OUT_CHANNELS,
+    T_OUT_FRAMES,
+    T_OUT_RING,
+    T_REC_FRAMES,
+    T_REC_RING,
+    WET,
+    WET_FROM,
+    XRUNS,
+)
 
 LOAD_BIN = 0.005    # load histogram resolution (0.5 % of the chunk's real-time budget)
 LOAD_BINS = 2000    # up to 10x real time; slower chunks land in the last bin
 
 
-# Kernels the audio callback runs use error_model="numpy": a division or modulo by zero gives
-# inf/0 instead of a Python exception, so no path in the callback needs the interpreter.
-@njit(cache=True, nogil=True, error_model="numpy")
-def _source(ring, pos, c, in_ch, out_ch):
-    """Sample of output channel ``c`` from a ring frame with ``in_ch`` channels (mono<->stereo)."""
-    if in_ch == out_ch:
-        return ring[pos, c]
-    if in_ch == 1:
-        return ring[pos, 0]
-    return 0.5 * (ring[pos, 0] + ring[pos, 1])
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def write_ring(ring, block, start, counters, fstate):
-    """Copy ``block`` into ``ring`` at stream position ``start``, zeroing and counting NaN/Inf,
-    tracking the input peak. The caller publishes the new write counter afterwards."""
-    size = ring.shape[0]
-    peak = fstate[IN_PEAK]
-    bad = 0
-    for i in range(block.shape[0]):
-        j = (start + i) % size
-        for c in range(block.shape[1]):
-            x = block[i, c]
-            if not np.isfinite(x):
-                x = 0.0
-                bad += 1
-            ring[j, c] = x
-            a = abs(x)
-            if a > peak:
-                peak = a
-    fstate[IN_PEAK] = peak
-    counters[NONFINITE] += bad
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def store_ring(ring, block, start):
-    """Copy ``block`` into ``ring`` at stream position ``start`` as it is."""
-    size = ring.shape[0]
-    for i in range(block.shape[0]):
-        j = (start + i) % size
-        for c in range(block.shape[1]):
-            ring[j, c] = block[i, c]
-
-
-@njit(cache=True, nogil=True)
-def read_ring(ring, start, out):
-    """Copy ``len(out)`` frames from ``ring`` starting at stream position ``start`` into ``out``."""
-    size = ring.shape[0]
-    for i in range(out.shape[0]):
-        j = (start + i) % size
-        for c in range(out.shape[1]):
-            out[i, c] = ring[j, c]
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def render(outdata, start, in_ring, out_ring, counters, fstate, buffers, latency, fade):
-    """Fill ``outdata`` for output positions ``[start, start + frames)``: separated output when the
-    worker delivered it (with ``fade`` samples of margin), else the dry input delayed identically,
-    crossfading linearly between the two. Counts the block as missed when it is not fully separated."""
-    frames = outdata.shape[0]
-    out_ch = outdata.shape[1]
-    in_ch = in_ring.shape[1]
-    in_size = in_ring.shape[0]
-    out_size = out_ring.shape[0]
-    written = buffers + counters[PROCESSED]
-    end = counters[END]
-    need = start + frames + fade
-    if end >= 0 and need > end:
-        need = end
-    ok = written >= need and start >= counters[WET_FROM]
-    if not ok and (end < 0 or start < end):
-        counters[MISSED] += 1
-    w = fstate[WET]
-    dry_gain = fstate[DRY_GAIN]
-    step = 1.0 / fade
-    for i in range(frames):
-        q = start + i
-        if ok:
-            w = min(1.0, w + step)
-        else:
-            w = max(0.0, w - step)
-        d = q - buffers - latency  # input position heard at q
-        for c in range(out_ch):
-            if end >= 0 and q >= end:
-                outdata[i, c] = 0.0
-                continue
-            dry = dry_gain * _source(in_ring, d % in_size, c, in_ch, out_ch) if d >= 0 else 0.0
-            if w > 0.0:
-                outdata[i, c] = w * out_ring[q % out_size, c] + (1.0 - w) * dry
-            else:
-                outdata[i, c] = dry
-    fstate[WET] = w
-
-
-@njit(cache=True, nogil=True)
-def mix_stems(stems, out_ring, start, peaks):
-    """Sum separated ``stems`` (n_stems, n, ch) into ``out_ring`` at output position ``start``,
-    mapping channels, and raise each stem's running peak."""
-    size = out_ring.shape[0]
-    n_stems, n, in_ch = stems.shape
-    out_ch = out_ring.shape[1]
-    for s in range(n_stems):
-        peak = peaks[s]
-        for i in range(n):
-            for c in range(in_ch):
-                a = abs(stems[s, i, c])
-                if a > peak:
-                    peak = a
-        peaks[s] = peak
-    for i in range(n):
-        j = (start + i) % size
-        for c in range(out_ch):
-            acc = 0.0
-            for s in range(n_stems):
-                acc += _source(stems[s], i, c, in_ch, out_ch)
-            out_ring[j, c] = acc
-
-
-@intrinsic
-def _address(typingctx, value):
-    """The int64 ``value`` (an address from the table) as a ``void *`` that ``carray`` accepts."""
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
-    return types.voidptr(types.int64), codegen
-
-
-@intrinsic
-def _release_fence(typingctx):
-    """Memory writes before it become visible before stores after it: ring data before the counters
-    that publish it, whatever the compiler or the CPU would reorder."""
-    def codegen(context, builder, signature, args):
-        builder.fence("release")
-        return context.get_dummy_value()
-    return types.none(), codegen
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _count_status(flags, counters):
-    if flags & PA_INPUT_OVERFLOW:
-        counters[INPUT_OVERFLOWS] += 1
-    if flags & PA_OUTPUT_UNDERFLOW:
-        counters[OUTPUT_UNDERFLOWS] += 1
-    if flags & (PA_INPUT_UNDERFLOW | PA_INPUT_OVERFLOW | PA_OUTPUT_UNDERFLOW | PA_OUTPUT_OVERFLOW):
-        counters[XRUNS] += 1
-
-
-PA_STREAM_CALLBACK = types.intc(types.voidptr, types.voidptr, types.ulong, types.voidptr, types.ulong, types.voidptr)
-
-
-@cfunc(PA_STREAM_CALLBACK, cache=True, error_model="numpy")
-def stream_callback(input_, output, frame_count, time_info, status_flags, user_data):
-    """PortAudio's ``PaStreamCallback`` (float32 interleaved buffers; ``user_data``: the bridge's
-    table): capture into ``in_ring`` (duplex), render from ``out_ring``, copy what it played into
-    ``rec_ring``, then publish the counters. Compiled C: no GIL, no allocation (``carray`` only
-    wraps existing memory), and ``error_model="numpy"`` leaves no Python exception to raise."""
-    t = carray(user_data, N_TABLE, np.int64)
-    frames = np.int64(frame_count)
-    counters = carray(_address(t[T_COUNTERS]), N_COUNTERS, np.int64)
-    fstate = carray(_address(t[T_FSTATE]), N_FSTATE, np.float64)
-    in_ring = carray(_address(t[T_IN_RING]), (t[T_IN_FRAMES], t[T_IN_CHANNELS]), np.float32)
-    out_ring = carray(_address(t[T_OUT_RING]), (t[T_OUT_FRAMES], t[T_OUT_CHANNELS]), np.float32)
-    outdata = carray(output, (frames, t[T_OUT_CHANNELS]), np.float32)
-    _count_status(np.int64(status_flags), counters)
-    start = counters[FRAMES]
-    if t[T_CAPTURE] != 0:
-        write_ring(in_ring, carray(input_, (frames, t[T_IN_CHANNELS]), np.float32), start, counters, fstate)
-    render(outdata, start, in_ring, out_ring, counters, fstate, t[T_BUFFERS], t[T_LATENCY], t[T_FADE])
-    if t[T_REC_RING] != 0:
-        rec_ring = carray(_address(t[T_REC_RING]), (t[T_REC_FRAMES], t[T_OUT_CHANNELS]), np.float32)
-        store_ring(rec_ring, outdata, counters[REC_WRITTEN])
-    _release_fence()
-    if t[T_CAPTURE] != 0:
-        counters[IN_WRITTEN] = start + frames
-    if t[T_REC_RING] != 0:
-        counters[REC_WRITTEN] += frames
-    counters[FRAMES] = start + frames
-    return PA_CONTINUE
-
-
-def resident_zeros(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
-    """Zeros whose memory pages are already mapped, for buffers an audio callback writes.
-
-    ``np.zeros`` maps pages lazily, so the callback's first write to each page would
-    page-fault into the kernel; numpy also asks for 2 MB transparent huge pages on big
-    arrays, and zeroing one of those on the audio thread costs an xrun. Writing every
-    page once here moves those faults to setup time.
-    """
-    array = np.zeros(shape, dtype)
-    array.fill(0)
-    return array
-
-
 def _ring_size(frames: int) -> int:
     return 1 << max(12, math.ceil(math.log2(max(frames, 1))))
+
 
 
 class RealtimeBridge:
@@ -472,7 +265,7 @@ class RealtimeBridge:
 
     def _work(self) -> None:
         try:
-            self.realtime_priority = _raise_priority()
+            self.realtime_priority = raise_priority()
             poll = max(0.0002, 0.25 * min(self.blocksize, self.chunk) / self.samplerate)
             while self._running:
                 if not self.step():
@@ -570,22 +363,6 @@ class RealtimeBridge:
         """Blocks PortAudio flagged as an under- or overflow."""
         return int(self.counters[XRUNS])
 
-
-def _raise_priority() -> bool:
-    """Put the calling (worker) thread in the lowest real-time class where the system allows it
-    (root, or an rtprio limit as audio users have): above every ordinary process, still below the
-    audio threads of PortAudio and JACK. On a loaded machine this is what keeps inference on time
-    (measured: p99 of one run 5 ms instead of 13-67 ms next to a CPU hog). Not on a single CPU,
-    where an overloaded worker would starve everything else; there, and where it is not allowed,
-    the worker keeps normal scheduling."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if cpus < 2:
-        return False
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-    except (AttributeError, OSError):
-        return False
-    return True
 
 
 def _check_block(block: np.ndarray, frames: int, channels: int) -> None:
