@@ -21,6 +21,8 @@ from functools import cache
 import numpy as np
 import soxr
 
+from .rings import ring
+
 QUALITIES = ("LQ", "MQ", "HQ", "VHQ")  # soxr recipes; lower ones have shorter filters, hence less delay
 DEFAULT_QUALITY = "HQ"
 MEASURE_SECONDS = 0.25  # soxr's hold-back pattern repeats within this (checked up to 5 s: < 0.5 sample more)
@@ -78,7 +80,8 @@ class Resampler:
         self.underruns = 0  # frames the FIFO lacked; stays 0 unless the hold-back bound is wrong
         width = out_stems * out_channels
         self._staging = np.zeros((0, width), np.float32)
-        self._fifo = np.zeros((1 << (self.prefill + 4096).bit_length(), width), np.float32)
+        # The FIFO is a ring (rings.py) holding positions [_read, _written) of the caller-rate stems.
+        self._fifo = ring(self.prefill + 4096, width)
         self.reset()
 
     def reset(self) -> None:
@@ -87,7 +90,7 @@ class Resampler:
             self.model_rate, self.caller_rate, self.out_stems * self.out_channels, "float32", self.quality)
         self._fifo[:] = 0.0
         self._read = 0
-        self._level = self.prefill
+        self._written = self.prefill  # the prefill: zeros that were never written
 
     def to_model(self, frames: np.ndarray) -> np.ndarray:
         """Caller-rate frames ``[n, channels]`` (finite float32) -> whatever model-rate frames are ready."""
@@ -106,34 +109,46 @@ class Resampler:
 
     def _queue(self, frames: np.ndarray) -> None:
         k = len(frames)
-        if self._level + k > len(self._fifo):
-            self._grow(self._level + k)
-        start = (self._read + self._level) % len(self._fifo)
-        first = min(k, len(self._fifo) - start)
-        self._fifo[start:start + first] = frames[:first]
-        self._fifo[:k - first] = frames[first:]
-        self._level += k
+        if self._written + k - self._read > len(self._fifo):
+            self._grow(self._written + k - self._read)
+        _store(self._fifo, self._written, frames)
+        self._written += k
 
     def _grow(self, needed: int) -> None:
-        fifo = np.zeros((1 << (needed - 1).bit_length(), self._fifo.shape[1]), np.float32)
-        for i, chunk in enumerate(self._chunks(self._level)):
-            offset = 0 if i == 0 else len(self._fifo) - self._read
-            fifo[offset:offset + len(chunk)] = chunk
-        self._fifo, self._read = fifo, 0
+        fifo = ring(needed, self._fifo.shape[1])
+        position = self._read
+        for part in self._take(self._read, self._written - self._read):
+            _store(fifo, position, part)
+            position += len(part)
+        self._fifo = fifo
 
-    def _chunks(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        first = min(n, len(self._fifo) - self._read)
-        return self._fifo[self._read:self._read + first], self._fifo[:n - first]
+    def _take(self, position: int, n: int) -> list[np.ndarray]:
+        """Views of positions ``[position, position + n)``: one, or two where they wrap around the ring."""
+        return [self._fifo[start:stop] for start, stop in _rows(len(self._fifo), position, n)]
 
     def pull(self, out: np.ndarray, offset: int, n: int) -> None:
         """Write the next ``n`` caller-rate frames into ``out[:, offset:offset + n]``."""
-        available = min(n, self._level)
+        available = min(n, self._written - self._read)
         self.underruns += n - available
         done = offset
-        for chunk in self._chunks(available):
+        for chunk in self._take(self._read, available):
             k = len(chunk)
             out[:, done:done + k] = chunk.reshape(k, self.out_stems, self.out_channels).transpose(1, 0, 2)
             done += k
         out[:, done:offset + n] = 0.0
-        self._read = (self._read + available) % len(self._fifo)
-        self._level -= available
+        self._read += available
+
+
+def _rows(size: int, position: int, n: int) -> list[tuple[int, int]]:
+    """The row ranges of a ring of ``size`` rows that hold positions ``[position, position + n)``."""
+    first = position & (size - 1)
+    if first + n <= size:
+        return [(first, first + n)]
+    return [(first, size), (0, first + n - size)]
+
+
+def _store(fifo: np.ndarray, position: int, frames: np.ndarray) -> None:
+    done = 0
+    for start, stop in _rows(len(fifo), position, len(frames)):
+        fifo[start:stop] = frames[done:done + stop - start]
+        done += stop - start

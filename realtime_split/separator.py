@@ -27,6 +27,7 @@ from .errors import ParameterError, UserError
 from .inference import BatchRunner, load_model, make_runner
 from .model_format import Geometry, ModelInfo
 from .resampling import DEFAULT_QUALITY, QUALITIES, Resampler
+from .rings import ring
 from .stems import linear_gains, parse_gains, parse_stems, stem_sources
 
 
@@ -58,8 +59,8 @@ class _ModelRateStream:
         self.fade_in, self.fade_out = ola.crossfade_pair(g.crossfade)
         longest_segment = max_batch * g.hop
         # The input ring also serves as the delay line for the mix (accompaniment = mix - vocals).
-        self.input_ring = np.zeros((2, ola.ring_size(g.window + delay + longest_segment)), np.float32)
-        self.accumulator = np.zeros((n_model_stems, 2, ola.ring_size(delay + longest_segment + 1)), np.float32)
+        self.input_ring = ring(g.window + delay + longest_segment, 2)
+        self.accumulator = ring(delay + longest_segment + 1, n_model_stems, 2)
         self.position = 0  # input frames consumed so far
 
     def reset(self) -> None:

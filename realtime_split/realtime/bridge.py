@@ -45,6 +45,7 @@ import time
 
 import numpy as np
 
+from ..rings import ring_size
 from .callbacks import stream_callback
 from .kernels import mix_stems, read_ring, write_ring
 from .memory import resident_zeros
@@ -88,8 +89,7 @@ LOAD_BIN = 0.005    # load histogram resolution (0.5 % of the chunk's real-time 
 LOAD_BINS = 2000    # up to 10x real time; slower chunks land in the last bin
 
 
-def _ring_size(frames: int) -> int:
-    return 1 << max(12, math.ceil(math.log2(max(frames, 1))))
+MIN_RING = 4096  # frames: the smallest ring the bridge makes
 
 
 
@@ -123,10 +123,10 @@ class RealtimeBridge:
         self.max_chunks = max_chunks
         span = self.buffers + self.latency + self.blocksize + self.chunk * max_chunks + self.fade
         # File playback reads ahead; half a second keeps it robust against a slow disk or a busy CPU.
-        size = _ring_size(max(4 * span, self.samplerate if live_input else self.samplerate // 2 + span))
+        size = ring_size(max(MIN_RING, 4 * span, self.samplerate if live_input else self.samplerate // 2 + span))
         self.in_ring = resident_zeros((size, self.in_channels))
         self.out_ring = resident_zeros((size, self.out_channels))
-        self.rec_ring = resident_zeros((_ring_size(4 * self.samplerate), self.out_channels)) if record else None
+        self.rec_ring = resident_zeros((ring_size(4 * self.samplerate), self.out_channels)) if record else None
         self.counters = np.zeros(N_COUNTERS, np.int64)
         self.counters[END] = -1
         self.fstate = np.zeros(N_FSTATE, np.float64)
@@ -216,7 +216,7 @@ class RealtimeBridge:
             self._rec_read = oldest_safe
         start = self._rec_read
         while self._rec_read < end:
-            j = self._rec_read % size
+            j = self._rec_read & (size - 1)
             n = min(end - self._rec_read, size - j)
             write(ring[j:j + n])
             self._rec_read += n

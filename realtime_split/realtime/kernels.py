@@ -2,7 +2,8 @@
 
 Kernels the audio callback runs use ``error_model="numpy"``: a division or modulo by zero gives
 inf/0 instead of a Python exception, so no path in the callback needs the interpreter. All of them
-release the GIL and write only into arrays their caller preallocated.
+release the GIL and write only into arrays their caller preallocated. Rings follow rings.py: time
+first, power-of-two rows, absolute positions masked to a row.
 """
 
 import numpy as np
@@ -41,11 +42,11 @@ def _source(ring, pos, c, in_ch, out_ch):
 def write_ring(ring, block, start, counters, fstate):
     """Copy ``block`` into ``ring`` at stream position ``start``, zeroing and counting NaN/Inf,
     tracking the input peak. The caller publishes the new write counter afterwards."""
-    size = ring.shape[0]
+    mask = ring.shape[0] - 1
     peak = fstate[IN_PEAK]
     bad = 0
     for i in range(block.shape[0]):
-        j = (start + i) % size
+        j = (start + i) & mask
         for c in range(block.shape[1]):
             x = block[i, c]
             if not np.isfinite(x):
@@ -62,9 +63,9 @@ def write_ring(ring, block, start, counters, fstate):
 @njit(cache=True, nogil=True, error_model="numpy")
 def store_ring(ring, block, start):
     """Copy ``block`` into ``ring`` at stream position ``start`` as it is."""
-    size = ring.shape[0]
+    mask = ring.shape[0] - 1
     for i in range(block.shape[0]):
-        j = (start + i) % size
+        j = (start + i) & mask
         for c in range(block.shape[1]):
             ring[j, c] = block[i, c]
 
@@ -72,9 +73,9 @@ def store_ring(ring, block, start):
 @njit(cache=True, nogil=True)
 def read_ring(ring, start, out):
     """Copy ``len(out)`` frames from ``ring`` starting at stream position ``start`` into ``out``."""
-    size = ring.shape[0]
+    mask = ring.shape[0] - 1
     for i in range(out.shape[0]):
-        j = (start + i) % size
+        j = (start + i) & mask
         for c in range(out.shape[1]):
             out[i, c] = ring[j, c]
 
@@ -87,8 +88,8 @@ def render(outdata, start, in_ring, out_ring, counters, fstate, buffers, latency
     frames = outdata.shape[0]
     out_ch = outdata.shape[1]
     in_ch = in_ring.shape[1]
-    in_size = in_ring.shape[0]
-    out_size = out_ring.shape[0]
+    in_mask = in_ring.shape[0] - 1
+    out_mask = out_ring.shape[0] - 1
     written = buffers + counters[PROCESSED]
     end = counters[END]
     need = start + frames + fade
@@ -111,9 +112,9 @@ def render(outdata, start, in_ring, out_ring, counters, fstate, buffers, latency
             if end >= 0 and q >= end:
                 outdata[i, c] = 0.0
                 continue
-            dry = dry_gain * _source(in_ring, d % in_size, c, in_ch, out_ch) if d >= 0 else 0.0
+            dry = dry_gain * _source(in_ring, d & in_mask, c, in_ch, out_ch) if d >= 0 else 0.0
             if w > 0.0:
-                outdata[i, c] = w * out_ring[q % out_size, c] + (1.0 - w) * dry
+                outdata[i, c] = w * out_ring[q & out_mask, c] + (1.0 - w) * dry
             else:
                 outdata[i, c] = dry
     fstate[WET] = w
@@ -123,7 +124,7 @@ def render(outdata, start, in_ring, out_ring, counters, fstate, buffers, latency
 def mix_stems(stems, out_ring, start, peaks):
     """Sum separated ``stems`` (n_stems, n, ch) into ``out_ring`` at output position ``start``,
     mapping channels, and raise each stem's running peak."""
-    size = out_ring.shape[0]
+    mask = out_ring.shape[0] - 1
     n_stems, n, in_ch = stems.shape
     out_ch = out_ring.shape[1]
     for s in range(n_stems):
@@ -135,7 +136,7 @@ def mix_stems(stems, out_ring, start, peaks):
                     peak = a
         peaks[s] = peak
     for i in range(n):
-        j = (start + i) % size
+        j = (start + i) & mask
         for c in range(out_ch):
             acc = 0.0
             for s in range(n_stems):
