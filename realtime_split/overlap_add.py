@@ -107,14 +107,15 @@ def overlap_add(outputs, count, keep_start, keep_length, fade_in, fade_out, acc,
 
 
 @njit(cache=True, nogil=True)
-def read_output(acc, mix_ring, position, n, sources, gains, out, out_offset):
+def read_output(acc, mix_ring, position, n, sources, gains, out, out_offset, clear=True):
     """Move ``n`` finished frames starting at stream ``position`` from the accumulator into ``out``.
 
     ``out`` is ``[output stems, frames, channels]`` and receives frames at ``out_offset``. Output stem
     ``o`` is model stem ``sources[o]`` or, when ``sources[o] < 0``, the delayed mix from ``mix_ring``
     minus model stem ``-1 - sources[o]`` (accompaniment = mix - vocals); then times ``gains[o]``.
     One output channel means the mean of left and right. Positions before the stream start read as
-    silence. Read slots of every model stem are cleared for the next pass around the ring.
+    silence. Read slots of every model stem are cleared for the next pass around the ring, unless
+    ``clear`` is False (a look at final frames ahead of the input, which a later read takes again).
     """
     mask = acc.shape[0] - 1
     mix_mask = mix_ring.shape[0] - 1
@@ -140,9 +141,10 @@ def read_output(acc, mix_ring, position, n, sources, gains, out, out_offset):
             else:
                 out[o, out_offset + i, 0] = left * g
                 out[o, out_offset + i, 1] = right * g
-        for s in range(acc.shape[1]):
-            acc[slot, s, 0] = 0.0
-            acc[slot, s, 1] = 0.0
+        if clear:
+            for s in range(acc.shape[1]):
+                acc[slot, s, 0] = 0.0
+                acc[slot, s, 1] = 0.0
 
 
 def warm_up() -> None:
@@ -162,5 +164,6 @@ def warm_up() -> None:
     acc = np.zeros((8, 1, 2), f32)
     overlap_add(outputs, 2, 1, 2, fade_in, fade_out, acc, np.int64(0), 1)
     sources, gains = np.zeros(1, np.int64), np.ones(1, f32)
-    read_output(acc, ring, np.int64(0), 2, sources, gains, np.zeros((1, 2, 1), f32), 0)
-    read_output(acc, ring, np.int64(0), 2, sources, gains, np.zeros((1, 2, 2), f32), 0)
+    for clear in (True, False):
+        read_output(acc, ring, np.int64(0), 2, sources, gains, np.zeros((1, 2, 1), f32), 0, clear)
+        read_output(acc, ring, np.int64(0), 2, sources, gains, np.zeros((1, 2, 2), f32), 0, clear)
