@@ -23,6 +23,7 @@ from realtime_split import StreamingSeparator
 from realtime_split.live import BridgeReadings
 from realtime_split.realtime import RealtimeBridge
 from realtime_split.realtime.slots import (
+    IN_WRITTEN,
     INPUT_OVERFLOWS,
     MISSED,
     NONFINITE,
@@ -72,10 +73,22 @@ def test_output_is_the_separation_delayed_by_separator_latency_plus_buffers(scal
     bridge = bridge_for(scaled_model)
     x = sine(1.0)
     out = run_live(bridge, x)
-    # buffers = ceil(chunk / blocksize) * blocksize + chunk - gcd(blocksize, chunk) + fade = 256 + 256 - 256 + 66
+    # The hop (256) is the block: the worker's budget of two blocks (8 ms) costs one block, then the fade.
+    assert bridge.budget_blocks == 2
     assert bridge.buffers == F + bridge.fade
     d = bridge.latency + bridge.buffers
     np.testing.assert_allclose(out, 0.5 * delayed(x, d, len(out)), atol=1e-6)
+    assert bridge.counters[MISSED] == 0
+
+
+def test_a_worker_within_one_block_adds_nothing_to_the_separators_latency(scaled_model):
+    """The hop's run finishes the output for the hop after its boundary too: with a budget of one block the
+    bridge adds only the fade."""
+    bridge = bridge_for(scaled_model, inference_budget=0.001)
+    assert bridge.budget_blocks == 1 and bridge.buffers == bridge.fade
+    x = sine(0.5)
+    out = run_live(bridge, x)
+    np.testing.assert_allclose(out, 0.5 * delayed(x, bridge.delay, len(out)), atol=1e-6)
     assert bridge.counters[MISSED] == 0
 
 
@@ -98,27 +111,44 @@ def test_late_inference_plays_the_dry_mix_with_the_same_delay_and_no_click(scale
     np.testing.assert_allclose(out[tail], 0.5 * ref[tail], atol=1e-6)
 
 
-@pytest.mark.parametrize("blocksize", [128, 100])
-def test_the_worker_may_take_a_whole_hop_per_chunk_and_not_a_block_more(scaled_model, blocksize):
-    """The buffers give inference ceil(hop / blocksize) block periods per chunk: a worker that needs
-    exactly that long never misses (a load under 100 % of the hop budget is enough); one block
-    slower and it does, so the buffers are no larger than that guarantee needs."""
-    x = sine(0.5)
-    for extra, misses in ((0, False), (blocksize, True)):
-        bridge = bridge_for(scaled_model, blocksize=blocksize, max_chunks=1)
-        chunk, callback = bridge.chunk, bridge.duplex_callback()
-        takes = -(-chunk // blocksize) * blocksize + extra  # the worker's time per chunk
+@pytest.mark.parametrize("blocksize, rate", [(128, RATE), (100, RATE), (256, 48000), (128, 48000)])
+def test_the_worker_may_take_its_budget_of_blocks_and_not_a_block_more(tmp_path, scaled_model, blocksize, rate):
+    """The buffers give the worker ``budget_blocks`` block periods for each callback's input: a worker that
+    always takes exactly that long never misses; one block slower and it does, so the buffers are no larger
+    than that guarantee needs (also at 48 kHz, where the hop's boundaries fall inside blocks)."""
+    t = np.arange(int(0.6 * rate)) / rate
+    x = np.repeat((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None], 2, axis=1)
+    for extra, misses in ((0, False), (1, True)):
+        sep = StreamingSeparator(scaled_model, stems="vocals", sample_rate=rate)
+        bridge = RealtimeBridge(sep, rate, blocksize, 2, live_input=True, max_chunks=64)
+        callback, takes = bridge.duplex_callback(), bridge.budget_blocks + extra
         out = np.zeros_like(x[:len(x) // blocksize * blocksize])
-        k = 0  # next chunk the worker delivers
         for j in range(len(out) // blocksize):
-            now = (j + 1) * blocksize  # this callback runs once its input block is complete
-            # chunk k was complete when the callback holding its last sample ran; it is done `takes` later
-            while -(-(k + 1) * chunk // blocksize) * blocksize + takes <= now:
-                assert bridge.step()
-                k += 1
+            # Before callback j the worker has finished the input of callbacks up to j - takes.
+            arrived = int(bridge.counters[IN_WRITTEN])
+            bridge.counters[IN_WRITTEN] = min(arrived, max(0, j - takes + 1) * blocksize)
+            while bridge.step():
+                pass
+            bridge.counters[IN_WRITTEN] = arrived
             block = slice(j * blocksize, (j + 1) * blocksize)
             callback(x[block], out[block], blocksize, None, None)
-        assert (bridge.counters[MISSED] > 0) == misses
+        assert (bridge.counters[MISSED] > 0) == misses, (extra, bridge.counters[MISSED])
+        assert bridge.counters[SKIPS] == 0
+
+
+@pytest.mark.parametrize("blocksize, budget, buffers", [
+    (256, 2, 256 + 44),             # hop = block: (budget - 1) blocks and the fade
+    (128, 3, 2 * 128 + 44),         # the hop is two blocks
+    (1024, 1, 1024 - 256 + 44),     # four hops per block: the block's last hop is needed one block later
+    (100, 4, 144 + 252 + 44),       # 100 and 256 share only 4: some hops end 4 samples into a block
+])
+def test_buffers_follow_the_worker_budget_and_where_hops_end_in_blocks(scaled_model, blocksize, budget, buffers):
+    bridge = bridge_for(scaled_model, blocksize=blocksize)
+    assert (bridge.budget_blocks, bridge.buffers) == (budget, buffers)
+    x = sine(0.5)
+    out = run_live(bridge, x)
+    assert bridge.counters[MISSED] == 0
+    np.testing.assert_allclose(out, 0.5 * delayed(x, bridge.delay, len(out)), atol=1e-6)
 
 
 def test_a_short_stall_is_caught_up_without_restarting_the_separator(scaled_model):
@@ -224,17 +254,6 @@ def test_file_playback_plays_every_input_sample_separated_then_ends(scaled_model
     np.testing.assert_allclose(out[sep.latency_samples:sep.latency_samples + len(x)], 0.5 * x, atol=1e-6)
     assert not out[sep.latency_samples + len(x):].any()
     assert bridge.counters[MISSED] == 0
-
-
-@pytest.mark.parametrize("blocksize, buffers", [(100, 300 + 256 - 4 + 66), (1024, 1024 + 256 - 256 + 66)])
-def test_buffers_cover_any_blocksize_against_the_hop(scaled_model, blocksize, buffers):
-    bridge = bridge_for(scaled_model, blocksize=blocksize)
-    assert bridge.buffers == buffers
-    x = sine(0.5)
-    out = run_live(bridge, x)
-    assert bridge.counters[MISSED] == 0
-    d = bridge.latency + bridge.buffers
-    np.testing.assert_allclose(out, 0.5 * delayed(x, d, len(out)), atol=1e-6)
 
 
 def test_status_line_redraws_one_line_with_meters_latency_load_and_counters(scaled_model):

@@ -1,40 +1,53 @@
 """``RealtimeBridge``: connects an audio callback to a StreamingSeparator without ever making the callback wait.
 
-The audio callback (a PortAudio thread) only copies: input into ``in_ring``, mixed stems out of
-``out_ring``, and optionally what it played into ``rec_ring`` for a file writer. A worker thread
-runs ``StreamingSeparator.process`` on ``chunk``-sized pieces (one hop at the stream rate) and
-writes the summed stems into ``out_ring``. The rings are preallocated numpy arrays indexed by
-monotonically increasing int64 counters, each counter written by exactly one side
-(single-producer/single-consumer).
+The audio callback (PortAudio's or JACK's thread) only copies: input into ``in_ring``, separated
+output out of ``out_ring``, and optionally what it played into ``rec_ring`` for a file writer. A
+worker thread feeds the input to ``StreamingSeparator.process`` as it arrives and writes the stems
+(summed, or one output per stem for JACK's stem ports) into ``out_ring``. The rings are
+preallocated and follow rings.py; their positions are published through int64 counters, each
+written by exactly one side (single-producer/single-consumer). The callback is not Python
+(realtime/callbacks.py); its kernels are in realtime/kernels.py, the slots of the arrays it shares
+with the threads here in realtime/slots.py.
 
-The callback is not Python (realtime/callbacks.py); its kernels are in realtime/kernels.py, the
-slots of the arrays it shares with the threads here in realtime/slots.py.
+The delay (stream-rate samples). Output position ``q`` plays the separated input ``q - buffers``,
+which the separator itself delays by ``latency_samples``, so the chain delays by
+``separator.latency_samples + buffers``. ``buffers`` follows from the worker's time budget:
 
-Timeline (stream-rate samples). Output position ``q`` plays the separated input ``q - buffers``
-(which the separator itself delays by ``latency_samples``), so the whole chain delays by
-``separator.latency_samples + buffers`` where, for live input,
+- The separator runs its model once per hop on the input up to a hop boundary, and that run
+  finishes the output for the hop *after* the boundary as well (``StreamingSeparator.ready_after``):
+  output that ``process`` returns only as the following input arrives is final as soon as the
+  boundary's input is in. The worker writes it into ``out_ring`` at once (``ahead``).
+- So with blocks aligned to the hop, the block that completes a hop's input arrives one period
+  before the first block that plays output needing that hop's run: a worker that finishes within one
+  period adds nothing to the separator's own latency. Each further period of budget adds a period.
+- ``budget_blocks`` (``W``) is how many periods the worker may take for the input of one callback;
+  ``buffers`` is then the smallest delay at which every block's output is final ``W`` callbacks after
+  the input it needs arrived, plus ``fade``:
 
-    buffers = ceil(chunk / blocksize) * blocksize + chunk - gcd(blocksize, chunk) + fade
+      buffers = max over blocks j of ((j + W) * blocksize + fade - ready_after(j * blocksize))
 
-A chunk is complete up to ``blocksize - gcd`` samples after a block boundary, and the worker then
-gets ``ceil(chunk / blocksize)`` whole block periods, at least one hop of real time, to separate
-it: an inference load below 100 % of the hop budget meets every deadline. ``fade`` more samples
-guarantee that when the worker is late, the separated samples for a full fade-out are already
-there. File playback has ``buffers = 0``: its worker runs ahead of the callback instead.
+  which is ``(W - 1) * blocksize + fade`` when the hop is a multiple of the block (44.1 kHz), and up to
+  a block more when the hop's boundaries fall inside blocks (48 kHz: the model's hop is not a whole
+  number of device samples, so some hops complete just after a block began and wait for its end).
+  ``fade`` more samples guarantee that when the worker is late, the separated samples for a full
+  fade-out are already there. The default budget is ``INFERENCE_BUDGET`` seconds rounded up to whole
+  blocks (docs/architecture.md has the figures).
 
-A missed deadline (the worker has not delivered the samples this block needs) never blocks:
-the callback fades, over ``fade`` samples, to the dry input read from ``in_ring`` with the same
-delay (the input ring doubles as the dry delay line), and fades back once the worker has
-caught up. A worker that falls further behind than one batched call can absorb (``max_chunks``
-chunks) skips to the present (``sep.reset()``), and the output stays dry until the separator has
-warmed up again. Every missed block, xrun and skip is counted in ``counters``; the status thread
-reads them. Counters are plain int64 stores, published after the data they cover (the compiled
-callback puts a release fence in between; the readers rely on x86 keeping loads in order).
+File playback has ``buffers = 0``: its worker runs ahead of the callback instead.
 
-Waking the worker: it polls with a short sleep rather than waiting on a ``threading.Event``,
-because ``Event.set()`` is Python and takes the event's internal lock, neither of which belongs
-on the audio thread; a sleep of a quarter block costs a few hundred wake-ups per second and
-never touches the audio thread.
+A missed deadline (the worker has not delivered the samples this block needs) never blocks: the
+callback fades, over ``fade`` samples, to the dry input read from ``in_ring`` with the same delay (the
+input ring doubles as the dry delay line) at each output's ``dry_gains`` level, and fades back once
+the worker has caught up. A worker that falls further behind than one batched call can absorb
+(``max_chunks`` hops) skips to the present (``sep.reset()``), and the output stays dry until the
+separator has warmed up again. Every missed block, xrun and skip is counted in ``counters``; the
+status thread reads them. Counters are plain int64 stores, published after the data they cover (the
+compiled callback puts a release fence in between; the readers rely on x86 keeping loads in order).
+
+Waking the worker: it polls with a short sleep rather than waiting on a ``threading.Event``, because
+``Event.set()`` is Python and takes the event's internal lock, neither of which belongs on the audio
+thread; a sleep of a quarter block costs a few hundred wake-ups per second and never touches the
+audio thread.
 """
 
 from __future__ import annotations
@@ -47,11 +60,10 @@ import numpy as np
 
 from ..rings import ring_size
 from .callbacks import stream_callback
-from .kernels import mix_stems, read_ring, write_ring
+from .kernels import read_ring, write_outputs, write_ring
 from .memory import resident_zeros
 from .priority import raise_priority
 from .slots import (
-    DRY_GAIN,
     END,
     FRAMES,
     IN_PEAK,
@@ -64,11 +76,13 @@ from .slots import (
     PA_OUTPUT_OVERFLOW,
     PA_OUTPUT_UNDERFLOW,
     PROCESSED,
+    READY,
     REC_WRITTEN,
     SKIPS,
     T_BUFFERS,
     T_CAPTURE,
     T_COUNTERS,
+    T_DRY_GAINS,
     T_FADE,
     T_FSTATE,
     T_IN_CHANNELS,
@@ -78,60 +92,98 @@ from .slots import (
     T_OUT_CHANNELS,
     T_OUT_FRAMES,
     T_OUT_RING,
+    T_OUTPUTS,
     T_REC_FRAMES,
     T_REC_RING,
+    T_WEIGHT_FRAMES,
+    T_WEIGHTS,
     WET,
     WET_FROM,
     XRUNS,
 )
 
-LOAD_BIN = 0.005    # load histogram resolution (0.5 % of the chunk's real-time budget)
-LOAD_BINS = 2000    # up to 10x real time; slower chunks land in the last bin
+LOAD_BIN = 0.005    # load histogram resolution (0.5 % of a hop's real-time budget)
+LOAD_BINS = 2000    # up to 10x real time; slower hops land in the last bin
+MIN_RING = 4096     # frames: the smallest ring the bridge makes
+MAX_CALLBACK_FRAMES = 8192  # the callback's scratch (JACK's largest period); longer blocks go in pieces
+# The worker's time for a callback's input: a hop's inference on one thread here takes 4.7 / 5.8 ms at p50 / p99
+# at balanced and about as long at low (docs/benchmarks.md), so 8 ms leaves a third for a loaded machine. Rounded
+# up to whole blocks: 2 at 256 frames (11.6 ms), 3 at 128 (8.7 ms), 1 at 512 and above.
+INFERENCE_BUDGET = 0.008
+MAX_PATTERN_BLOCKS = 200_000  # ready_after's pattern is simulated over this many blocks at most
 
 
-MIN_RING = 4096  # frames: the smallest ring the bridge makes
+def budget_blocks(seconds: float, samplerate: int, blocksize: int) -> int:
+    """Whole blocks that cover ``seconds`` of inference time (at least one)."""
+    return max(1, math.ceil(seconds * samplerate / blocksize - 1e-9))
 
+
+def live_buffers(separator, blocksize: int, budget: int, fade: int) -> int:
+    """The smallest ``buffers`` at which every block's output is final ``budget`` callbacks after the input it
+    needs arrived, plus ``fade`` (see the module's docstring). ``separator.ready_after`` repeats with
+    ``separator.ready_period()``, so one period of its pattern against the blocks covers every case."""
+    period = math.lcm(blocksize, separator.ready_period())
+    blocks = period // blocksize + budget + 1
+    if blocks > MAX_PATTERN_BLOCKS:  # an exotic rate pair: nothing early, the bound that needs no pattern
+        return budget * blocksize + fade
+    worst = max((j + budget) * blocksize - separator.ready_after(j * blocksize) for j in range(blocks))
+    return max(0, worst) + fade
 
 
 class RealtimeBridge:
-    """Preallocated rings, counters, the worker thread and the two audio callbacks.
+    """Preallocated rings, counters, the worker thread and the audio callbacks' user data (``table``).
 
-    ``separator``: a StreamingSeparator at the stream's sample rate. ``live_input``: True when
-    the callback captures the input (duplex stream), False when a reader thread feeds it with
-    ``write_input`` (file playback). ``dry_gain``: level of the dry fallback (the loudest
-    selected stem's gain, so a miss never plays louder than full separation would).
+    ``separator``: a StreamingSeparator at the stream's sample rate. ``live_input``: True when the
+    callback captures the input, False when a reader thread feeds it with ``write_input`` (file
+    playback). ``dry_gain``: level of the dry fallback (the loudest selected stem's gain, so a miss
+    never plays louder than full separation would). ``stem_outputs``: one output per stem in
+    ``out_ring`` (JACK's stem ports) instead of their mix; on a miss each falls back to the dry input at
+    its stem's gain over the number of stems, so the outputs still add up to about the mix.
+    ``inference_budget``: seconds the worker may take for one callback's input (rounded up to whole
+    blocks; see ``live_buffers``).
     """
 
     def __init__(self, separator, samplerate: int, blocksize: int, out_channels: int, *,
-                 live_input: bool, dry_gain: float = 1.0, record: bool = False,
-                 fade_seconds: float = 0.0015, max_chunks: int = 16):
+                 live_input: bool, dry_gain: float = 1.0, record: bool = False, stem_outputs: bool = False,
+                 fade_seconds: float = 0.001, max_chunks: int = 16, inference_budget: float = INFERENCE_BUDGET):
         self.sep = separator
         self.live_input = live_input
         self.samplerate = int(samplerate)
         self.blocksize = int(blocksize)
         self.in_channels = separator.channels
         self.out_channels = int(out_channels)
+        self.stem_outputs = stem_outputs
+        self.outputs = len(separator.stems) if stem_outputs else 1
         geometry = separator.geometry
         self.chunk = max(1, round(geometry.hop * self.samplerate / separator.model_sample_rate))
-        self.fade = max(16, round(fade_seconds * self.samplerate))
+        self.fade = max(16, math.floor(fade_seconds * self.samplerate))
         self.latency = int(separator.latency_samples)
-        if live_input:
-            budget = -(-self.chunk // self.blocksize) * self.blocksize  # whole blocks, at least one hop
-            self.buffers = budget + self.chunk - math.gcd(self.blocksize, self.chunk) + self.fade
-        else:
-            self.buffers = 0
+        self.budget_blocks = budget_blocks(inference_budget, self.samplerate, self.blocksize)
+        self.buffers = live_buffers(separator, self.blocksize, self.budget_blocks, self.fade) if live_input else 0
         self.max_chunks = max_chunks
-        span = self.buffers + self.latency + self.blocksize + self.chunk * max_chunks + self.fade
+        self.ahead_max = self.chunk + 8  # frames final beyond the input: up to a hop (and rounding at another rate)
+        span = (self.buffers + self.latency + self.blocksize + self.chunk * max_chunks + self.ahead_max
+                + self.fade)
         # File playback reads ahead; half a second keeps it robust against a slow disk or a busy CPU.
         size = ring_size(max(MIN_RING, 4 * span, self.samplerate if live_input else self.samplerate // 2 + span))
         self.in_ring = resident_zeros((size, self.in_channels))
-        self.out_ring = resident_zeros((size, self.out_channels))
+        self.out_ring = resident_zeros((size, self.outputs, self.out_channels))
         self.rec_ring = resident_zeros((ring_size(4 * self.samplerate), self.out_channels)) if record else None
-        self.counters = np.zeros(N_COUNTERS, np.int64)
+        self.counters = resident_zeros(N_COUNTERS, np.int64)
         self.counters[END] = -1
-        self.fstate = np.zeros(N_FSTATE, np.float64)
+        if live_input:  # what the separator gives before any input (the silence its latency starts with) is final
+            self.counters[READY] = separator.ready_after(0)
+        self.fstate = resident_zeros(N_FSTATE, np.float64)
         self.fstate[WET] = 1.0
-        self.fstate[DRY_GAIN] = dry_gain
+        if stem_outputs:
+            from ..stems import linear_gains
+
+            gains = linear_gains(separator.stems, separator.gains_db).astype(np.float64)
+            self.dry_gains = resident_zeros(self.outputs, np.float64)
+            self.dry_gains[:] = gains / len(gains)
+        else:
+            self.dry_gains = np.full(1, dry_gain, np.float64)
+        self.weights = resident_zeros(MAX_CALLBACK_FRAMES, np.float64)
         self.stem_peaks = np.zeros(len(separator.stems), np.float64)
         self.load_histogram = np.zeros(LOAD_BINS, np.int64)
         self.last_load = 0.0
@@ -143,15 +195,24 @@ class RealtimeBridge:
         self._running = False
         self._thread: threading.Thread | None = None
         self._in_block = np.zeros((self.chunk * max_chunks, self.in_channels), np.float32)
-        self._outs: dict[int, np.ndarray] = {}
-        self.table = np.zeros(N_TABLE, np.int64)  # stream_callback's user data (see T_IN_RING)
+        n_stems = len(separator.stems)
+        self._stems = np.zeros(n_stems * max(self.chunk * max_chunks, self.ahead_max) * self.in_channels, np.float32)
+        self.table = np.zeros(N_TABLE, np.int64)  # the callbacks' user data (see slots.T_IN_RING)
         self.table[[T_IN_RING, T_IN_FRAMES, T_IN_CHANNELS]] = self.in_ring.ctypes.data, *self.in_ring.shape
-        self.table[[T_OUT_RING, T_OUT_FRAMES, T_OUT_CHANNELS]] = self.out_ring.ctypes.data, *self.out_ring.shape
+        self.table[[T_OUT_RING, T_OUT_FRAMES, T_OUTPUTS, T_OUT_CHANNELS]] = (self.out_ring.ctypes.data,
+                                                                           *self.out_ring.shape)
         if self.rec_ring is not None:
             self.table[[T_REC_RING, T_REC_FRAMES]] = self.rec_ring.ctypes.data, len(self.rec_ring)
         self.table[[T_COUNTERS, T_FSTATE]] = self.counters.ctypes.data, self.fstate.ctypes.data
+        self.table[[T_DRY_GAINS, T_WEIGHTS, T_WEIGHT_FRAMES]] = (self.dry_gains.ctypes.data,
+                                                                self.weights.ctypes.data, len(self.weights))
         self.table[[T_BUFFERS, T_LATENCY, T_FADE, T_CAPTURE]] = self.buffers, self.latency, self.fade, live_input
         self._warm_up()
+
+    @property
+    def delay(self) -> int:
+        """Input to output, in stream samples: the separator's latency plus the bridge's buffers."""
+        return self.latency + self.buffers
 
     # ----------------------------------------------------------------- audio callback
     def open_stream(self, sd, device=None, latency=None):
@@ -224,7 +285,7 @@ class RealtimeBridge:
 
     def buffered(self) -> int:
         """Separated frames ready ahead of playback."""
-        return int(self.buffers + self.counters[PROCESSED] - self.counters[FRAMES])
+        return int(self.buffers + self.counters[READY] - self.counters[FRAMES])
 
     @property
     def finished(self) -> bool:
@@ -236,15 +297,15 @@ class RealtimeBridge:
     def _warm_up(self) -> None:
         """Run the separator and the worker's kernels once before the stream starts: the first ONNX
         Runtime run and numba's first calls are slow, and must not be the first deadline. (The
-        callback itself was compiled, or loaded from numba's cache, when this module was imported.)"""
+        callbacks themselves were compiled, or loaded from numba's cache, when their module was imported.)"""
         zeros = np.zeros((self.chunk * 2, self.in_channels), np.float32)
         self.sep.process(zeros)
+        self.sep.ahead()
         self.sep.reset()
         dummy = np.zeros((0, self.in_channels), np.float32)
         write_ring(self.in_ring, dummy, 0, self.counters, self.fstate)
         read_ring(self.in_ring, 0, dummy)
-        mix_stems(np.zeros((len(self.sep.stems), 0, self.in_channels), np.float32), self.out_ring, 0,
-                  np.zeros(len(self.sep.stems)))
+        write_outputs(self._stem_view(0), 0, self.out_ring, 0, np.zeros(len(self.sep.stems)), not self.stem_outputs)
 
     def start(self) -> None:
         self._running = True
@@ -257,11 +318,10 @@ class RealtimeBridge:
             self._thread.join()
             self._thread = None
 
-    def _out(self, n: int) -> np.ndarray:
-        out = self._outs.get(n)
-        if out is None:
-            out = self._outs[n] = np.zeros((len(self.sep.stems), n, self.in_channels), np.float32)
-        return out
+    def _stem_view(self, n: int) -> np.ndarray:
+        """A C-contiguous ``(stems, n, channels)`` view of preallocated memory for the separator to write into."""
+        shape = (len(self.sep.stems), n, self.in_channels)
+        return self._stems[:shape[0] * n * shape[2]].reshape(shape)
 
     def _work(self) -> None:
         try:
@@ -289,8 +349,10 @@ class RealtimeBridge:
             self._skip_to(played)
             return True
         available = int(c[IN_WRITTEN]) - done
-        room = played + len(self.out_ring) - self.blocksize - self.fade - (self.buffers + done)
-        n = min(available, room, chunk * self.max_chunks) // chunk * chunk
+        room = played + len(self.out_ring) - self.blocksize - self.fade - self.ahead_max - (self.buffers + done)
+        n = min(available, room, chunk * self.max_chunks)
+        if not self.live_input:
+            n = n // chunk * chunk  # file playback: whole hops, the tail at the end (_finish)
         if n <= 0:
             if input_done and available < chunk and room >= available + self.latency:
                 self._finish(done, available)
@@ -300,14 +362,28 @@ class RealtimeBridge:
         return True
 
     def _separate(self, done: int, n: int) -> None:
+        """Separate input ``[done, done + n)`` into out_ring, then (live input) the output that is already
+        final beyond it, so the callback can play it before the input that ``process`` needs arrives."""
         block = self._in_block[:n]
         read_ring(self.in_ring, done, block)
-        t0 = time.perf_counter()
-        stems = self.sep.process(block, out=self._out(n))
-        elapsed = time.perf_counter() - t0
-        mix_stems(stems, self.out_ring, self.buffers + done, self.stem_peaks)
+        stats = self.sep.stats
+        runs, seconds = stats.runs, stats.total_inference_seconds
+        stems = self.sep.process(block, out=self._stem_view(n))
+        write_outputs(stems, n, self.out_ring, self.buffers + done, self.stem_peaks, not self.stem_outputs)
+        ready = done + n
+        if self.live_input:
+            already = max(0, int(self.counters[READY]) - ready)  # written ahead by an earlier step
+            k = self.sep.frames_ahead - already
+            if k > 0:
+                ahead = self.sep.ahead(already, out=self._stem_view(k))
+                write_outputs(ahead, k, self.out_ring, self.buffers + ready + already, self.stem_peaks,
+                              not self.stem_outputs)
+            ready += max(already, self.sep.frames_ahead)
         self.counters[PROCESSED] = done + n
-        self._record_load(elapsed * self.samplerate / n)
+        self.counters[READY] = max(ready, int(self.counters[READY]))
+        if stats.runs > runs:
+            hop_seconds = self.sep.geometry.hop / self.sep.model_sample_rate
+            self._record_load((stats.total_inference_seconds - seconds) / ((stats.runs - runs) * hop_seconds))
 
     def _finish(self, done: int, rest: int) -> None:
         """File playback: separate the last partial chunk and the separator's tail, then mark the end."""
@@ -315,20 +391,24 @@ class RealtimeBridge:
             self._separate(done, rest)
         tail = self.sep.flush()
         done = int(self.counters[PROCESSED])
-        mix_stems(tail, self.out_ring, self.buffers + done, self.stem_peaks)
+        write_outputs(tail, tail.shape[1], self.out_ring, self.buffers + done, self.stem_peaks, not self.stem_outputs)
         # The tail counts as separated input (the separator flushed it with silence) and ends playback.
         self.counters[PROCESSED] = done + tail.shape[1]
+        self.counters[READY] = done + tail.shape[1]
         self.counters[END] = self.buffers + done + tail.shape[1]
 
     def _skip_to(self, played: int) -> None:
         """Fallen more than one batched call behind: drop the stale input and restart the separator at
         the present. A shorter backlog is caught up instead (batched, so faster than real time), which
-        keeps the separator's context and resumes separation sooner than a restart's warm-up would."""
-        chunk = self.chunk
-        target = -(-max(int(self.counters[PROCESSED]), played - self.buffers) // chunk) * chunk
+        keeps the separator's context and resumes separation sooner than a restart's warm-up would. The
+        restart is on a block boundary, where the separator's hop pattern is the one ``buffers`` was
+        computed for."""
+        step = self.blocksize if self.live_input else self.chunk
+        target = -(-max(int(self.counters[PROCESSED]), played - self.buffers) // step) * step
         self.sep.reset()
         self.counters[WET_FROM] = self.buffers + target + self.latency
         self.counters[PROCESSED] = target
+        self.counters[READY] = target
         self.counters[SKIPS] += 1
 
     def _record_load(self, load: float) -> None:
@@ -337,7 +417,7 @@ class RealtimeBridge:
 
     # ----------------------------------------------------------------- readings for status/summary
     def load_percentile(self, q: float) -> float | None:
-        """Share of the real-time budget one chunk's separation took, at percentile ``q`` (0-100)."""
+        """Share of a hop's real-time duration its inference took, at percentile ``q`` (0-100)."""
         total = int(self.load_histogram.sum())
         if total == 0:
             return None
@@ -362,7 +442,6 @@ class RealtimeBridge:
     def xruns(self) -> int:
         """Blocks PortAudio flagged as an under- or overflow."""
         return int(self.counters[XRUNS])
-
 
 
 def _check_block(block: np.ndarray, frames: int, channels: int) -> None:

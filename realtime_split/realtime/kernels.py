@@ -1,16 +1,19 @@
-"""numba kernels the audio callback and the worker run on the bridge's rings (realtime/bridge.py).
+"""numba kernels the audio callbacks and the worker run on the bridge's rings (realtime/bridge.py).
 
 Kernels the audio callback runs use ``error_model="numpy"``: a division or modulo by zero gives
 inf/0 instead of a Python exception, so no path in the callback needs the interpreter. All of them
 release the GIL and write only into arrays their caller preallocated. Rings follow rings.py: time
 first, power-of-two rows, absolute positions masked to a row.
+
+Rendering is split so that interleaved buffers (PortAudio) and one buffer per channel (JACK ports)
+share it: ``decide`` settles, once per block, whether the separated output is there in time and the
+crossfade weight of every frame; ``render_channel`` then fills one channel of one output with it.
 """
 
 import numpy as np
 from numba import njit
 
 from .slots import (
-    DRY_GAIN,
     END,
     IN_PEAK,
     INPUT_OVERFLOWS,
@@ -21,7 +24,7 @@ from .slots import (
     PA_INPUT_UNDERFLOW,
     PA_OUTPUT_OVERFLOW,
     PA_OUTPUT_UNDERFLOW,
-    PROCESSED,
+    READY,
     WET,
     WET_FROM,
     XRUNS,
@@ -29,19 +32,19 @@ from .slots import (
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _source(ring, pos, c, in_ch, out_ch):
+def _source(ring, row, c, in_ch, out_ch):
     """Sample of output channel ``c`` from a ring frame with ``in_ch`` channels (mono<->stereo)."""
     if in_ch == out_ch:
-        return ring[pos, c]
+        return ring[row, c]
     if in_ch == 1:
-        return ring[pos, 0]
-    return 0.5 * (ring[pos, 0] + ring[pos, 1])
+        return ring[row, 0]
+    return 0.5 * (ring[row, 0] + ring[row, 1])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def write_ring(ring, block, start, counters, fstate):
-    """Copy ``block`` into ``ring`` at stream position ``start``, zeroing and counting NaN/Inf,
-    tracking the input peak. The caller publishes the new write counter afterwards."""
+    """Copy ``block`` (frames, channels) into ``ring`` at stream position ``start``, zeroing and counting
+    NaN/Inf, tracking the input peak. The caller publishes the new write counter afterwards."""
     mask = ring.shape[0] - 1
     peak = fstate[IN_PEAK]
     bad = 0
@@ -56,6 +59,25 @@ def write_ring(ring, block, start, counters, fstate):
             a = abs(x)
             if a > peak:
                 peak = a
+    fstate[IN_PEAK] = peak
+    counters[NONFINITE] += bad
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def write_channel(ring, buffer, start, c, counters, fstate):
+    """``write_ring`` for one channel from its own buffer (a JACK port's)."""
+    mask = ring.shape[0] - 1
+    peak = fstate[IN_PEAK]
+    bad = 0
+    for i in range(buffer.shape[0]):
+        x = buffer[i]
+        if not np.isfinite(x):
+            x = 0.0
+            bad += 1
+        ring[(start + i) & mask, c] = x
+        a = abs(x)
+        if a > peak:
+            peak = a
     fstate[IN_PEAK] = peak
     counters[NONFINITE] += bad
 
@@ -81,16 +103,12 @@ def read_ring(ring, start, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def render(outdata, start, in_ring, out_ring, counters, fstate, buffers, latency, fade):
-    """Fill ``outdata`` for output positions ``[start, start + frames)``: separated output when the
-    worker delivered it (with ``fade`` samples of margin), else the dry input delayed identically,
-    crossfading linearly between the two. Counts the block as missed when it is not fully separated."""
-    frames = outdata.shape[0]
-    out_ch = outdata.shape[1]
-    in_ch = in_ring.shape[1]
-    in_mask = in_ring.shape[0] - 1
-    out_mask = out_ring.shape[0] - 1
-    written = buffers + counters[PROCESSED]
+def decide(start, frames, counters, fstate, buffers, fade, weights):
+    """For output positions ``[start, start + frames)``: whether the worker delivered their separated
+    output, with ``fade`` samples of margin, and so the weight of the separated signal against the dry
+    fallback at every frame (into ``weights``), moving linearly over ``fade`` frames. Counts the block as
+    missed when it is not fully separated."""
+    written = buffers + counters[READY]
     end = counters[END]
     need = start + frames + fade
     if end >= 0 and need > end:
@@ -99,34 +117,57 @@ def render(outdata, start, in_ring, out_ring, counters, fstate, buffers, latency
     if not ok and (end < 0 or start < end):
         counters[MISSED] += 1
     w = fstate[WET]
-    dry_gain = fstate[DRY_GAIN]
     step = 1.0 / fade
     for i in range(frames):
-        q = start + i
         if ok:
             w = min(1.0, w + step)
         else:
             w = max(0.0, w - step)
-        d = q - buffers - latency  # input position heard at q
-        for c in range(out_ch):
-            if end >= 0 and q >= end:
-                outdata[i, c] = 0.0
-                continue
-            dry = dry_gain * _source(in_ring, d & in_mask, c, in_ch, out_ch) if d >= 0 else 0.0
-            if w > 0.0:
-                outdata[i, c] = w * out_ring[q & out_mask, c] + (1.0 - w) * dry
-            else:
-                outdata[i, c] = dry
+        weights[i] = w
     fstate[WET] = w
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def render_channel(dest, weights, start, in_ring, out_ring, o, c, dry_gain, end, buffers, latency):
+    """Channel ``c`` of output ``o`` for positions ``[start, start + len(dest))``: the separated output crossfaded
+    by ``weights`` with the dry input delayed identically (the input ring doubles as the dry delay line);
+    silence from the end of file playback on."""
+    in_mask = in_ring.shape[0] - 1
+    out_mask = out_ring.shape[0] - 1
+    in_ch = in_ring.shape[1]
+    out_ch = out_ring.shape[2]
+    for i in range(dest.shape[0]):
+        q = start + i
+        if end >= 0 and q >= end:
+            dest[i] = 0.0
+            continue
+        d = q - buffers - latency  # input position heard at q
+        dry = dry_gain * _source(in_ring, d & in_mask, c, in_ch, out_ch) if d >= 0 else 0.0
+        w = weights[i]
+        if w > 0.0:
+            dest[i] = w * out_ring[q & out_mask, o, c] + (1.0 - w) * dry
+        else:
+            dest[i] = dry
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def render_dry(dest, start, in_ring, c, out_ch, buffers, latency):
+    """Channel ``c`` of the input, delayed like the separated output (JACK's dry ports)."""
+    in_mask = in_ring.shape[0] - 1
+    in_ch = in_ring.shape[1]
+    for i in range(dest.shape[0]):
+        d = start + i - buffers - latency
+        dest[i] = _source(in_ring, d & in_mask, c, in_ch, out_ch) if d >= 0 else 0.0
+
+
 @njit(cache=True, nogil=True)
-def mix_stems(stems, out_ring, start, peaks):
-    """Sum separated ``stems`` (n_stems, n, ch) into ``out_ring`` at output position ``start``,
-    mapping channels, and raise each stem's running peak."""
+def write_outputs(stems, n, out_ring, start, peaks, mixed):
+    """Separated ``stems[:, :n]`` (stems, frames, channels) into ``out_ring`` (frames, outputs, channels) at
+    output position ``start``, mapping channels: summed into output 0 when ``mixed``, else stem ``s`` into
+    output ``s``. Raises each stem's running peak."""
     mask = out_ring.shape[0] - 1
-    n_stems, n, in_ch = stems.shape
-    out_ch = out_ring.shape[1]
+    n_stems, _, in_ch = stems.shape
+    out_ch = out_ring.shape[2]
     for s in range(n_stems):
         peak = peaks[s]
         for i in range(n):
@@ -138,15 +179,19 @@ def mix_stems(stems, out_ring, start, peaks):
     for i in range(n):
         j = (start + i) & mask
         for c in range(out_ch):
-            acc = 0.0
-            for s in range(n_stems):
-                acc += _source(stems[s], i, c, in_ch, out_ch)
-            out_ring[j, c] = acc
-
+            if mixed:
+                acc = 0.0
+                for s in range(n_stems):
+                    acc += _source(stems[s], i, c, in_ch, out_ch)
+                out_ring[j, 0, c] = acc
+            else:
+                for s in range(n_stems):
+                    out_ring[j, s, c] = _source(stems[s], i, c, in_ch, out_ch)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def count_status(flags, counters):
+    """PortAudio's status flags into the xrun counters."""
     if flags & PA_INPUT_OVERFLOW:
         counters[INPUT_OVERFLOWS] += 1
     if flags & PA_OUTPUT_UNDERFLOW:
