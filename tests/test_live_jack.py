@@ -121,12 +121,14 @@ def click_delays(harness: Harness, clicks: np.ndarray) -> list[tuple[int, float]
 @pytest.mark.slow
 @pytest.mark.jack
 def test_live_delay_is_separator_latency_plus_buffers_plus_one_block(mic_session):
+    """Through PortAudio: its JACK host API holds one block on top of what the CLI reports (with --input jack
+    --output jack there is no such block: tests/test_jack_ports.py)."""
     reported = parse_latency_line(mic_session["stderr"])
     expected = reported["separator"] + reported["buffers"] + PERIOD  # --blocksize defaults to the hop, 256
     delays = [d for d, _ in click_delays(mic_session["harness"], mic_session["clicks"])]
     print(f"expected {expected} samples, measured {delays}")
     assert len(delays) == 4
-    assert all(abs(d - expected) <= PERIOD for d in delays), (expected, delays)
+    assert all(d == expected for d in delays), (expected, delays)
 
 
 @pytest.mark.slow

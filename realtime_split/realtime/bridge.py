@@ -130,6 +130,28 @@ def live_buffers(separator, blocksize: int, budget: int, fade: int) -> int:
     return max(0, worst) + fade
 
 
+class _NativeRate:
+    """``ready_after`` of a separator at its model's own rate, from the geometry alone (no model loaded)."""
+
+    def __init__(self, geometry):
+        self.hop, self.extra = geometry.hop, 0
+
+    def ready_after(self, position: int) -> int:
+        return position // self.hop * self.hop + self.hop
+
+    def ready_period(self) -> int:
+        return self.hop
+
+
+def live_delay(geometry, samplerate: int, blocksize: int, inference_budget: float = INFERENCE_BUDGET,
+               fade_seconds: float = 0.001) -> int:
+    """The delay a live session with JACK ports has at the model's own rate: the separator's latency plus the
+    buffers for ``blocksize`` (what ``RealtimeBridge`` computes, without loading a model; for ``--help``)."""
+    fade = max(16, math.floor(fade_seconds * samplerate))
+    budget = budget_blocks(inference_budget, samplerate, blocksize)
+    return geometry.latency + live_buffers(_NativeRate(geometry), blocksize, budget, fade)
+
+
 class RealtimeBridge:
     """Preallocated rings, counters, the worker thread and the audio callbacks' user data (``table``).
 

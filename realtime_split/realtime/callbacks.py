@@ -2,7 +2,7 @@
 
 ``stream_callback`` is a numba ``cfunc`` with PortAudio's ``PaStreamCallback`` signature, handed to
 PortAudio as a C function pointer (``RealtimeBridge.open_stream``); ``jack_process`` has JACK's
-``JackProcessCallback`` signature and is registered with libjack itself (realtime/jack_client.py).
+``JackProcessCallback`` signature and is registered with libjack itself (jack_client.py).
 Neither touches the interpreter, so neither waits for the GIL that the worker, the status line or
 the writer may hold (a Python callback did, on every block, and that made the JACK process thread
 late: see docs/benchmarks.md). They allocate nothing (``carray`` only wraps existing memory), take

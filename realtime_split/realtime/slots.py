@@ -53,7 +53,7 @@ T_BUFFERS = 14
 T_LATENCY = 15
 T_FADE = 16
 T_CAPTURE = 17      # 1: the callback captures the input; 0: output only (file playback)
-# JACK only (realtime/jack_client.py):
+# JACK only (jack_client.py):
 T_GET_BUFFER = 18   # address of libjack's jack_port_get_buffer
 T_GET_TIME = 19     # address of libjack's jack_get_time
 T_IN_PORTS = 20     # address of an int64 array of the input ports (jack_port_t *), one per input channel
