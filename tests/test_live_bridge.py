@@ -201,17 +201,24 @@ def test_the_audio_callback_allocates_no_audio_buffers(scaled_model):
     for b in blocks[:5]:
         callback(x[b], out[b], 1024, None, None)
         bridge.step()
+    from numba.core.runtime import _nrt_python
+
     tracemalloc.start()
+    _nrt_python.memsys_enable_stats()
     try:
-        peaks = []
+        peaks, compiled = [], 0
         for b in blocks[5:]:
             tracemalloc.reset_peak()
             before = tracemalloc.get_traced_memory()[0]
+            allocations = _nrt_python.memsys_get_stats_alloc()
             callback(x[b], out[b], 1024, None, None)
+            compiled += _nrt_python.memsys_get_stats_alloc() - allocations
             peaks.append(tracemalloc.get_traced_memory()[1] - before)
             bridge.step()
     finally:
+        _nrt_python.memsys_disable_stats()
         tracemalloc.stop()
+    assert compiled == 0  # numba's runtime allocated nothing inside the compiled callback
     assert max(peaks) < 4096
 
 
@@ -294,3 +301,104 @@ def test_summary_names_duration_misses_xruns_and_load(scaled_model):
     assert "xruns: 0 (0 input overflows, 0 output underflows)" in text
     assert re.search(r"inference load p50 \d+% p99 \d+% of the hop budget \(worker at normal priority\)", text)
     assert text.endswith("recorded 1.0 s to x.wav.")
+
+
+# --- the JACK process callback, driven without a server ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def fake_libjack():
+    """Stand-ins for the two libjack functions the compiled JACK callback calls by address: a port's buffer
+    is the port pointer itself (here the address of a numpy buffer), and the clock stands still."""
+    from numba import cfunc, types
+
+    @cfunc(types.voidptr(types.voidptr, types.uint32))
+    def get_buffer(port, frames):
+        return port
+
+    @cfunc(types.uint64())
+    def get_time():
+        return 0
+
+    return get_buffer, get_time
+
+
+def jack_bridge(model, fake_libjack, blocksize: int = F):
+    """A bridge with one pair of output buffers per stem and a dry pair, wired as JackClient.attach wires it."""
+    from realtime_split.realtime.slots import (
+        T_DRY_PORTS,
+        T_GET_BUFFER,
+        T_GET_TIME,
+        T_IN_PORTS,
+        T_OUT_PORTS,
+        T_PERIOD,
+        T_PERIOD_US,
+    )
+
+    sep = StreamingSeparator(model, stems="all", sample_rate=RATE)
+    bridge = RealtimeBridge(sep, RATE, blocksize, 2, live_input=True, stem_outputs=True)
+    buffers = {"in": np.zeros((2, blocksize), np.float32), "out": np.zeros((8, blocksize), np.float32),
+               "dry": np.zeros((2, blocksize), np.float32)}
+    pointers = {name: np.array([b.ctypes.data for b in group], np.int64) for name, group in buffers.items()}
+    table = bridge.table
+    table[[T_IN_PORTS, T_OUT_PORTS, T_DRY_PORTS]] = [pointers[n].ctypes.data for n in ("in", "out", "dry")]
+    table[[T_GET_BUFFER, T_GET_TIME]] = fake_libjack[0].address, fake_libjack[1].address
+    table[[T_PERIOD, T_PERIOD_US]] = blocksize, round(1e6 * blocksize / RATE)
+    bridge.jack_buffers, bridge.jack_pointers = buffers, pointers  # alive as long as the bridge
+    return bridge
+
+
+def test_the_jack_callback_puts_each_stem_on_its_ports_and_the_input_on_the_dry_ports(scaled_model, fake_libjack):
+    from numba.core.runtime import _nrt_python
+
+    from realtime_split.realtime.callbacks import jack_process
+    from realtime_split.realtime.slots import PERIOD_CHANGES
+
+    bridge = jack_bridge(scaled_model, fake_libjack)
+    buffers, call, table = bridge.jack_buffers, jack_process.ctypes, bridge.table.ctypes.data
+    x = sine(1.0)
+    blocks = len(x) // F
+    played = np.zeros((10, blocks * F), np.float32)
+    allocated = 0  # by numba's runtime during the callbacks (the worker's calls from Python do allocate)
+    _nrt_python.memsys_enable_stats()
+    try:
+        for k in range(blocks):
+            buffers["in"][:] = x[k * F:(k + 1) * F].T
+            before = _nrt_python.memsys_get_stats_alloc()
+            assert call(F, table) == 0
+            allocated += _nrt_python.memsys_get_stats_alloc() - before
+            played[:8, k * F:(k + 1) * F] = buffers["out"]
+            played[8:, k * F:(k + 1) * F] = buffers["dry"]
+            while bridge.step():
+                pass
+    finally:
+        _nrt_python.memsys_disable_stats()
+    assert allocated == 0  # the compiled callback allocates nothing, ever
+    reference = delayed(x, bridge.delay, blocks * F).T
+    for pair, scale in enumerate([0.5, 0.25, 0.125, 0.125, 1.0]):  # vocals, drums, bass, other, dry
+        np.testing.assert_allclose(played[2 * pair:2 * pair + 2], scale * reference, atol=1e-6)
+    assert bridge.counters[MISSED] == 0
+
+    buffers["out"][:] = 1.0
+    assert call(F // 2, table) == 0  # the server's period changed: silence, counted, nothing captured
+    assert not buffers["out"][:, :F // 2].any() and bridge.counters[PERIOD_CHANGES] == 1
+
+
+def test_a_late_worker_fades_every_stem_port_to_its_share_of_the_dry_input(scaled_model, fake_libjack):
+    from realtime_split.realtime.callbacks import jack_process
+
+    bridge = jack_bridge(scaled_model, fake_libjack)
+    buffers, call, table = bridge.jack_buffers, jack_process.ctypes, bridge.table.ctypes.data
+    x = sine(1.0)
+    out = np.zeros((8, 80 * F), np.float32)
+    for k in range(80):
+        buffers["in"][:] = x[k * F:(k + 1) * F].T
+        call(F, table)
+        out[:, k * F:(k + 1) * F] = buffers["out"]
+        if not 50 <= k < 70:
+            while bridge.step():
+                pass
+    reference = delayed(x, bridge.delay, 80 * F).T
+    stalled = slice(56 * F, 70 * F)
+    for pair in range(4):  # each stem's port plays a quarter of the mix: the four still add up to it
+        np.testing.assert_allclose(out[2 * pair:2 * pair + 2, stalled], 0.25 * reference[:, stalled], atol=1e-6)
+    assert bridge.counters[MISSED] >= 14
