@@ -190,3 +190,59 @@ def test_a_connect_pattern_that_matches_nothing_names_the_ports_there_are(scaled
     assert code == 2
     assert err.strip() == ("realtime-split: error: --connect no-such-player matches no output port of another JACK "
                            "client; output ports: system:capture_1, system:capture_2")
+
+
+def test_jack_input_alone_plays_the_stems_mix_on_one_pair(scaled_model):
+    """``--input jack`` without ``--output jack``: the selected stems' mix on ``out_L``/``out_R``, as late as
+    reported."""
+    requires_jack()
+    clicks = click_train(44100, 1.0, every=0.25)
+    with JackServer(rate=44100, period=256) as server, Harness(server, record_seconds=8) as harness:
+        proc = launch("--input", "jack", "--stem", "vocals", "--model", scaled_model, "--no-progress")
+        harness.connect(harness.wait_for_ports(f"{CLIENT}:in_", 2, process=proc),
+                        harness.wait_for_ports(f"{CLIENT}:out_", 2, process=proc))
+        assert not harness.client.get_ports(f"{CLIENT}:dry_")  # no dry pair without stem ports
+        harness.start_recording()
+        time.sleep(0.3)
+        harness.play(clicks)
+        harness.wait_played()
+        code, err = stop(proc)
+        starts = np.flatnonzero(np.diff((clicks != 0).astype(np.int8)) == 1) + 1
+        found = [harness.delay(clicks[s:s + 220], offset_in_signal=s) for s in starts]
+        recording = harness.take()[:, 0]
+        levels = []
+        for (d, _), s in zip(found, starts):
+            at = harness.play_start + s + d + harness.period - harness.record_start
+            levels.append(np.std(recording[at:at + 220]) / np.std(clicks[s:s + 220]))
+    assert code == 130, err
+    reported = parse_latency_line(err)
+    assert [d for d, _ in found] == [reported["separator"] + reported["buffers"]] * len(starts)
+    assert np.median(levels) == pytest.approx(0.5, abs=0.01)  # the vocals
+
+
+def test_a_file_played_to_stem_ports_ends_by_itself(scaled_model, tmp_path):
+    """``--input FILE --output jack``: the file's stems on their ports (the dry pair is the file itself), and the
+    program stops once the file and the separator's tail have played."""
+    requires_jack()
+    import soundfile as sf
+
+    rate = 44100
+    content = np.zeros((int(1.2 * rate), 2), np.float32)
+    rng = np.random.default_rng(5)
+    for start in range(int(0.3 * rate), len(content) - 441, rate // 4):
+        content[start:start + 441] = rng.uniform(-0.5, 0.5, (441, 1))
+    sf.write(tmp_path / "song.wav", content, rate, subtype="FLOAT")
+    with JackServer(rate=rate, period=256) as server, Harness(server, record_channels=10,
+                                                             record_seconds=8) as harness:
+        harness.start_recording()
+        proc = launch("--input", tmp_path / "song.wav", "--output", "jack", "--model", scaled_model, "--no-progress")
+        outputs = ports(harness, proc, PAIRS)
+        harness.connect(None, outputs)
+        _, err = proc.communicate(timeout=60)
+        recording = harness.take()
+    assert proc.returncode == 0, err
+    assert "from " + str(tmp_path / "song.wav") in err
+    dry = recording[:, 8]
+    assert np.abs(dry).max() == pytest.approx(0.5, abs=0.02)
+    for pair, level in zip(PAIRS[:4], LEVELS[:4]):  # every stem port: its share of the file, in step with dry
+        np.testing.assert_allclose(recording[:, 2 * PAIRS.index(pair)], level * dry, atol=1e-6)
