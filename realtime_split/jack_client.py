@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -50,6 +51,20 @@ MIXED = "out"
 CAPTURE, PLAYBACK = 0, 1  # jack_latency_callback_mode_t
 NO_SERVER = ("no JACK server is running; start one (jackd -d alsa, or PipeWire with its JACK layer, "
              "pipewire-jack), or set JACK_DEFAULT_SERVER to the one you run")
+
+
+@functools.cache
+def _quiet():
+    """A compiled no-op for libjack's error and info functions: its own lines ("Cannot read socket fd...",
+    "Server is not running") are not for the user, who gets one line from the session instead, and a
+    compiled function takes no GIL on whichever libjack thread reports."""
+    from numba import cfunc, types
+
+    @cfunc(types.void(types.voidptr), cache=True)
+    def quiet(message):
+        pass
+
+    return quiet
 
 
 class _Range(ctypes.Structure):
@@ -83,6 +98,9 @@ def libjack() -> ctypes.CDLL:
     lib.jack_set_latency_callback.argtypes = [ctypes.c_void_p, _LATENCY_CALLBACK, ctypes.c_void_p]
     lib.jack_set_latency_callback.restype = ctypes.c_int
     lib.jack_recompute_total_latencies.argtypes = [ctypes.c_void_p]
+    for function in (lib.jack_set_error_function, lib.jack_set_info_function):
+        function.argtypes = [ctypes.c_void_p]
+        function.restype = None
     return lib
 
 
@@ -110,14 +128,15 @@ class JackClient:
 
     def __init__(self, name: str = CLIENT_NAME):
         self.jack = jack = import_jack()
-        self.lib = libjack()
-        jack.set_error_function(lambda message: None)  # libjack's own lines on stderr ("cannot connect...")
+        self.lib = lib = libjack()
+        quiet = _quiet().address  # libjack's own lines on stderr, until close()
+        lib.jack_set_error_function(quiet)
+        lib.jack_set_info_function(quiet)
         try:
             self.client = jack.Client(name, no_start_server=True)
         except jack.JackOpenError:
+            self._speak()
             raise DeviceError(NO_SERVER) from None
-        finally:
-            jack.set_error_function()
         self.name = self.client.name  # JACK may have made it unique ("realtime-split-01")
         self.rate = int(self.client.samplerate)
         self.period = int(self.client.blocksize)
@@ -267,6 +286,12 @@ class JackClient:
         except Exception:  # noqa: BLE001  (the server may be gone; there is nothing left to release)
             pass
         self._active = False
+        self._speak()
+
+    def _speak(self) -> None:
+        """libjack's default error and info functions again."""
+        self.lib.jack_set_error_function(None)
+        self.lib.jack_set_info_function(None)
 
 
 _CONNECT = re.compile(r"^(?P<target>[A-Za-z_][\w-]*)=(?P<pattern>.+)$")

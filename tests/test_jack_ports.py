@@ -252,3 +252,27 @@ def test_a_file_played_to_stem_ports_ends_by_itself(scaled_model, tmp_path):
     assert np.abs(dry).max() == pytest.approx(0.5, abs=0.02)
     for pair, level in zip(PAIRS[:4], LEVELS[:4]):  # every stem port: its share of the file, in step with dry
         np.testing.assert_allclose(recording[:, 2 * PAIRS.index(pair)], level * dry, atol=1e-6)
+
+
+def test_a_jack_server_that_goes_away_is_one_line_after_the_summary(scaled_model):
+    requires_jack()
+    import jack
+
+    server = JackServer(rate=44100, period=256).start()
+    try:
+        proc = launch("--input", "jack", "--output", "jack", "--model", scaled_model, "--no-progress")
+        probe = jack.Client("rs-probe", no_start_server=True, servername=server.name)
+        deadline = time.monotonic() + 60
+        while not probe.get_ports(f"{CLIENT}:dry_R"):
+            assert proc.poll() is None and time.monotonic() < deadline, stop(proc)
+            time.sleep(0.05)
+        probe.close()
+        time.sleep(1.0)
+    finally:
+        server.stop()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("realtime-split: error: the JACK server stopped after "), err
+    assert lines[-2].startswith("realtime-split: played "), err
+    assert all(line.startswith("realtime-split: ") for line in lines), err  # nothing from libjack itself
