@@ -205,6 +205,7 @@ class LiveSession:
             return
         in_dev = out_dev = None
         device_latency = 0.0
+        host_frames = 0
         if self._open_stream:
             sd = self._sd = devices.import_sounddevice()
             if self._input is None:
@@ -238,9 +239,12 @@ class LiveSession:
             sd = self._sd
             self._stream = _open_stream(sd, bridge, live_input, in_dev, out_dev)
             device_latency = sum(self._stream.latency) if live_input else self._stream.latency
+            # PortAudio's JACK host API holds one block between its ports and the callback (measured:
+            # tests/test_live_jack.py); other host APIs keep theirs inside the device latency they report.
+            host_frames = self.blocksize if live_input and out_dev is not None and devices.is_jack(sd, out_dev) else 0
         else:
             self._callback = bridge.duplex_callback()
-        latency = Latency(bridge.latency, bridge.buffers, device_latency, rate)
+        latency = Latency(bridge.latency, bridge.buffers, device_latency, rate, host_frames=host_frames)
         if record is not None:
             assert fmt is not None  # found above for every recording
             self._saver = _Saver(_open_writer(record, rate, out_ch, fmt), bridge)

@@ -40,22 +40,24 @@ class Latency:
     device_seconds: float  # PortAudio's input + output latency (0: the app runs its own stream, or JACK ports)
     samplerate: int
     between_ports: bool = False  # JACK ports: separator + buffers is the whole delay from input port to output port
+    host_frames: int = 0  # samples the audio API holds on top (PortAudio's JACK host API: one block)
 
     @property
     def samples(self) -> int:
-        """Input to output in the session's own samples (its ports' delay, with JACK)."""
-        return self.separator + self.buffers
+        """Input to output in the session's own samples: between its ports, with JACK (PortAudio's too)."""
+        return self.separator + self.buffers + self.host_frames
 
     @property
     def total_ms(self) -> float:
-        return 1000.0 * ((self.separator + self.buffers) / self.samplerate + self.device_seconds)
+        return 1000.0 * (self.samples / self.samplerate + self.device_seconds)
 
     def __str__(self) -> str:
         if self.between_ports:
             return (f"latency {self.total_ms:.1f} ms = separator {self.separator} + buffers {self.buffers} samples "
                     f"at {self.samplerate} Hz, input port to output port")
-        return (f"latency {self.total_ms:.1f} ms = separator {self.separator} + buffers {self.buffers} samples "
-                f"+ device {1000.0 * self.device_seconds:.1f} ms at {self.samplerate} Hz")
+        host = f" + PortAudio {self.host_frames} samples" if self.host_frames else ""
+        return (f"latency {self.total_ms:.1f} ms = separator {self.separator} + buffers {self.buffers} samples"
+                f"{host} + device {1000.0 * self.device_seconds:.1f} ms at {self.samplerate} Hz")
 
 
 @dataclass(frozen=True)

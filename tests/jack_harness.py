@@ -370,8 +370,9 @@ def max_jump(x: np.ndarray) -> float:
 
 
 def parse_latency_line(text: str) -> dict[str, int]:
-    """The sample counts from the CLI's 'latency ... = separator N + buffers M samples' line."""
-    m = re.search(r"separator (\d+) \+ buffers (\d+) samples", text)
+    """The sample counts from the CLI's 'latency ... = separator N + buffers M samples [+ PortAudio K samples]'
+    line (``host``: K, what PortAudio's JACK host API holds; 0 with JACK ports of the program's own)."""
+    m = re.search(r"separator (\d+) \+ buffers (\d+) samples( \+ PortAudio (\d+) samples)?", text)
     if not m:
         raise AssertionError(f"no latency line in:\n{text}")
-    return {"separator": int(m.group(1)), "buffers": int(m.group(2))}
+    return {"separator": int(m.group(1)), "buffers": int(m.group(2)), "host": int(m.group(4) or 0)}
