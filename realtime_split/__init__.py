@@ -4,8 +4,9 @@
   ``Separator`` that keeps its model loaded for many; the stems line up with the input.
 - Streams: ``StreamingSeparator`` takes audio blocks of any size and returns the stems, delayed
   by a fixed ``latency_samples``.
-- Live audio: ``LiveSession`` (microphone or a file to the speakers, or inside an application's
-  own audio callback), with named counters in ``LiveStats``; ``list_devices()``.
+- Live audio: ``LiveSession`` (microphone, JACK ports or a file to the speakers or to one pair of JACK
+  ports per stem, or inside an application's own audio callback), with named counters in ``LiveStats``;
+  ``list_devices()``.
 - Bundled models: ``bundled_models()``.
 - Errors: ``ParameterError`` (a ``ValueError``), ``AudioIOError`` and ``DeviceError`` (``OSError``\\ s),
   all ``UserError``\\ s.

@@ -27,6 +27,9 @@ from .model_format import OFFLINE, Geometry, ModelInfo
 from .separator import StreamingSeparator
 
 Gains = Mapping[str, float] | str | Iterable[str] | None
+# Whole arrays and files are latency compensated, so they resample with soxr's transparent recipe (its ~40 ms of
+# delay at 48 kHz costs nothing here); streams default to the low-delay filters.
+WHOLE_AUDIO_RESAMPLING = "HQ"
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ class Separator:
                  provider: str = "auto", threads: int | None = None):
         def build(sample_rate: int | None, channels: int) -> StreamingSeparator:
             return StreamingSeparator(model, stems=stems, provider=provider, latency=latency, hop=hop,
-                                      sample_rate=sample_rate, channels=channels, gains=gains, threads=threads)
+                                      sample_rate=sample_rate, channels=channels, gains=gains, threads=threads,
+                                      resample_quality=WHOLE_AUDIO_RESAMPLING)
 
         self._build = build
         first = build(None, 2)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the library modules load numpy, ONNX Runtime and numba: onl
 
 LIVE_INPUT = "mic"
 LIVE_OUTPUT = "speakers"
+JACK = "jack"  # --input jack / --output jack: JACK ports of realtime-split's own client
 STDIO = "-"  # --input - reads standard input, --output - writes standard output
 DEFAULT_OUTPUT_DIR = "separated/"
 MIN_HOP = 32  # model samples: below this the model runs so often that a song takes hours
@@ -41,7 +42,8 @@ FLAGS = {
     "model": "--model", "stems": "--stem", "gains": "--gain", "latency": "--latency", "hop": "--hop",
     "provider": "--provider", "channels": "--channels", "input": "--input", "output": "--output",
     "record": "--output", "format": "--format", "subtype": "--subtype", "input_device": "--input-device",
-    "output_device": "--output-device", "blocksize": "--blocksize",
+    "output_device": "--output-device", "blocksize": "--blocksize", "connect": "--connect",
+    "jack_name": "--jack-name", "inference_budget": "--inference-budget",
 }
 # Library spellings that are not a ``name=value``.
 PHRASES = {"list_devices()": "--list-devices", "mix=True": "--gain STEM=DB (e.g. vocals=-inf)"}
@@ -73,6 +75,44 @@ class _Parser(argparse.ArgumentParser):
         """A bad option is one line like every other error, not the usage block first."""
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
+    def format_help(self) -> str:
+        """The help, with the presets' latencies read from the bundled models (only when help is shown: reading
+        them loads ONNX Runtime)."""
+        for action in self._actions:
+            if "--latency" in action.option_strings:
+                action.help = latency_help()
+        return super().format_help()
+
+
+def latency_help() -> str:
+    """``--latency``'s help: each bundled model's presets with the model's latency and, for the streaming presets,
+    the delay live audio measures between JACK ports at the model's rate with 256- and 128-frame periods."""
+    from .realtime.bridge import live_delay
+
+    parts = []
+    try:
+        models = registry.bundled_models()
+    except UserError:
+        models = []
+    for model in models:
+        info = model.info
+        presets = []
+        for name, g in registry.by_latency(info):
+            if name == "offline":
+                continue
+            text = f"{name} {1000 * g.latency / info.sample_rate:.1f} ms"
+            if name in ("low", "balanced"):
+                live = [1000 * live_delay(g, info.sample_rate, period) / info.sample_rate for period in (256, 128)]
+                text += f" (live {live[0]:.1f} / {live[1]:.1f} ms at 256 / 128 frames)"
+            presets.append(text)
+        parts.append(f"{model.name}: {', '.join(presets)}")
+    figures = "; ".join(parts) or "see --list-models"
+    return ("latency preset (low, balanced, quality; default: balanced for live audio, on the fast model; quality "
+            f"uses the quality model unless --model fast): {figures}. Live delays are input port to output port with "
+            "--input jack --output jack at the model's rate (48 kHz adds about 1 ms, and up to a period where the "
+            "hop falls inside periods); a live run's first line gives its own. For files, a preset reproduces live "
+            "streaming instead of the offline default")
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
@@ -85,22 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
         "  realtime-split --input song.flac --output karaoke.wav --gain vocals=-inf   # karaoke in one file",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-i", "--input", nargs="+", metavar="FILE|mic|-",
-                   help="audio file(s) to separate, 'mic' for the default input device, or '-' for standard "
-                        "input (wav, ogg or au through a pipe)")
-    p.add_argument("-o", "--output", metavar="FILE|DIR/|speakers|-",
+    p.add_argument("-i", "--input", nargs="+", metavar="FILE|mic|jack|-",
+                   help="audio file(s) to separate, 'mic' for the default input device, 'jack' for JACK input ports "
+                        "(in_L, in_R; see --connect), or '-' for standard input (wav, ogg or au through a pipe)")
+    p.add_argument("-o", "--output", metavar="FILE|DIR/|speakers|jack|-",
                    help="a file (one stem, or with --gain the mix of the stems), a directory (one file per stem; "
-                        "DIR/<name>/<stem>.wav for several inputs), 'speakers', or '-' for standard output (like "
-                        "a file, au unless --format says otherwise); default: speakers for live input, separated/ "
-                        "for files")
+                        "DIR/<name>/<stem>.wav for several inputs), 'speakers', 'jack' (one pair of JACK ports per "
+                        "stem, vocals_L/vocals_R..., and dry_L/dry_R, the input as late as the stems; with --input "
+                        "jack or a file), or '-' for standard output (like a file, au unless --format says "
+                        "otherwise); default: speakers for live input (with --input jack: the ports out_L/out_R), "
+                        "separated/ for files")
     p.add_argument("-s", "--stem", metavar="STEMS",
                    help="comma-separated stems (vocals,drums,bass,other,accompaniment) or 'all'; "
                         "default: all for files, vocals for live input")
     p.add_argument("--latency", default=None, metavar="PRESET",
-                   help="latency preset: low (11.6 ms) or balanced (24.7 ms, the default for live audio) on "
-                        "the fast model, quality (243.8 ms) on the quality model; for files it reproduces live "
-                        "streaming at that preset instead of the offline default; with --model fast, quality "
-                        "is that model's 52.2 ms preset")
+                   help="latency preset (low, balanced, quality); --help lists their latencies")
     p.add_argument("--hop", type=int, metavar="SAMPLES",
                    help="explicit hop in model samples instead of a preset (latency = hop + crossfade + lookahead)")
     p.add_argument("--offline", action="store_true",
@@ -133,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--blocksize", type=int, default=None, metavar="FRAMES",
                       help="audio callback block size (default: the hop of the latency preset)")
     live.add_argument("--duration", type=float, metavar="SECONDS", help="stop live mode after this long")
+    live.add_argument("--connect", action="append", default=[], metavar="[NAME=]PORTS",
+                      help="JACK ports to connect at start, repeatable: PORTS (a regular expression, e.g. 'mpv' or "
+                           "'system:capture') feeds the input ports in order; NAME=PORTS sends the output pair NAME "
+                           "(a stem, dry, or out) to them, e.g. vocals=system:playback")
+    live.add_argument("--jack-name", metavar="NAME", help="the JACK client's name (default: realtime-split)")
+    live.add_argument("--inference-budget", type=float, metavar="SECONDS",
+                      help="time separation may take for one audio block's input before the block plays dry, "
+                           "rounded up to whole blocks (default 0.008); each block beyond the first adds one block "
+                           "of delay")
     p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -194,7 +242,8 @@ def exit_code_for(exc: KeyboardInterrupt) -> int:
 
 
 def is_live(args: argparse.Namespace) -> bool:
-    return bool(args.input and args.input == [LIVE_INPUT]) or args.output == LIVE_OUTPUT
+    return bool(args.input and args.input[0] in (LIVE_INPUT, JACK) and len(args.input) == 1) or \
+        args.output in (LIVE_OUTPUT, JACK)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,24 +404,31 @@ def live(args: argparse.Namespace) -> int:
     from .status import StatusLine, summary
 
     if len(args.input) != 1:
-        raise UserError("live mode plays one input; pass --input mic or --input FILE --output speakers")
-    source = None if args.input[0] == LIVE_INPUT else args.input[0]
+        raise UserError("live mode plays one input; pass --input mic, --input jack or --input FILE --output speakers")
+    source = {LIVE_INPUT: None}.get(args.input[0], args.input[0])
     if source is not None and args.offline:
         raise UserError("--offline separates files, not live playback; drop it or pass --output DIR/")
+    jack_out = args.output == JACK
+    default_stems = "all" if jack_out or args.gain else "vocals"  # ports for every stem; a gain alone: the mix
     session = LiveSession(
-        args.model, input=source, record=None if args.output in (None, LIVE_OUTPUT) else args.output,
-        stems=args.stem or ("all" if args.gain else "vocals"),  # a gain alone means "the mix, re-balanced"
-        gains=args.gain or None, latency=args.latency, hop=args.hop, provider=args.provider, channels=args.channels,
-        input_device=args.input_device, output_device=args.output_device, blocksize=args.blocksize,
-        format=args.file_format, subtype=args.subtype)
+        args.model, input=source, output=JACK if jack_out else None,
+        record=None if args.output in (None, LIVE_OUTPUT, JACK) else args.output,
+        stems=args.stem or default_stems, gains=args.gain or None, latency=args.latency, hop=args.hop,
+        provider=args.provider, channels=args.channels, input_device=args.input_device,
+        output_device=args.output_device, blocksize=args.blocksize, format=args.file_format, subtype=args.subtype,
+        connect=args.connect or None, jack_name=args.jack_name, inference_budget=args.inference_budget)
     session.start()
     try:
         announce_model(args, session.separator)
         names = session.output_device_name if session.input_device_name is None else \
             f"{session.input_device_name} -> {session.output_device_name}"
         stems = ", ".join(session.separator.stems) if session.separator else ""
-        print(f"realtime-split: live {stems} from {source or 'the microphone'} ({names}), block "
+        origin = {None: "the microphone", JACK: "JACK"}.get(source, source)
+        print(f"realtime-split: live {stems} from {origin} ({names}), block "
               f"{session.blocksize}, hop {session.hop}: {session.latency}", file=sys.stderr, flush=True)
+        if session.connections:
+            made = ", ".join(f"{a} -> {b}" for a, b in session.connections)
+            print(f"realtime-split: connected {made}", file=sys.stderr, flush=True)
         status = StatusLine(session, enabled=False if args.no_progress else None)
         try:
             while not session.wait(POLL_SECONDS):

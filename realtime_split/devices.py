@@ -172,6 +172,11 @@ def choose_samplerate(sd, wanted: int, input_device: int | None, in_channels: in
                       "output_device=; see list_devices())")
 
 
+def is_jack(sd, device: int) -> bool:
+    """Whether ``device`` is one of PortAudio's JACK host API's."""
+    return sd.query_hostapis(sd.query_devices(device)["hostapi"])["name"] == JACK_HOSTAPI
+
+
 def describe(sd, device: int) -> str:
     info = sd.query_devices(device)
     return f"{info['name']} ({sd.query_hostapis(info['hostapi'])['name']})"

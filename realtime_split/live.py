@@ -1,8 +1,9 @@
-"""Live sessions: the microphone (or a file played in real time) separated to the speakers, or inside
-an application's own audio callback.
+"""Live sessions: the microphone (or a file played in real time) separated to the speakers, to JACK ports
+(one stereo pair per stem), or inside an application's own audio callback.
 
-``LiveSession`` wires the pieces: devices.py picks the sound card, realtime_bridge.py keeps the audio
-callback real-time safe while a worker thread separates, status.py names what it counts. This
+``LiveSession`` wires the pieces: devices.py picks the sound card, jack_client.py opens JACK ports,
+realtime/ keeps the audio callback real-time safe while a worker thread separates, status.py names
+what it counts. This
 module also owns the non-audio threads that touch files: a reader that feeds a file into the bridge
 ahead of playback, and a writer that saves what was played (``record=``). Both finalize on
 ``stop()`` (also after Ctrl-C, errors, or the device disappearing), so nothing played is lost.
@@ -25,27 +26,35 @@ import soxr
 from . import devices
 from .audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
 from .errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
-from .realtime_bridge import (
+from .realtime import RealtimeBridge
+from .realtime.bridge import INFERENCE_BUDGET
+from .realtime.slots import (
     END,
     FRAMES,
     INPUT_OVERFLOWS,
+    JACK_XRUNS,
+    LATE_CYCLES,
+    LONGEST_CYCLE,
     MISSED,
     NONFINITE,
     OUTPUT_UNDERFLOWS,
+    PERIOD_CHANGES,
     SKIPS,
-    RealtimeBridge,
+    XRUNS,
 )
 from .separator import StreamingSeparator
 from .status import Latency, Levels, LiveStats
 from .stems import linear_gains
 
 POLL_SECONDS = 0.05
-# A device rate other than the model's: short soxr filters add ~14 ms instead of ~43 ms at 48 kHz.
-LIVE_RESAMPLING = "LQ"
+# A device rate other than the model's: the low-delay filters add 1.1 ms at 48 kHz (soxr's "LQ" added 12.7 ms).
+LIVE_RESAMPLING = "LD"
 LIVE_THREADS = 1  # one ONNX Runtime thread on the real-time worker: steady under load (see inference.session_options)
 PREBUFFER_SECONDS = 0.25  # file playback: separated audio ready before the stream starts
 BLOCKSIZES = (16, 16384)  # audio callback frames
 OWN_STREAM_CHANNELS = 2  # open_stream=False: the application's stream is stereo in and out
+JACK = "jack"  # input= / output=: JACK ports of the session's own client
+SPEAKERS = "speakers"  # output=: the default output device (PortAudio)
 
 
 class BridgeReadings:
@@ -59,13 +68,15 @@ class BridgeReadings:
         b, c = self.bridge, self.bridge.counters
         return LiveStats(
             seconds_played=b.seconds_played, blocksize=b.blocksize, latency=self.latency,
-            missed_deadlines=int(c[MISSED]), restarts=int(c[SKIPS]), xruns=b.xruns,
+            missed_deadlines=int(c[MISSED]), restarts=int(c[SKIPS]), xruns=int(c[XRUNS] + c[JACK_XRUNS]),
             input_overflows=int(c[INPUT_OVERFLOWS]), output_underflows=int(c[OUTPUT_UNDERFLOWS]),
             nonfinite_inputs=int(c[NONFINITE]), nonfinite_outputs=b.sep.stats.nonfinite_outputs,
             load=b.last_load, load_p50=b.load_percentile(50), load_p99=b.load_percentile(99),
             realtime_priority=b.realtime_priority, recording=self.recording,
             recorded_seconds=(self.saver.frames if self.saver else 0) / b.samplerate,
-            recording_lost_seconds=b.record_lost / b.samplerate)
+            recording_lost_seconds=b.record_lost / b.samplerate,
+            callback_overruns=int(c[LATE_CYCLES]), longest_callback_seconds=int(c[LONGEST_CYCLE]) / 1e6,
+            budget_blocks=b.budget_blocks)
 
     def levels(self) -> Levels:
         """Peaks since the previous call (reading resets them)."""
@@ -76,12 +87,20 @@ class BridgeReadings:
 class LiveSession:
     """Separate live audio with a fixed, reported latency: ``start()``, read ``stats()``, ``stop()``.
 
-    ``input``: None for the default input device (or ``input_device``), or an audio file played in real
-    time. The selected ``stems`` (default the vocals), with ``gains`` in dB, are summed to the output
-    device; ``record`` also saves what is played to a file (``format``, ``subtype``). ``model``,
-    ``latency`` (a preset; None: the model's default, balanced on the fast model), ``hop`` and
-    ``provider`` are ``StreamingSeparator``'s; ``channels`` picks two channels (1-based, ``"3,4"``) of a
-    file with more; ``blocksize``: frames per audio callback (None: the hop).
+    ``input``: None for the default input device (or ``input_device``), ``"jack"`` for input ports of the
+    session's own JACK client (``in_L``, ``in_R``), or an audio file played in real time. ``output``:
+    ``"speakers"`` (the default): the selected ``stems`` (default the vocals), with ``gains`` in dB, are
+    summed to the output device (with ``input="jack"``: to the ports ``out_L``, ``out_R``); ``"jack"``: one
+    pair of JACK ports per stem (``vocals_L``, ``vocals_R``, ...) and the input delayed like them (``dry_L``,
+    ``dry_R``), each port's latency set to the session's delay. ``connect``: JACK port patterns to connect
+    at start, ``"PATTERN"`` for sources into the input ports, ``"vocals=PATTERN"`` for a pair's
+    destinations; ``jack_name``: the client's name. ``record`` also saves what is played on a sound
+    device to a file (``format``, ``subtype``). ``model``, ``latency`` (a preset; None: the model's default,
+    balanced on the fast model), ``hop`` and ``provider`` are ``StreamingSeparator``'s; ``channels`` picks
+    two channels (1-based, ``"3,4"``) of a file with more; ``blocksize``: frames per audio callback (None:
+    the hop; with JACK, the server's period). ``inference_budget``: seconds the separation may take for
+    one callback's input before that block plays dry, rounded up to whole blocks (None: 8 ms); each
+    block beyond the first adds one block of delay.
 
     ``open_stream=False`` opens no device: the application runs its own stereo, float32 duplex stream at
     ``sample_rate`` (None: the model's) with ``blocksize`` frames and calls ``session.callback`` from
@@ -97,7 +116,22 @@ class LiveSession:
                  hop: int | None = None, provider: str = "auto", channels: ChannelSelection = None,
                  input_device: int | str | None = None, output_device: int | str | None = None,
                  blocksize: int | None = None, format: str | None = None, subtype: str | None = None,
-                 open_stream: bool = True, sample_rate: int | None = None):
+                 open_stream: bool = True, sample_rate: int | None = None, output: str | None = None,
+                 connect: str | Iterable[str] | None = None, jack_name: str | None = None,
+                 inference_budget: float | None = None):
+        self._jack_input = input is not None and os.fspath(input) == JACK
+        self._jack_output = output == JACK
+        self._connect = [connect] if isinstance(connect, str) else list(connect or [])
+        _check_jack_options(self._jack_input, self._jack_output, input, output, record, open_stream,
+                            input_device, output_device, self._connect)
+        if inference_budget is not None and not (isinstance(inference_budget, (int, float)) and
+                                                 0 < inference_budget <= 1.0):
+            raise ParameterError(f"inference_budget={inference_budget!r}: give seconds between 0 and 1, e.g. "
+                                 "inference_budget=0.008", "inference_budget")
+        self._budget = INFERENCE_BUDGET if inference_budget is None else float(inference_budget)
+        self._jack_name = jack_name
+        if self._jack_input:
+            input = None
         if blocksize is not None and not BLOCKSIZES[0] <= blocksize <= BLOCKSIZES[1]:
             raise ParameterError(f"blocksize={blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
                                  "frames (e.g. 256), or None for the hop of the latency preset", "blocksize")
@@ -135,6 +169,7 @@ class LiveSession:
         self._vanished = False
         self._sd: Any = None  # sounddevice, once imported
         self._stream: Any = None
+        self._jack: Any = None  # the JackClient, once opened
         self._reader: AudioReader | None = None
         self._bridge: RealtimeBridge | None = None
         self._feeder: _Feeder | None = None
@@ -148,6 +183,8 @@ class LiveSession:
         self.output_device_name: str | None = None
         self.blocksize: int = 0  # frames per callback and hop at the stream's rate, once started
         self.hop: int = 0
+        self.jack_ports: dict[str, list[str]] = {}  # with JACK, once started: "in" and each output pair's port names
+        self.connections: list[tuple[str, str]] = []  # the JACK connections connect= made
 
     # ----------------------------------------------------------------- starting
     def start(self) -> LiveSession:
@@ -163,8 +200,12 @@ class LiveSession:
         return self
 
     def _start(self) -> None:
+        if self._jack_input or self._jack_output:
+            self._start_jack()
+            return
         in_dev = out_dev = None
         device_latency = 0.0
+        host_frames = 0
         if self._open_stream:
             sd = self._sd = devices.import_sounddevice()
             if self._input is None:
@@ -192,14 +233,18 @@ class LiveSession:
         fmt = output_format(record, *self._format) if record else None  # a bad format fails before a device opens
         live_input = self._reader is None
         bridge = self._bridge = RealtimeBridge(sep, rate, self.blocksize, out_ch, live_input=live_input,
-                                               dry_gain=_dry_gain(sep), record=record is not None)
+                                               dry_gain=_dry_gain(sep), record=record is not None,
+                                               inference_budget=self._budget)
         if self._open_stream:
             sd = self._sd
             self._stream = _open_stream(sd, bridge, live_input, in_dev, out_dev)
             device_latency = sum(self._stream.latency) if live_input else self._stream.latency
+            # PortAudio's JACK host API holds one block between its ports and the callback (measured:
+            # tests/test_live_jack.py); other host APIs keep theirs inside the device latency they report.
+            host_frames = self.blocksize if live_input and out_dev is not None and devices.is_jack(sd, out_dev) else 0
         else:
             self._callback = bridge.duplex_callback()
-        latency = Latency(bridge.latency, bridge.buffers, device_latency, rate)
+        latency = Latency(bridge.latency, bridge.buffers, device_latency, rate, host_frames=host_frames)
         if record is not None:
             assert fmt is not None  # found above for every recording
             self._saver = _Saver(_open_writer(record, rate, out_ch, fmt), bridge)
@@ -216,6 +261,47 @@ class LiveSession:
                 self._stream.start()
             except self._sd.PortAudioError as exc:
                 raise DeviceError(f"cannot start the audio device: {exc}; see list_devices()") from None
+        self._started_at = self._last_progress = time.monotonic()
+
+    def _start_jack(self) -> None:
+        """The session's own JACK client: its ports, the compiled process callback, the ports' latency."""
+        from .jack_client import CLIENT_NAME, MIXED, JackClient
+
+        client = self._jack = JackClient(self._jack_name or CLIENT_NAME)
+        rate, period = client.rate, client.period
+        if self._blocksize is not None and self._blocksize != period:
+            raise ParameterError(f"blocksize={self._blocksize}: with JACK the block is the server's period, {period} "
+                                 "frames here; leave blocksize out, or restart the JACK server with that period",
+                                 "blocksize")
+        if self._input is not None:
+            self._reader = open_input(self._input, self._channels)
+            in_ch = self._reader.channels
+        else:
+            in_ch = 2
+        sep = self.separator = self._build(rate, in_ch)  # resamples if the server's rate is not the model's
+        self.hop = max(1, round(sep.geometry.hop * rate / sep.model_sample_rate))
+        self.blocksize = period
+        live_input = self._jack_input
+        bridge = self._bridge = RealtimeBridge(sep, rate, period, 2, live_input=live_input, dry_gain=_dry_gain(sep),
+                                               stem_outputs=self._jack_output, inference_budget=self._budget)
+        pairs = list(sep.stems) if self._jack_output else [MIXED]
+        client.register(inputs=live_input, outputs=pairs, dry=self._jack_output)
+        client.attach(bridge)
+        self.jack_ports = {"in": [p.name for p in client.inputs]}
+        for i, name in enumerate(client.pairs):
+            ports = client.dry if name == "dry" else client.outputs[2 * i:2 * i + 2]
+            self.jack_ports[name] = [p.name for p in ports]
+        latency = Latency(bridge.latency, bridge.buffers, 0.0, rate, between_ports=True)
+        self._readings = BridgeReadings(bridge, latency)
+        self.input_device_name = f"JACK ports {client.name}:in_L/R" if live_input else None
+        self.output_device_name = f"JACK ports {client.name}:" + ", ".join(f"{name}_L/R" for name in client.pairs)
+        bridge.start()
+        if self._reader is not None:
+            self._feeder = _Feeder(self._reader, bridge, rate)
+            self._feeder.start()
+            _prebuffer(bridge, self._feeder, rate)
+        client.activate()
+        self.connections = client.connect(self._connect)
         self._started_at = self._last_progress = time.monotonic()
 
     def _separator_for(self, sd, in_dev, in_ch: int, out_dev, out_ch: int) -> StreamingSeparator:
@@ -266,13 +352,19 @@ class LiveSession:
         bridge = self._ready().bridge
         if bridge.finished or bridge.error or (self._feeder is not None and self._feeder.error):
             return True
-        if self._stream is None or self._stopped:
+        if self._jack is not None:
+            if bridge.counters[PERIOD_CHANGES] or self._jack.shut_down.is_set():
+                self._vanished = True
+            if self._stopped:
+                return self._vanished
+        elif self._stream is None or self._stopped:
             return self._vanished
         now = time.monotonic()
         frames = int(bridge.counters[FRAMES])
         if frames != self._last_frames:
             self._last_frames, self._last_progress = frames, now
-        if not self._stream.active or now - self._last_progress > max(1.0, 20 * bridge.blocksize / bridge.samplerate):
+        stopped = self._stream is not None and not self._stream.active
+        if stopped or now - self._last_progress > max(1.0, 20 * bridge.blocksize / bridge.samplerate):
             self._vanished = True
         return self._vanished
 
@@ -310,6 +402,13 @@ class LiveSession:
                       self._saver.error if self._saver else None):
             if error is not None:
                 return error
+        if self._vanished and self._jack is not None:
+            if bridge.counters[PERIOD_CHANGES]:
+                return DeviceError(f"the JACK server changed its period from {bridge.blocksize} frames after "
+                                   f"{bridge.seconds_played:.1f} s, so the delay reported no longer holds; start the "
+                                   "session again")
+            return DeviceError(f"the JACK server stopped after {bridge.seconds_played:.1f} s (or it dropped this "
+                               "client)")
         if self._vanished:
             kept = f"; the recording up to then is in {self._record}" if self._record else ""
             return DeviceError(f"the audio device stopped after {bridge.seconds_played:.1f} s (unplugged, or the "
@@ -320,6 +419,8 @@ class LiveSession:
         """Close the stream, stop the threads, finalize the recording, close the input: whatever was opened."""
         self._stopped = True
         try:
+            if self._jack is not None:
+                self._jack.close()  # the process callback stops before the bridge it reads is released
             if self._stream is not None:
                 if self._vanished:
                     devices.abandon_portaudio(self._sd)
@@ -345,6 +446,31 @@ class LiveSession:
             self.stop()
         elif not self._stopped:
             self._finish()  # already failing: finalize, keep the exception that is on its way out
+
+
+def _check_jack_options(jack_input: bool, jack_output: bool, input, output, record, open_stream: bool,
+                        input_device, output_device, connect: list[str]) -> None:
+    """Refuse the combinations of JACK ports and other options that cannot work, naming the fix."""
+    if output not in (None, SPEAKERS, JACK):
+        raise ParameterError(f"output={output!r}: a live session plays to output='speakers' or output='jack'; to "
+                             "save what it plays pass record=", "output")
+    if not (jack_input or jack_output):
+        if connect:
+            raise ParameterError("connect= wires JACK ports; it needs input='jack' or output='jack'", "connect")
+        return
+    if jack_output and not jack_input and input is None:
+        raise ParameterError("output='jack' takes its input from JACK ports or a file: pass input='jack' (and "
+                             "connect= to wire a source) or input='song.flac'", "output")
+    if not open_stream:
+        raise ParameterError("open_stream=False runs in your application's stream; JACK ports (input='jack', "
+                             "output='jack') are the session's own", "open_stream")
+    if record is not None:
+        raise ParameterError(f"record={os.fspath(record)!r}: a recording saves what a sound device plays; with JACK "
+                             "ports record them where they go (your DAW, or jack_capture)", "record")
+    for name, value in (("input_device", input_device), ("output_device", output_device)):
+        if value is not None:
+            raise ParameterError(f"{name}= picks a sound device; with JACK ports connect them instead, e.g. "
+                                 "connect='system:capture'", name)
 
 
 def _dry_gain(sep: StreamingSeparator) -> float:

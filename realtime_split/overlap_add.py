@@ -1,8 +1,8 @@
 """numba kernels behind the streaming engine: rings, window gather, crossfaded overlap-add.
 
-Positions are absolute stream sample indices (int64, may be negative before the
-stream starts); a ring of power-of-two size ``R`` stores position ``p`` at slot
-``p & (R - 1)``, which is also right for negative ``p``. Every kernel writes
+Rings follow the runtime's convention (rings.py): time is the first axis, of power-of-two length
+``R``, and absolute stream position ``p`` (int64, negative before the stream starts) lives in
+row ``p & (R - 1)``. The input ring is ``(R, 2)`` frames, the accumulator ``(R, stems, 2)``. Every kernel writes
 into arrays the caller preallocated, so a steady stream allocates nothing, and
 releases the GIL (``nogil``) so a worker thread does not stall the audio thread.
 Kernels take whole arrays plus offsets instead of slices so each compiles once
@@ -15,11 +15,6 @@ import math
 
 import numpy as np
 from numba import njit
-
-
-def ring_size(min_length: int) -> int:
-    """The smallest power of two holding ``min_length`` samples (rings index with a bit mask)."""
-    return 1 << max(0, int(min_length) - 1).bit_length()
 
 
 def crossfade_pair(length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,20 +34,20 @@ def write_ring(src, src_offset, n, ring, position):
 
     Mono is duplicated to both channels. Non-finite samples become 0; returns how many there were.
     """
-    mask = ring.shape[1] - 1
+    mask = ring.shape[0] - 1
     mono = src.shape[1] == 1
     bad = 0
     for i in range(n):
         slot = (position + i) & mask
         for c in range(2):
             if mono and c == 1:
-                ring[1, slot] = ring[0, slot]
+                ring[slot, 1] = ring[slot, 0]
                 continue
             v = src[src_offset + i, c]
             if not math.isfinite(v):
                 v = np.float32(0.0)
                 bad += 1
-            ring[c, slot] = v
+            ring[slot, c] = v
     return bad
 
 
@@ -72,13 +67,14 @@ def sanitize(frames, n):
 def gather_windows(ring, first_end, hop, count, batch):
     """Copy ``count`` windows into ``batch[j]`` (``[2, window]``); window ``j`` ends (exclusively) at
     ``first_end + j * hop``. The ring must still hold every sample of those windows."""
-    mask = ring.shape[1] - 1
+    mask = ring.shape[0] - 1
     window = batch.shape[2]
     for j in range(count):
         start = first_end + j * hop - window
-        for c in range(2):
-            for i in range(window):
-                batch[j, c, i] = ring[c, (start + i) & mask]
+        for i in range(window):
+            slot = (start + i) & mask
+            for c in range(2):
+                batch[j, c, i] = ring[slot, c]
 
 
 @njit(cache=True, nogil=True)
@@ -89,7 +85,7 @@ def overlap_add(outputs, count, keep_start, keep_length, fade_in, fade_out, acc,
     faded in and its last ``len(fade_out)`` faded out, so neighbouring runs crossfade to a sum of
     exactly one. Non-finite model outputs are added as 0; returns how many there were.
     """
-    mask = acc.shape[2] - 1
+    mask = acc.shape[0] - 1
     fade = fade_in.shape[0]
     tail = keep_length - fade
     bad = 0
@@ -106,22 +102,23 @@ def overlap_add(outputs, count, keep_start, keep_length, fade_in, fade_out, acc,
                         v *= fade_in[i]
                     elif i >= tail:
                         v *= fade_out[i - tail]
-                    acc[s, c, (base + i) & mask] += v
+                    acc[(base + i) & mask, s, c] += v
     return bad
 
 
 @njit(cache=True, nogil=True)
-def read_output(acc, mix_ring, position, n, sources, gains, out, out_offset):
+def read_output(acc, mix_ring, position, n, sources, gains, out, out_offset, clear=True):
     """Move ``n`` finished frames starting at stream ``position`` from the accumulator into ``out``.
 
     ``out`` is ``[output stems, frames, channels]`` and receives frames at ``out_offset``. Output stem
     ``o`` is model stem ``sources[o]`` or, when ``sources[o] < 0``, the delayed mix from ``mix_ring``
     minus model stem ``-1 - sources[o]`` (accompaniment = mix - vocals); then times ``gains[o]``.
     One output channel means the mean of left and right. Positions before the stream start read as
-    silence. Read slots of every model stem are cleared for the next pass around the ring.
+    silence. Read slots of every model stem are cleared for the next pass around the ring, unless
+    ``clear`` is False (a look at final frames ahead of the input, which a later read takes again).
     """
-    mask = acc.shape[2] - 1
-    mix_mask = mix_ring.shape[1] - 1
+    mask = acc.shape[0] - 1
+    mix_mask = mix_ring.shape[0] - 1
     mono = out.shape[2] == 1
     for i in range(n):
         p = position + i
@@ -133,20 +130,21 @@ def read_output(acc, mix_ring, position, n, sources, gains, out, out_offset):
             if p >= 0:
                 src = sources[o]
                 if src >= 0:
-                    left = acc[src, 0, slot]
-                    right = acc[src, 1, slot]
+                    left = acc[slot, src, 0]
+                    right = acc[slot, src, 1]
                 else:
-                    left = mix_ring[0, mix_slot] - acc[-1 - src, 0, slot]
-                    right = mix_ring[1, mix_slot] - acc[-1 - src, 1, slot]
+                    left = mix_ring[mix_slot, 0] - acc[slot, -1 - src, 0]
+                    right = mix_ring[mix_slot, 1] - acc[slot, -1 - src, 1]
             g = gains[o]
             if mono:
                 out[o, out_offset + i, 0] = np.float32(0.5) * (left + right) * g
             else:
                 out[o, out_offset + i, 0] = left * g
                 out[o, out_offset + i, 1] = right * g
-        for s in range(acc.shape[0]):
-            acc[s, 0, slot] = 0.0
-            acc[s, 1, slot] = 0.0
+        if clear:
+            for s in range(acc.shape[1]):
+                acc[slot, s, 0] = 0.0
+                acc[slot, s, 1] = 0.0
 
 
 def warm_up() -> None:
@@ -154,7 +152,7 @@ def warm_up() -> None:
     so the first real audio block does not pay for JIT compilation."""
     f32 = np.float32
     frames1, frames2 = np.zeros((4, 1), f32), np.zeros((4, 2), f32)
-    ring = np.zeros((2, 8), f32)
+    ring = np.zeros((8, 2), f32)
     write_ring(frames1, 0, 4, ring, np.int64(0))
     write_ring(frames2, 0, 4, ring, np.int64(0))
     sanitize(frames1, 4)
@@ -163,8 +161,9 @@ def warm_up() -> None:
     gather_windows(ring, np.int64(4), 2, 2, batch)
     outputs = np.zeros((2, 1, 2, 4), f32)
     fade_in, fade_out = crossfade_pair(1)
-    acc = np.zeros((1, 2, 8), f32)
+    acc = np.zeros((8, 1, 2), f32)
     overlap_add(outputs, 2, 1, 2, fade_in, fade_out, acc, np.int64(0), 1)
     sources, gains = np.zeros(1, np.int64), np.ones(1, f32)
-    read_output(acc, ring, np.int64(0), 2, sources, gains, np.zeros((1, 2, 1), f32), 0)
-    read_output(acc, ring, np.int64(0), 2, sources, gains, np.zeros((1, 2, 2), f32), 0)
+    for clear in (True, False):
+        read_output(acc, ring, np.int64(0), 2, sources, gains, np.zeros((1, 2, 1), f32), 0, clear)
+        read_output(acc, ring, np.int64(0), 2, sources, gains, np.zeros((1, 2, 2), f32), 0, clear)

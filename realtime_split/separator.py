@@ -26,7 +26,8 @@ from . import overlap_add as ola, registry
 from .errors import ParameterError, UserError
 from .inference import BatchRunner, load_model, make_runner
 from .model_format import Geometry, ModelInfo
-from .resampling import DEFAULT_QUALITY, QUALITIES, Resampler
+from .resampling import DEFAULT_QUALITY, QUALITIES, FirResampler, SoxrResampler, make_resampler
+from .rings import ring
 from .stems import linear_gains, parse_gains, parse_stems, stem_sources
 
 
@@ -58,8 +59,8 @@ class _ModelRateStream:
         self.fade_in, self.fade_out = ola.crossfade_pair(g.crossfade)
         longest_segment = max_batch * g.hop
         # The input ring also serves as the delay line for the mix (accompaniment = mix - vocals).
-        self.input_ring = np.zeros((2, ola.ring_size(g.window + delay + longest_segment)), np.float32)
-        self.accumulator = np.zeros((n_model_stems, 2, ola.ring_size(delay + longest_segment + 1)), np.float32)
+        self.input_ring = ring(g.window + delay + longest_segment, 2)
+        self.accumulator = ring(delay + longest_segment + 1, n_model_stems, 2)
         self.position = 0  # input frames consumed so far
 
     def reset(self) -> None:
@@ -94,6 +95,23 @@ class _ModelRateStream:
             self.position += n
             done += n
 
+    def ready_at(self, position: int) -> int:
+        """Output frames final once ``position`` input frames are in: the run at the last hop boundary
+        ``b`` finished every sample its successor does not touch, so the delayed output is final up to
+        ``b + hop`` (plus any delay beyond the model's latency). ``process`` returns only the first
+        ``position`` of them; ``peek`` the rest."""
+        hop = self.geometry.hop
+        return position // hop * hop + hop + self.delay - self.geometry.latency
+
+    def ready(self) -> int:
+        return self.ready_at(self.position)
+
+    def peek(self, out: np.ndarray, n: int, offset: int = 0) -> None:
+        """Output frames ``[position + offset, position + offset + n)`` into ``out[:, :n]`` without consuming
+        anything: they must be final (``position + offset + n <= ready()``)."""
+        ola.read_output(self.accumulator, self.input_ring, self.position + offset - self.delay, n,
+                        self.sources, self.gains, out, 0, False)
+
 
 def _geometry(info: ModelInfo, preset: str, hop: int | None, path: Path, label: str) -> Geometry:
     """The model's geometry for ``preset``; a preset it lacks names its presets and, for the presets only
@@ -126,7 +144,8 @@ class StreamingSeparator:
     per output stem, ``{"vocals": -inf}`` or ``"vocals=-inf,drums=-6"``. ``max_batch``: how many
     windows one ONNX Runtime call may run when a block spans several hops. ``threads``: ONNX Runtime
     intra-op threads (None = the physical cores; 1 is steadier next to an audio thread under load).
-    ``resample_quality``: soxr recipe when resampling ("HQ"; "LQ" adds far less delay, for live use).
+    ``resample_quality``: when resampling, "LD" (low delay, the default: short filters that add about 1.1 ms at
+    48 kHz) or a soxr recipe ("HQ" is transparent and adds about 40 ms; whole files and arrays use it).
     """
 
     def __init__(
@@ -168,11 +187,11 @@ class StreamingSeparator:
             raise ParameterError(f"sample_rate must be positive, got {sample_rate!r}", "sample_rate")
         self.stats = SeparatorStats()
 
-        self._resampler = None
+        self._resampler: FirResampler | SoxrResampler | None = None
         delay = self.geometry.latency
         if self.sample_rate != self.model_sample_rate:
-            self._resampler = Resampler(self.sample_rate, self.model_sample_rate, channels, len(self.stems),
-                                        channels, self.geometry.latency, resample_quality)
+            self._resampler = make_resampler(self.sample_rate, self.model_sample_rate, channels, len(self.stems),
+                                             self.geometry.latency, self.geometry.hop, resample_quality)
             delay += self._resampler.extra_model_delay
         self.latency_samples: int = self._resampler.latency_samples if self._resampler else delay
         self.latency_seconds: float = self.latency_samples / self.sample_rate
@@ -181,9 +200,8 @@ class StreamingSeparator:
         self._stream = _ModelRateStream(
             runner, self.geometry, delay, int(max_batch), stem_sources(self.stems, self.info.stems),
             linear_gains(self.stems, self.gains_db), len(self.info.stems))
-        # Resampling path scratch (grown on demand; a steady block size stops reallocating).
-        self._input = np.zeros((0, channels), np.float32)
-        self._model_stems = np.zeros((len(self.stems), 0, channels), np.float32)
+        self._input = np.zeros((0, channels), np.float32)  # resampling: the block, sanitized (grown on demand)
+        self._pushed = 0  # input frames since the stream began
         ola.warm_up()
 
     def __repr__(self) -> str:
@@ -231,6 +249,7 @@ class StreamingSeparator:
         out = self._output(out, n)
         if n == 0:
             return out
+        self._pushed += n
         if self._resampler is None:
             self._stream.process(frames, out, self.stats)
             return out
@@ -239,14 +258,47 @@ class StreamingSeparator:
         frames_in = self._input[:n]
         frames_in[:] = frames
         self.stats.nonfinite_samples += ola.sanitize(frames_in, n)
-        model_frames = self._resampler.to_model(frames_in)
-        m = len(model_frames)
-        if self._model_stems.shape[1] < m:
-            self._model_stems = np.zeros((len(self.stems), m, self.channels), np.float32)
-        self._stream.process(model_frames, self._model_stems, self.stats)
-        self._resampler.push_stems(self._model_stems[:, :m])
-        self._resampler.pull(out, 0, n)
-        self.stats.resampler_underruns = self._resampler.underruns
+        self._resampler.process(frames_in, out, self._stream, self.stats)
+        return out
+
+    # For real-time hosts: output that is final before the input that process() needs for it --------------------
+
+    def ready_after(self, position: int) -> int:
+        """How many output frames are final once ``position`` input frames have been pushed (at least
+        ``position``). The model runs once per hop on the input up to a hop boundary, and that run
+        finishes the output for the hop after the boundary too, so up to a hop more than ``process``
+        returned is already known (with the LD resampler too; soxr's recipes give nothing ahead).
+        A host that plays output a fixed time after the input can play those frames before the input
+        that ``process`` would need for them arrives: that is how live mode gives inference a whole
+        audio period without adding a period of delay (realtime/bridge.py). A pure function of
+        ``position``: it does not look at the stream."""
+        if self._resampler is None:
+            return self._stream.ready_at(position)
+        if isinstance(self._resampler, FirResampler):
+            return self._resampler.ready_after(position, self._stream.ready_at)
+        return self._resampler.ready_after(position)
+
+    def ready_period(self) -> int:
+        """Input frames after which ``ready_after(p) - p`` repeats."""
+        return self.geometry.hop if self._resampler is None else self._resampler.ready_period()
+
+    @property
+    def frames_ahead(self) -> int:
+        """Output frames final beyond what ``process`` has returned (``ready_after`` of the input so far)."""
+        return self.ready_after(self._pushed) - self._pushed
+
+    def ahead(self, skip: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+        """The stems of the output frames that are final beyond what ``process`` has returned, without consuming
+        input, skipping the first ``skip`` of them: ``(len(stems), frames_ahead - skip, channels)``. The next
+        ``process`` calls return the same samples again. ``out``: a C-contiguous float32 array of that shape."""
+        n = max(0, self.frames_ahead - skip)
+        out = self._output(out, n)
+        if n == 0:
+            return out
+        if self._resampler is None:
+            self._stream.peek(out, n, skip)
+        else:
+            self._resampler.ahead(self._stream, skip, out)
         return out
 
     def flush(self) -> np.ndarray:
@@ -260,5 +312,6 @@ class StreamingSeparator:
     def reset(self) -> None:
         """Forget the stream (audio state only; ``stats`` keep counting)."""
         self._stream.reset()
+        self._pushed = 0
         if self._resampler is not None:
             self._resampler.reset()

@@ -36,17 +36,28 @@ class Latency:
     """The delay from the input to the speakers, by component (``samplerate`` is the stream's)."""
 
     separator: int       # samples: StreamingSeparator.latency_samples
-    buffers: int         # samples: the bridge's rings (see realtime_bridge)
-    device_seconds: float  # PortAudio's reported input + output latency (0 when the app runs its own stream)
+    buffers: int         # samples: the bridge's rings (see realtime/bridge.py)
+    device_seconds: float  # PortAudio's input + output latency (0: the app runs its own stream, or JACK ports)
     samplerate: int
+    between_ports: bool = False  # JACK ports: separator + buffers is the whole delay from input port to output port
+    host_frames: int = 0  # samples the audio API holds on top (PortAudio's JACK host API: one block)
+
+    @property
+    def samples(self) -> int:
+        """Input to output in the session's own samples: between its ports, with JACK (PortAudio's too)."""
+        return self.separator + self.buffers + self.host_frames
 
     @property
     def total_ms(self) -> float:
-        return 1000.0 * ((self.separator + self.buffers) / self.samplerate + self.device_seconds)
+        return 1000.0 * (self.samples / self.samplerate + self.device_seconds)
 
     def __str__(self) -> str:
-        return (f"latency {self.total_ms:.1f} ms = separator {self.separator} + buffers {self.buffers} samples "
-                f"+ device {1000.0 * self.device_seconds:.1f} ms at {self.samplerate} Hz")
+        if self.between_ports:
+            return (f"latency {self.total_ms:.1f} ms = separator {self.separator} + buffers {self.buffers} samples "
+                    f"at {self.samplerate} Hz, input port to output port")
+        host = f" + PortAudio {self.host_frames} samples" if self.host_frames else ""
+        return (f"latency {self.total_ms:.1f} ms = separator {self.separator} + buffers {self.buffers} samples"
+                f"{host} + device {1000.0 * self.device_seconds:.1f} ms at {self.samplerate} Hz")
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,9 @@ class LiveStats:
     recording: Path | None  # the file the session records what it plays to
     recorded_seconds: float
     recording_lost_seconds: float  # not saved because the disk was too slow
+    callback_overruns: int = 0  # JACK: cycles in which this session's own callback ran longer than a period
+    longest_callback_seconds: float = 0.0  # JACK: the callback's longest run
+    budget_blocks: int = 0  # blocks the separation may take for one callback's input (each beyond the first delays)
 
 
 @dataclass(frozen=True)
@@ -137,13 +151,22 @@ class StatusLine:
             self._width = 0
 
 
+def _xruns(stats: LiveStats) -> str:
+    if stats.latency.between_ports:
+        period_ms = 1000.0 * stats.blocksize / stats.latency.samplerate
+        return (f"xruns: {stats.xruns} reported by JACK, {stats.callback_overruns} caused by this program's callback "
+                f"(its longest run {1000.0 * stats.longest_callback_seconds:.2f} ms of the {period_ms:.2f} ms period)")
+    return (f"xruns: {stats.xruns} ({stats.input_overflows} input overflows, {stats.output_underflows} output "
+            "underflows)")
+
+
 def summary(stats: LiveStats) -> str:
     """One paragraph: how long, how late, how many deadlines missed, how loaded, what was saved."""
     parts = [
         f"realtime-split: played {stats.seconds_played:.1f} s live with {stats.latency}",
         f"missed deadlines: {stats.missed_deadlines} blocks of {stats.blocksize} (played dry; "
         f"{stats.restarts} restarts after falling too far behind)",
-        f"xruns: {stats.xruns} ({stats.input_overflows} input overflows, {stats.output_underflows} output underflows)",
+        _xruns(stats),
         f"inference load p50 {_percent(stats.load_p50)} p99 {_percent(stats.load_p99)} "
         f"of the hop budget (worker at {'real-time' if stats.realtime_priority else 'normal'} priority)",
     ]

@@ -108,7 +108,7 @@ class JackServer:
 
 # Slots of the int64 array a Harness shares with its compiled process callback (JACK's ``arg``).
 # Written once before activation:
-H_CHANNELS = 0
+H_CHANNELS = 0       # output ports (played)
 H_RECORDING = 1      # address of the recording array
 H_RECORD_FRAMES = 2  # its rows
 # Written only by Python (play, start_recording), read by the callback:
@@ -125,7 +125,8 @@ H_PLAY_POS = 11      # -1: silent; >= 0: next frame of the signal to play
 H_PLAY_START = 12    # clock of the signal's first frame
 H_RECORDED = 13      # frames in the recording
 H_RECORD_START = 14  # clock of recording[0]
-H_PORTS = 15         # then the port pointers: channels output ports, then channels input ports
+H_RECORD_CHANNELS = 15  # input ports (recorded); written once before activation
+H_PORTS = 16         # then the port pointers: the output ports, then the input ports
 
 
 @functools.cache
@@ -142,7 +143,7 @@ def _process_callback():
     import jack
     from numba import carray, cfunc, types
 
-    from realtime_split.realtime_bridge import _address, _release_fence
+    from realtime_split.realtime.intrinsics import address, release_fence
 
     # numba types a ctypes void * result as an integer, so the buffer comes back as an address
     get_buffer = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_uint32)(
@@ -151,8 +152,9 @@ def _process_callback():
     @cfunc(types.intc(types.uint32, types.voidptr), error_model="numpy")
     def process(nframes, arg):
         """Play the requested signal into the output ports, record the input ports; copies only."""
-        channels = carray(arg, H_PORTS, np.int64)[H_CHANNELS]
-        s = carray(arg, H_PORTS + 2 * channels, np.int64)
+        head = carray(arg, H_PORTS, np.int64)
+        channels, recorded = head[H_CHANNELS], head[H_RECORD_CHANNELS]
+        s = carray(arg, H_PORTS + channels + recorded, np.int64)
         frames = np.int64(nframes)
         clock = s[H_CLOCK]
         request = s[H_PLAY_REQUEST]
@@ -161,13 +163,13 @@ def _process_callback():
             s[H_PLAYING_FRAMES] = s[H_SIGNAL_FRAMES]
             s[H_PLAY_POS] = 0
             s[H_PLAY_START] = clock
-            _release_fence()
+            release_fence()
             s[H_PLAY_SEEN] = request
         pos = s[H_PLAY_POS]
         length = s[H_PLAYING_FRAMES] if pos >= 0 else 0
-        signal = carray(_address(s[H_PLAYING]), (length, channels), np.float32)
+        signal = carray(address(s[H_PLAYING]), (length, channels), np.float32)
         for c in range(channels):
-            out = carray(_address(get_buffer(_address(s[H_PORTS + c]), nframes)), frames, np.float32)
+            out = carray(address(get_buffer(address(s[H_PORTS + c]), nframes)), frames, np.float32)
             for i in range(frames):
                 out[i] = signal[pos + i, c] if pos >= 0 and pos + i < length else 0.0
         if pos >= 0:
@@ -178,12 +180,12 @@ def _process_callback():
             if n > 0:
                 if done == 0:
                     s[H_RECORD_START] = clock
-                recording = carray(_address(s[H_RECORDING]), (s[H_RECORD_FRAMES], channels), np.float32)
-                for c in range(channels):
-                    inp = carray(_address(get_buffer(_address(s[H_PORTS + channels + c]), nframes)), frames, np.float32)
+                recording = carray(address(s[H_RECORDING]), (s[H_RECORD_FRAMES], recorded), np.float32)
+                for c in range(recorded):
+                    inp = carray(address(get_buffer(address(s[H_PORTS + channels + c]), nframes)), frames, np.float32)
                     for i in range(n):
                         recording[done + i, c] = inp[i]
-                _release_fence()
+                release_fence()
                 s[H_RECORDED] = done + n
         s[H_CLOCK] = clock + frames
         return 0
@@ -202,7 +204,8 @@ def _shut_down(client, *keep_alive) -> None:
 
 
 class Harness:
-    """One JACK client that plays ``signal`` into a program's input ports and records its output ports.
+    """One JACK client that plays ``signal`` into a program's input ports and records its output ports
+    (``channels`` output ports to play, ``record_channels`` input ports to record, as many by default).
 
     Play and record happen in the same process callback, so a frame recorded in callback ``k``
     and a frame played in callback ``k`` share one timeline (the callback counter): no timestamps,
@@ -218,23 +221,25 @@ class Harness:
 
     loop_periods = 1
 
-    def __init__(self, server: JackServer, channels: int = 2, record_seconds: float = 30.0):
+    def __init__(self, server: JackServer, channels: int = 2, record_seconds: float = 30.0,
+                 record_channels: int | None = None):
         import jack
 
-        from realtime_split.realtime_bridge import resident_zeros
+        from realtime_split.realtime.memory import resident_zeros
 
         process = _process_callback()
         self.channels = channels
+        self.record_channels = recorded = channels if record_channels is None else record_channels
         self.client = jack.Client("rs-harness", no_start_server=True, servername=server.name)
         self.outports = [self.client.outports.register(f"out_{c + 1}") for c in range(channels)]
-        self.inports = [self.client.inports.register(f"in_{c + 1}") for c in range(channels)]
+        self.inports = [self.client.inports.register(f"in_{c + 1}") for c in range(recorded)]
         self.rate = self.client.samplerate
         self.period = self.client.blocksize
-        self.recording = resident_zeros((int(record_seconds * self.rate), channels))  # no page faults on JACK's thread
+        self.recording = resident_zeros((int(record_seconds * self.rate), recorded))  # no page faults on JACK's thread
         self._signals: list[np.ndarray] = []  # every signal played, alive until the client is closed
-        self._state = np.zeros(H_PORTS + 2 * channels, np.int64)
-        self._state[[H_CHANNELS, H_RECORDING, H_RECORD_FRAMES]] = (channels, self.recording.ctypes.data,
-                                                                  len(self.recording))
+        self._state = np.zeros(H_PORTS + channels + recorded, np.int64)
+        self._state[[H_CHANNELS, H_RECORD_CHANNELS, H_RECORDING, H_RECORD_FRAMES]] = (
+            channels, recorded, self.recording.ctypes.data, len(self.recording))
         self._state[[H_PLAY_POS, H_PLAY_START, H_RECORD_START]] = -1
         ports = [int(jack._ffi.cast("uintptr_t", port._ptr)) for port in self.outports + self.inports]
         self._state[H_PORTS:] = ports
@@ -283,7 +288,7 @@ class Harness:
         for c, name in enumerate(program_outputs or []):
             for other in self.client.get_all_connections(name):
                 self.client.disconnect(name, other)
-            self.client.connect(name, self.inports[c % self.channels])
+            self.client.connect(name, self.inports[c % self.record_channels])
 
     def connect_portaudio(self, in_channels: int = 2, out_channels: int = 2, process=None, timeout: float = 60.0):
         """Wait for a PortAudio stream (input and/or output) and wire it to the harness."""
@@ -365,8 +370,9 @@ def max_jump(x: np.ndarray) -> float:
 
 
 def parse_latency_line(text: str) -> dict[str, int]:
-    """The sample counts from the CLI's 'latency ... = separator N + buffers M samples' line."""
-    m = re.search(r"separator (\d+) \+ buffers (\d+) samples", text)
+    """The sample counts from the CLI's 'latency ... = separator N + buffers M samples [+ PortAudio K samples]'
+    line (``host``: K, what PortAudio's JACK host API holds; 0 with JACK ports of the program's own)."""
+    m = re.search(r"separator (\d+) \+ buffers (\d+) samples( \+ PortAudio (\d+) samples)?", text)
     if not m:
         raise AssertionError(f"no latency line in:\n{text}")
-    return {"separator": int(m.group(1)), "buffers": int(m.group(2))}
+    return {"separator": int(m.group(1)), "buffers": int(m.group(2)), "host": int(m.group(4) or 0)}

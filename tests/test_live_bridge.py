@@ -21,7 +21,9 @@ import onnx_models
 from jack_harness import max_jump
 from realtime_split import StreamingSeparator
 from realtime_split.live import BridgeReadings
-from realtime_split.realtime_bridge import (
+from realtime_split.realtime import RealtimeBridge
+from realtime_split.realtime.slots import (
+    IN_WRITTEN,
     INPUT_OVERFLOWS,
     MISSED,
     NONFINITE,
@@ -29,7 +31,6 @@ from realtime_split.realtime_bridge import (
     PA_INPUT_OVERFLOW,
     PA_OUTPUT_UNDERFLOW,
     SKIPS,
-    RealtimeBridge,
 )
 from realtime_split.status import Latency, StatusLine, summary
 
@@ -72,10 +73,22 @@ def test_output_is_the_separation_delayed_by_separator_latency_plus_buffers(scal
     bridge = bridge_for(scaled_model)
     x = sine(1.0)
     out = run_live(bridge, x)
-    # buffers = ceil(chunk / blocksize) * blocksize + chunk - gcd(blocksize, chunk) + fade = 256 + 256 - 256 + 66
+    # The hop (256) is the block: the worker's budget of two blocks (8 ms) costs one block, then the fade.
+    assert bridge.budget_blocks == 2
     assert bridge.buffers == F + bridge.fade
     d = bridge.latency + bridge.buffers
     np.testing.assert_allclose(out, 0.5 * delayed(x, d, len(out)), atol=1e-6)
+    assert bridge.counters[MISSED] == 0
+
+
+def test_a_worker_within_one_block_adds_nothing_to_the_separators_latency(scaled_model):
+    """The hop's run finishes the output for the hop after its boundary too: with a budget of one block the
+    bridge adds only the fade."""
+    bridge = bridge_for(scaled_model, inference_budget=0.001)
+    assert bridge.budget_blocks == 1 and bridge.buffers == bridge.fade
+    x = sine(0.5)
+    out = run_live(bridge, x)
+    np.testing.assert_allclose(out, 0.5 * delayed(x, bridge.delay, len(out)), atol=1e-6)
     assert bridge.counters[MISSED] == 0
 
 
@@ -98,27 +111,44 @@ def test_late_inference_plays_the_dry_mix_with_the_same_delay_and_no_click(scale
     np.testing.assert_allclose(out[tail], 0.5 * ref[tail], atol=1e-6)
 
 
-@pytest.mark.parametrize("blocksize", [128, 100])
-def test_the_worker_may_take_a_whole_hop_per_chunk_and_not_a_block_more(scaled_model, blocksize):
-    """The buffers give inference ceil(hop / blocksize) block periods per chunk: a worker that needs
-    exactly that long never misses (a load under 100 % of the hop budget is enough); one block
-    slower and it does, so the buffers are no larger than that guarantee needs."""
-    x = sine(0.5)
-    for extra, misses in ((0, False), (blocksize, True)):
-        bridge = bridge_for(scaled_model, blocksize=blocksize, max_chunks=1)
-        chunk, callback = bridge.chunk, bridge.duplex_callback()
-        takes = -(-chunk // blocksize) * blocksize + extra  # the worker's time per chunk
+@pytest.mark.parametrize("blocksize, rate", [(128, RATE), (100, RATE), (256, 48000), (128, 48000)])
+def test_the_worker_may_take_its_budget_of_blocks_and_not_a_block_more(tmp_path, scaled_model, blocksize, rate):
+    """The buffers give the worker ``budget_blocks`` block periods for each callback's input: a worker that
+    always takes exactly that long never misses; one block slower and it does, so the buffers are no larger
+    than that guarantee needs (also at 48 kHz, where the hop's boundaries fall inside blocks)."""
+    t = np.arange(int(0.6 * rate)) / rate
+    x = np.repeat((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None], 2, axis=1)
+    for extra, misses in ((0, False), (1, True)):
+        sep = StreamingSeparator(scaled_model, stems="vocals", sample_rate=rate)
+        bridge = RealtimeBridge(sep, rate, blocksize, 2, live_input=True, max_chunks=64)
+        callback, takes = bridge.duplex_callback(), bridge.budget_blocks + extra
         out = np.zeros_like(x[:len(x) // blocksize * blocksize])
-        k = 0  # next chunk the worker delivers
         for j in range(len(out) // blocksize):
-            now = (j + 1) * blocksize  # this callback runs once its input block is complete
-            # chunk k was complete when the callback holding its last sample ran; it is done `takes` later
-            while -(-(k + 1) * chunk // blocksize) * blocksize + takes <= now:
-                assert bridge.step()
-                k += 1
+            # Before callback j the worker has finished the input of callbacks up to j - takes.
+            arrived = int(bridge.counters[IN_WRITTEN])
+            bridge.counters[IN_WRITTEN] = min(arrived, max(0, j - takes + 1) * blocksize)
+            while bridge.step():
+                pass
+            bridge.counters[IN_WRITTEN] = arrived
             block = slice(j * blocksize, (j + 1) * blocksize)
             callback(x[block], out[block], blocksize, None, None)
-        assert (bridge.counters[MISSED] > 0) == misses
+        assert (bridge.counters[MISSED] > 0) == misses, (extra, bridge.counters[MISSED])
+        assert bridge.counters[SKIPS] == 0
+
+
+@pytest.mark.parametrize("blocksize, budget, buffers", [
+    (256, 2, 256 + 44),             # hop = block: (budget - 1) blocks and the fade
+    (128, 3, 2 * 128 + 44),         # the hop is two blocks
+    (1024, 1, 1024 - 256 + 44),     # four hops per block: the block's last hop is needed one block later
+    (100, 4, 144 + 252 + 44),       # 100 and 256 share only 4: some hops end 4 samples into a block
+])
+def test_buffers_follow_the_worker_budget_and_where_hops_end_in_blocks(scaled_model, blocksize, budget, buffers):
+    bridge = bridge_for(scaled_model, blocksize=blocksize)
+    assert (bridge.budget_blocks, bridge.buffers) == (budget, buffers)
+    x = sine(0.5)
+    out = run_live(bridge, x)
+    assert bridge.counters[MISSED] == 0
+    np.testing.assert_allclose(out, 0.5 * delayed(x, bridge.delay, len(out)), atol=1e-6)
 
 
 def test_a_short_stall_is_caught_up_without_restarting_the_separator(scaled_model):
@@ -171,17 +201,24 @@ def test_the_audio_callback_allocates_no_audio_buffers(scaled_model):
     for b in blocks[:5]:
         callback(x[b], out[b], 1024, None, None)
         bridge.step()
+    from numba.core.runtime import _nrt_python
+
     tracemalloc.start()
+    _nrt_python.memsys_enable_stats()
     try:
-        peaks = []
+        peaks, compiled = [], 0
         for b in blocks[5:]:
             tracemalloc.reset_peak()
             before = tracemalloc.get_traced_memory()[0]
+            allocations = _nrt_python.memsys_get_stats_alloc()
             callback(x[b], out[b], 1024, None, None)
+            compiled += _nrt_python.memsys_get_stats_alloc() - allocations
             peaks.append(tracemalloc.get_traced_memory()[1] - before)
             bridge.step()
     finally:
+        _nrt_python.memsys_disable_stats()
         tracemalloc.stop()
+    assert compiled == 0  # numba's runtime allocated nothing inside the compiled callback
     assert max(peaks) < 4096
 
 
@@ -226,17 +263,6 @@ def test_file_playback_plays_every_input_sample_separated_then_ends(scaled_model
     assert bridge.counters[MISSED] == 0
 
 
-@pytest.mark.parametrize("blocksize, buffers", [(100, 300 + 256 - 4 + 66), (1024, 1024 + 256 - 256 + 66)])
-def test_buffers_cover_any_blocksize_against_the_hop(scaled_model, blocksize, buffers):
-    bridge = bridge_for(scaled_model, blocksize=blocksize)
-    assert bridge.buffers == buffers
-    x = sine(0.5)
-    out = run_live(bridge, x)
-    assert bridge.counters[MISSED] == 0
-    d = bridge.latency + bridge.buffers
-    np.testing.assert_allclose(out, 0.5 * delayed(x, d, len(out)), atol=1e-6)
-
-
 def test_status_line_redraws_one_line_with_meters_latency_load_and_counters(scaled_model):
     bridge = bridge_for(scaled_model)
     run_live(bridge, sine(0.2))
@@ -275,3 +301,104 @@ def test_summary_names_duration_misses_xruns_and_load(scaled_model):
     assert "xruns: 0 (0 input overflows, 0 output underflows)" in text
     assert re.search(r"inference load p50 \d+% p99 \d+% of the hop budget \(worker at normal priority\)", text)
     assert text.endswith("recorded 1.0 s to x.wav.")
+
+
+# --- the JACK process callback, driven without a server ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def fake_libjack():
+    """Stand-ins for the two libjack functions the compiled JACK callback calls by address: a port's buffer
+    is the port pointer itself (here the address of a numpy buffer), and the clock stands still."""
+    from numba import cfunc, types
+
+    @cfunc(types.voidptr(types.voidptr, types.uint32))
+    def get_buffer(port, frames):
+        return port
+
+    @cfunc(types.uint64())
+    def get_time():
+        return 0
+
+    return get_buffer, get_time
+
+
+def jack_bridge(model, fake_libjack, blocksize: int = F):
+    """A bridge with one pair of output buffers per stem and a dry pair, wired as JackClient.attach wires it."""
+    from realtime_split.realtime.slots import (
+        T_DRY_PORTS,
+        T_GET_BUFFER,
+        T_GET_TIME,
+        T_IN_PORTS,
+        T_OUT_PORTS,
+        T_PERIOD,
+        T_PERIOD_US,
+    )
+
+    sep = StreamingSeparator(model, stems="all", sample_rate=RATE)
+    bridge = RealtimeBridge(sep, RATE, blocksize, 2, live_input=True, stem_outputs=True)
+    buffers = {"in": np.zeros((2, blocksize), np.float32), "out": np.zeros((8, blocksize), np.float32),
+               "dry": np.zeros((2, blocksize), np.float32)}
+    pointers = {name: np.array([b.ctypes.data for b in group], np.int64) for name, group in buffers.items()}
+    table = bridge.table
+    table[[T_IN_PORTS, T_OUT_PORTS, T_DRY_PORTS]] = [pointers[n].ctypes.data for n in ("in", "out", "dry")]
+    table[[T_GET_BUFFER, T_GET_TIME]] = fake_libjack[0].address, fake_libjack[1].address
+    table[[T_PERIOD, T_PERIOD_US]] = blocksize, round(1e6 * blocksize / RATE)
+    bridge.jack_buffers, bridge.jack_pointers = buffers, pointers  # alive as long as the bridge
+    return bridge
+
+
+def test_the_jack_callback_puts_each_stem_on_its_ports_and_the_input_on_the_dry_ports(scaled_model, fake_libjack):
+    from numba.core.runtime import _nrt_python
+
+    from realtime_split.realtime.callbacks import jack_process
+    from realtime_split.realtime.slots import PERIOD_CHANGES
+
+    bridge = jack_bridge(scaled_model, fake_libjack)
+    buffers, call, table = bridge.jack_buffers, jack_process.ctypes, bridge.table.ctypes.data
+    x = sine(1.0)
+    blocks = len(x) // F
+    played = np.zeros((10, blocks * F), np.float32)
+    allocated = 0  # by numba's runtime during the callbacks (the worker's calls from Python do allocate)
+    _nrt_python.memsys_enable_stats()
+    try:
+        for k in range(blocks):
+            buffers["in"][:] = x[k * F:(k + 1) * F].T
+            before = _nrt_python.memsys_get_stats_alloc()
+            assert call(F, table) == 0
+            allocated += _nrt_python.memsys_get_stats_alloc() - before
+            played[:8, k * F:(k + 1) * F] = buffers["out"]
+            played[8:, k * F:(k + 1) * F] = buffers["dry"]
+            while bridge.step():
+                pass
+    finally:
+        _nrt_python.memsys_disable_stats()
+    assert allocated == 0  # the compiled callback allocates nothing, ever
+    reference = delayed(x, bridge.delay, blocks * F).T
+    for pair, scale in enumerate([0.5, 0.25, 0.125, 0.125, 1.0]):  # vocals, drums, bass, other, dry
+        np.testing.assert_allclose(played[2 * pair:2 * pair + 2], scale * reference, atol=1e-6)
+    assert bridge.counters[MISSED] == 0
+
+    buffers["out"][:] = 1.0
+    assert call(F // 2, table) == 0  # the server's period changed: silence, counted, nothing captured
+    assert not buffers["out"][:, :F // 2].any() and bridge.counters[PERIOD_CHANGES] == 1
+
+
+def test_a_late_worker_fades_every_stem_port_to_its_share_of_the_dry_input(scaled_model, fake_libjack):
+    from realtime_split.realtime.callbacks import jack_process
+
+    bridge = jack_bridge(scaled_model, fake_libjack)
+    buffers, call, table = bridge.jack_buffers, jack_process.ctypes, bridge.table.ctypes.data
+    x = sine(1.0)
+    out = np.zeros((8, 80 * F), np.float32)
+    for k in range(80):
+        buffers["in"][:] = x[k * F:(k + 1) * F].T
+        call(F, table)
+        out[:, k * F:(k + 1) * F] = buffers["out"]
+        if not 50 <= k < 70:
+            while bridge.step():
+                pass
+    reference = delayed(x, bridge.delay, 80 * F).T
+    stalled = slice(56 * F, 70 * F)
+    for pair in range(4):  # each stem's port plays a quarter of the mix: the four still add up to it
+        np.testing.assert_allclose(out[2 * pair:2 * pair + 2, stalled], 0.25 * reference[:, stalled], atol=1e-6)
+    assert bridge.counters[MISSED] >= 14

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from onnx_models import TEST_PRESETS, make_identity_model, test_info as make_info
-from realtime_split import StreamingSeparator, UserError, overlap_add as ola
+from realtime_split import StreamingSeparator, UserError, overlap_add as ola, resampling
 from realtime_split.errors import ModelFormatError
 from realtime_split.model_format import Geometry
 
@@ -107,7 +107,8 @@ def test_first_latency_samples_are_silence_and_preallocated_out_is_used(identity
         sep.process(x, out=np.zeros((1, 999, 2), np.float32))
 
 
-@pytest.mark.parametrize("caller_rate, quality", [(None, "HQ"), (48000, "HQ"), (22050, "HQ"), (48000, "LQ")])
+@pytest.mark.parametrize("caller_rate, quality", [(None, "HQ"), (48000, "HQ"), (22050, "HQ"), (48000, "LQ"),
+                                                 (48000, "LD"), (96000, "LD"), (22050, "LD"), (88200, "LD")])
 def test_impulse_arrives_exactly_latency_samples_later(identity_model, caller_rate, quality):
     sep = StreamingSeparator(identity_model, stems="vocals", sample_rate=caller_rate, resample_quality=quality)
     assert sep.sample_rate == (caller_rate or 44100) and sep.model_sample_rate == 44100
@@ -121,14 +122,40 @@ def test_impulse_arrives_exactly_latency_samples_later(identity_model, caller_ra
         assert sep.latency_samples == TEST_PRESETS["balanced"].latency
 
 
-def test_low_delay_resampling_for_live_use_adds_less_latency(identity_model):
-    hq = StreamingSeparator(identity_model, sample_rate=48000)
-    lq = StreamingSeparator(identity_model, sample_rate=48000, resample_quality="LQ")
-    model_delay = TEST_PRESETS["balanced"].latency * 48000 / 44100
-    assert model_delay < lq.latency_samples < hq.latency_samples
-    assert lq.latency_samples - model_delay < 0.5 * (hq.latency_samples - model_delay)
-    with pytest.raises(UserError, match="resample_quality"):
+@pytest.mark.parametrize("preset", ["low", "balanced", "quality", "offline"])
+@pytest.mark.parametrize("caller_rate", [48000, 96000])
+def test_low_delay_resampling_adds_at_most_two_ms_at_every_preset(identity_model, preset, caller_rate):
+    """The default ("LD") adds the two filters' half lengths and less than a sample to align: 1.1 ms, where soxr's
+    recipes hold back whole blocks (about 40 ms for "HQ", 13 ms even for "LQ")."""
+    native = StreamingSeparator(identity_model, latency=preset)
+    ld = StreamingSeparator(identity_model, latency=preset, sample_rate=caller_rate)
+    lq = StreamingSeparator(identity_model, latency=preset, sample_rate=caller_rate, resample_quality="LQ")
+    hq = StreamingSeparator(identity_model, latency=preset, sample_rate=caller_rate, resample_quality="HQ")
+    added = ld.latency_seconds - native.latency_seconds
+    assert 0.001 < added <= 0.002
+    assert ld.latency_samples < lq.latency_samples < hq.latency_samples
+
+
+def test_an_unknown_resampling_recipe_names_the_choices(identity_model):
+    with pytest.raises(UserError, match=r"resample_quality must be one of LD, LQ, MQ, HQ, VHQ, got 'best'"):
         StreamingSeparator(identity_model, sample_rate=48000, resample_quality="best")
+
+
+@pytest.mark.parametrize("caller_rate", [48000, 96000, 32000])
+def test_low_delay_filters_pass_the_band_and_stop_aliases(identity_model, caller_rate):
+    """Through caller rate -> 44.1 kHz -> caller rate: flat to 18 kHz (where the band allows), a tone the model's
+    rate cannot carry is gone."""
+    def gain(freq: float) -> float:
+        sep = StreamingSeparator(identity_model, stems="vocals", sample_rate=caller_rate, channels=1)
+        t = np.arange(caller_rate // 2) / caller_rate
+        y = sep.process((0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32))[0, :, 0]
+        return float(np.std(y[len(y) // 2:]) / np.std(0.5 * np.sin(2 * np.pi * freq * t)))
+
+    top = min(18000, 0.39 * caller_rate)
+    for freq in (100, 1000, 10000, top):
+        assert gain(freq) == pytest.approx(1.0, abs=0.012), freq  # within 0.1 dB
+    if caller_rate > 44100:
+        assert gain(23000) < 1e-3  # above 22.05 kHz: stopped (-60 dB)
 
 
 @pytest.mark.parametrize("caller_rate", [48000, 22050])
@@ -194,12 +221,16 @@ def test_reset_starts_a_fresh_stream(conv_model):
 
 def test_no_kernel_compiles_after_construction(identity_model):
     StreamingSeparator(identity_model)
-    kernels = (ola.write_ring, ola.sanitize, ola.gather_windows, ola.overlap_add, ola.read_output)
+    for channels in (1, 2):
+        StreamingSeparator(identity_model, stems="vocals,accompaniment", channels=channels, sample_rate=48000)
+    kernels = (ola.write_ring, ola.sanitize, ola.gather_windows, ola.overlap_add, ola.read_output,
+               resampling.store, resampling.store_input, resampling.fir)
     before = [len(k.signatures) for k in kernels]
     for channels in (1, 2):
         for rate in (None, 48000):
             sep = StreamingSeparator(identity_model, stems="vocals,accompaniment", channels=channels, sample_rate=rate)
             sep.process(noise(3000, channels).astype(np.float64))
+            sep.ahead()
             sep.flush()
     assert [len(k.signatures) for k in kernels] == before
 
@@ -396,3 +427,46 @@ def test_inference_thread_count_is_the_callers_choice(identity_model):
     np.testing.assert_allclose(y[0], x, atol=1e-6)
     with pytest.raises(UserError, match="threads"):
         StreamingSeparator(identity_model, threads=0)
+
+
+# --- output that is final ahead of the input (real-time hosts) -------------------------------------
+
+@pytest.mark.parametrize("caller_rate, quality", [(None, "LD"), (48000, "LD"), (96000, "LD"), (48000, "HQ")])
+@pytest.mark.parametrize("stems", ["vocals", "vocals,accompaniment"])
+def test_ahead_gives_now_what_process_returns_later(conv_model, caller_rate, quality, stems):
+    """After each block, ``ahead()`` holds the next ``frames_ahead`` output frames, equal to what the following
+    ``process`` calls return; ``ready_after`` says how many, as a function of the input so far."""
+    rate = caller_rate or 44100
+    sep = StreamingSeparator(conv_model, stems=stems, sample_rate=caller_rate, resample_quality=quality)
+    x = noise(rate // 2, seed=21)
+    sizes = random_sizes(5, 200)
+    whole = StreamingSeparator(conv_model, stems=stems, sample_rate=caller_rate, resample_quality=quality)
+    reference = np.concatenate([whole.process(x), whole.flush()], axis=1)  # as the stream plays it, not aligned
+    done, seen_ahead = 0, 0
+    for size in sizes:
+        if done + size > len(x):
+            break
+        sep.process(x[done:done + size])
+        done += size
+        assert sep.frames_ahead == sep.ready_after(done) - done
+        got = sep.ahead()
+        assert got.shape == (len(sep.stems), sep.frames_ahead, 2)
+        n = min(got.shape[1], reference.shape[1] - done)
+        np.testing.assert_array_equal(got[:, :n], reference[:, done:done + n])
+        skipped = sep.ahead(skip=3)
+        np.testing.assert_array_equal(skipped, got[:, 3:])
+        seen_ahead = max(seen_ahead, got.shape[1])
+    hop = sep.geometry.hop * rate // 44100
+    if quality == "LD":
+        assert hop // 2 < seen_ahead <= hop + 2  # up to a hop is final early
+    else:
+        assert seen_ahead == 0  # soxr releases nothing early
+
+
+def test_ready_after_repeats_with_its_period(identity_model):
+    for rate in (None, 48000):
+        sep = StreamingSeparator(identity_model, sample_rate=rate)
+        period = sep.ready_period()
+        for p in (0, 1, 255, 256, 1000):
+            assert sep.ready_after(p + period) - (p + period) == sep.ready_after(p) - p
+        assert all(sep.ready_after(p) >= p for p in range(2000))

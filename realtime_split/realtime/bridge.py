@@ -1,0 +1,481 @@
+"""``RealtimeBridge``: connects an audio callback to a StreamingSeparator without ever making the callback wait.
+
+The audio callback (PortAudio's or JACK's thread) only copies: input into ``in_ring``, separated
+output out of ``out_ring``, and optionally what it played into ``rec_ring`` for a file writer. A
+worker thread feeds the input to ``StreamingSeparator.process`` as it arrives and writes the stems
+(summed, or one output per stem for JACK's stem ports) into ``out_ring``. The rings are
+preallocated and follow rings.py; their positions are published through int64 counters, each
+written by exactly one side (single-producer/single-consumer). The callback is not Python
+(realtime/callbacks.py); its kernels are in realtime/kernels.py, the slots of the arrays it shares
+with the threads here in realtime/slots.py.
+
+The delay (stream-rate samples). Output position ``q`` plays the separated input ``q - buffers``,
+which the separator itself delays by ``latency_samples``, so the chain delays by
+``separator.latency_samples + buffers``. ``buffers`` follows from the worker's time budget:
+
+- The separator runs its model once per hop on the input up to a hop boundary, and that run
+  finishes the output for the hop *after* the boundary as well (``StreamingSeparator.ready_after``):
+  output that ``process`` returns only as the following input arrives is final as soon as the
+  boundary's input is in. The worker writes it into ``out_ring`` at once (``ahead``).
+- So with blocks aligned to the hop, the block that completes a hop's input arrives one period
+  before the first block that plays output needing that hop's run: a worker that finishes within one
+  period adds nothing to the separator's own latency. Each further period of budget adds a period.
+- ``budget_blocks`` (``W``) is how many periods the worker may take for the input of one callback;
+  ``buffers`` is then the smallest delay at which every block's output is final ``W`` callbacks after
+  the input it needs arrived, plus ``fade``:
+
+      buffers = max over blocks j of ((j + W) * blocksize + fade - ready_after(j * blocksize))
+
+  which is ``(W - 1) * blocksize + fade`` when the hop is a multiple of the block (44.1 kHz), and up to
+  a block more when the hop's boundaries fall inside blocks (48 kHz: the model's hop is not a whole
+  number of device samples, so some hops complete just after a block began and wait for its end).
+  ``fade`` more samples guarantee that when the worker is late, the separated samples for a full
+  fade-out are already there. The default budget is ``INFERENCE_BUDGET`` seconds rounded up to whole
+  blocks (docs/architecture.md has the figures).
+
+File playback has ``buffers = 0``: its worker runs ahead of the callback instead.
+
+A missed deadline (the worker has not delivered the samples this block needs) never blocks: the
+callback fades, over ``fade`` samples, to the dry input read from ``in_ring`` with the same delay (the
+input ring doubles as the dry delay line) at each output's ``dry_gains`` level, and fades back once
+the worker has caught up. A worker that falls further behind than one batched call can absorb
+(``max_chunks`` hops) skips to the present (``sep.reset()``), and the output stays dry until the
+separator has warmed up again. Every missed block, xrun and skip is counted in ``counters``; the
+status thread reads them. Counters are plain int64 stores, published after the data they cover (the
+compiled callback puts a release fence in between; the readers rely on x86 keeping loads in order).
+
+Waking the worker: it polls with a short sleep rather than waiting on a ``threading.Event``, because
+``Event.set()`` is Python and takes the event's internal lock, neither of which belongs on the audio
+thread; a sleep of a quarter block costs a few hundred wake-ups per second and never touches the
+audio thread.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+
+from ..rings import ring_size
+from .callbacks import stream_callback
+from .kernels import read_ring, write_outputs, write_ring
+from .memory import resident_zeros
+from .priority import raise_priority
+from .slots import (
+    END,
+    FRAMES,
+    IN_PEAK,
+    IN_WRITTEN,
+    N_COUNTERS,
+    N_FSTATE,
+    N_TABLE,
+    PA_INPUT_OVERFLOW,
+    PA_INPUT_UNDERFLOW,
+    PA_OUTPUT_OVERFLOW,
+    PA_OUTPUT_UNDERFLOW,
+    PROCESSED,
+    READY,
+    REC_WRITTEN,
+    SKIPS,
+    T_BUFFERS,
+    T_CAPTURE,
+    T_COUNTERS,
+    T_DRY_GAINS,
+    T_FADE,
+    T_FSTATE,
+    T_IN_CHANNELS,
+    T_IN_FRAMES,
+    T_IN_RING,
+    T_LATENCY,
+    T_OUT_CHANNELS,
+    T_OUT_FRAMES,
+    T_OUT_RING,
+    T_OUTPUTS,
+    T_REC_FRAMES,
+    T_REC_RING,
+    T_WEIGHT_FRAMES,
+    T_WEIGHTS,
+    WET,
+    WET_FROM,
+    XRUNS,
+)
+
+LOAD_BIN = 0.005    # load histogram resolution (0.5 % of a hop's real-time budget)
+LOAD_BINS = 2000    # up to 10x real time; slower hops land in the last bin
+MIN_RING = 4096     # frames: the smallest ring the bridge makes
+MAX_CALLBACK_FRAMES = 8192  # the callback's scratch (JACK's largest period); longer blocks go in pieces
+# The worker's time for a callback's input: a hop's inference on one thread here takes 4.7 / 5.8 ms at p50 / p99
+# at balanced and about as long at low (docs/benchmarks.md), so 8 ms leaves a third for a loaded machine. Rounded
+# up to whole blocks: 2 at 256 frames (11.6 ms), 3 at 128 (8.7 ms), 1 at 512 and above.
+INFERENCE_BUDGET = 0.008
+MAX_PATTERN_BLOCKS = 200_000  # ready_after's pattern is simulated over this many blocks at most
+
+
+def budget_blocks(seconds: float, samplerate: int, blocksize: int) -> int:
+    """Whole blocks that cover ``seconds`` of inference time (at least one)."""
+    return max(1, math.ceil(seconds * samplerate / blocksize - 1e-9))
+
+
+def live_buffers(separator, blocksize: int, budget: int, fade: int) -> int:
+    """The smallest ``buffers`` at which every block's output is final ``budget`` callbacks after the input it
+    needs arrived, plus ``fade`` (see the module's docstring). ``separator.ready_after`` repeats with
+    ``separator.ready_period()``, so one period of its pattern against the blocks covers every case."""
+    period = math.lcm(blocksize, separator.ready_period())
+    blocks = period // blocksize + budget + 1
+    if blocks > MAX_PATTERN_BLOCKS:  # an exotic rate pair: nothing early, the bound that needs no pattern
+        return budget * blocksize + fade
+    worst = max((j + budget) * blocksize - separator.ready_after(j * blocksize) for j in range(blocks))
+    return max(0, worst) + fade
+
+
+class _NativeRate:
+    """``ready_after`` of a separator at its model's own rate, from the geometry alone (no model loaded)."""
+
+    def __init__(self, geometry):
+        self.hop, self.extra = geometry.hop, 0
+
+    def ready_after(self, position: int) -> int:
+        return position // self.hop * self.hop + self.hop
+
+    def ready_period(self) -> int:
+        return self.hop
+
+
+def live_delay(geometry, samplerate: int, blocksize: int, inference_budget: float = INFERENCE_BUDGET,
+               fade_seconds: float = 0.001) -> int:
+    """The delay a live session with JACK ports has at the model's own rate: the separator's latency plus the
+    buffers for ``blocksize`` (what ``RealtimeBridge`` computes, without loading a model; for ``--help``)."""
+    fade = max(16, math.floor(fade_seconds * samplerate))
+    budget = budget_blocks(inference_budget, samplerate, blocksize)
+    return geometry.latency + live_buffers(_NativeRate(geometry), blocksize, budget, fade)
+
+
+class RealtimeBridge:
+    """Preallocated rings, counters, the worker thread and the audio callbacks' user data (``table``).
+
+    ``separator``: a StreamingSeparator at the stream's sample rate. ``live_input``: True when the
+    callback captures the input, False when a reader thread feeds it with ``write_input`` (file
+    playback). ``dry_gain``: level of the dry fallback (the loudest selected stem's gain, so a miss
+    never plays louder than full separation would). ``stem_outputs``: one output per stem in
+    ``out_ring`` (JACK's stem ports) instead of their mix; on a miss each falls back to the dry input at
+    its stem's gain over the number of stems, so the outputs still add up to about the mix.
+    ``inference_budget``: seconds the worker may take for one callback's input (rounded up to whole
+    blocks; see ``live_buffers``).
+    """
+
+    def __init__(self, separator, samplerate: int, blocksize: int, out_channels: int, *,
+                 live_input: bool, dry_gain: float = 1.0, record: bool = False, stem_outputs: bool = False,
+                 fade_seconds: float = 0.001, max_chunks: int = 16, inference_budget: float = INFERENCE_BUDGET):
+        self.sep = separator
+        self.live_input = live_input
+        self.samplerate = int(samplerate)
+        self.blocksize = int(blocksize)
+        self.in_channels = separator.channels
+        self.out_channels = int(out_channels)
+        self.stem_outputs = stem_outputs
+        self.outputs = len(separator.stems) if stem_outputs else 1
+        geometry = separator.geometry
+        self.chunk = max(1, round(geometry.hop * self.samplerate / separator.model_sample_rate))
+        self.fade = max(16, math.floor(fade_seconds * self.samplerate))
+        self.latency = int(separator.latency_samples)
+        self.budget_blocks = budget_blocks(inference_budget, self.samplerate, self.blocksize)
+        self.buffers = live_buffers(separator, self.blocksize, self.budget_blocks, self.fade) if live_input else 0
+        self.max_chunks = max_chunks
+        self.ahead_max = self.chunk + 8  # frames final beyond the input: up to a hop (and rounding at another rate)
+        span = (self.buffers + self.latency + self.blocksize + self.chunk * max_chunks + self.ahead_max
+                + self.fade)
+        # File playback reads ahead; half a second keeps it robust against a slow disk or a busy CPU.
+        size = ring_size(max(MIN_RING, 4 * span, self.samplerate if live_input else self.samplerate // 2 + span))
+        self.in_ring = resident_zeros((size, self.in_channels))
+        self.out_ring = resident_zeros((size, self.outputs, self.out_channels))
+        self.rec_ring = resident_zeros((ring_size(4 * self.samplerate), self.out_channels)) if record else None
+        self.counters = resident_zeros(N_COUNTERS, np.int64)
+        self.counters[END] = -1
+        if live_input:  # what the separator gives before any input (the silence its latency starts with) is final
+            self.counters[READY] = separator.ready_after(0)
+        self.fstate = resident_zeros(N_FSTATE, np.float64)
+        self.fstate[WET] = 1.0
+        if stem_outputs:
+            from ..stems import linear_gains
+
+            gains = linear_gains(separator.stems, separator.gains_db).astype(np.float64)
+            self.dry_gains = resident_zeros(self.outputs, np.float64)
+            self.dry_gains[:] = gains / len(gains)
+        else:
+            self.dry_gains = np.full(1, dry_gain, np.float64)
+        self.weights = resident_zeros(MAX_CALLBACK_FRAMES, np.float64)
+        self.stem_peaks = np.zeros(len(separator.stems), np.float64)
+        self.load_histogram = np.zeros(LOAD_BINS, np.int64)
+        self.last_load = 0.0
+        self.record_lost = 0  # frames the recording writer fell too far behind to save
+        self._rec_read = 0
+        self.error: BaseException | None = None
+        self.realtime_priority = False  # whether the worker got real-time scheduling
+        self.input_done = False  # set by the file reader after its last write_input
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._in_block = np.zeros((self.chunk * max_chunks, self.in_channels), np.float32)
+        n_stems = len(separator.stems)
+        self._stems = np.zeros(n_stems * max(self.chunk * max_chunks, self.ahead_max) * self.in_channels, np.float32)
+        self.table = np.zeros(N_TABLE, np.int64)  # the callbacks' user data (see slots.T_IN_RING)
+        self.table[[T_IN_RING, T_IN_FRAMES, T_IN_CHANNELS]] = self.in_ring.ctypes.data, *self.in_ring.shape
+        self.table[[T_OUT_RING, T_OUT_FRAMES, T_OUTPUTS, T_OUT_CHANNELS]] = (self.out_ring.ctypes.data,
+                                                                           *self.out_ring.shape)
+        if self.rec_ring is not None:
+            self.table[[T_REC_RING, T_REC_FRAMES]] = self.rec_ring.ctypes.data, len(self.rec_ring)
+        self.table[[T_COUNTERS, T_FSTATE]] = self.counters.ctypes.data, self.fstate.ctypes.data
+        self.table[[T_DRY_GAINS, T_WEIGHTS, T_WEIGHT_FRAMES]] = (self.dry_gains.ctypes.data,
+                                                                self.weights.ctypes.data, len(self.weights))
+        self.table[[T_BUFFERS, T_LATENCY, T_FADE, T_CAPTURE]] = self.buffers, self.latency, self.fade, live_input
+        self._warm_up()
+
+    @property
+    def delay(self) -> int:
+        """Input to output, in stream samples: the separator's latency plus the bridge's buffers."""
+        return self.latency + self.buffers
+
+    # ----------------------------------------------------------------- audio callback
+    def open_stream(self, sd, device=None, latency=None):
+        """A sounddevice stream whose PortAudio callback is ``stream_callback`` itself, with no Python in
+        between: duplex for live input, output only for file playback. ``sd._StreamBase`` is sounddevice's
+        documented way to take a C function pointer (python-rtmixer uses it the same way)."""
+        channels = (self.in_channels, self.out_channels) if self.live_input else self.out_channels
+        return sd._StreamBase("duplex" if self.live_input else "output", samplerate=self.samplerate,
+                              blocksize=self.blocksize, device=device, channels=channels, dtype="float32",
+                              latency=latency, callback=sd._ffi.cast("PaStreamCallback *", stream_callback.address),
+                              userdata=sd._ffi.cast("void *", self.table.ctypes.data))
+
+    def duplex_callback(self):
+        """The compiled callback wrapped as a ``sounddevice.Stream`` Python callback, for an app that
+        processes the output further in its own callback (examples/karaoke_monitor.py) and for tests
+        that drive it block by block."""
+        call, table = stream_callback.ctypes, self.table.ctypes.data
+
+        def callback(indata, outdata, frames, time_info, status):
+            _check_block(indata, frames, self.in_channels)
+            _check_block(outdata, frames, self.out_channels)
+            call(indata.ctypes.data, outdata.ctypes.data, frames, None, _status_bits(status), table)
+
+        return callback
+
+    def output_callback(self):
+        """Like ``duplex_callback`` for a ``sounddevice.OutputStream`` (file playback)."""
+        call, table = stream_callback.ctypes, self.table.ctypes.data
+
+        def callback(outdata, frames, time_info, status):
+            _check_block(outdata, frames, self.out_channels)
+            call(None, outdata.ctypes.data, frames, None, _status_bits(status), table)
+
+        return callback
+
+    # ----------------------------------------------------------------- file playback input
+    def input_space(self) -> int:
+        """Frames ``write_input`` may add now without overwriting input the worker or the dry
+        fallback still needs."""
+        c = self.counters
+        oldest_needed = min(c[PROCESSED], c[FRAMES] - self.buffers - self.latency)
+        return max(0, oldest_needed + len(self.in_ring) - self.blocksize - self.fade - c[IN_WRITTEN])
+
+    def write_input(self, block: np.ndarray) -> None:
+        """Append input frames (file playback); call only when ``input_space()`` allows it."""
+        start = self.counters[IN_WRITTEN]
+        write_ring(self.in_ring, block, start, self.counters, self.fstate)
+        self.counters[IN_WRITTEN] = start + len(block)
+
+    # ----------------------------------------------------------------- recording
+    def drain_recording(self, write) -> int:
+        """Hand everything the callback played since the last call to ``write`` (the writer thread;
+        ``write`` gets views into the ring). Returns the number of frames handed over."""
+        ring = self.rec_ring
+        if ring is None:
+            raise RuntimeError("drain_recording: this bridge was made without record=True")
+        size = len(ring)
+        end = int(self.counters[REC_WRITTEN])
+        oldest_safe = end - (size - self.blocksize)  # the callback may be overwriting anything older
+        if self._rec_read < oldest_safe:
+            self.record_lost += oldest_safe - self._rec_read
+            self._rec_read = oldest_safe
+        start = self._rec_read
+        while self._rec_read < end:
+            j = self._rec_read & (size - 1)
+            n = min(end - self._rec_read, size - j)
+            write(ring[j:j + n])
+            self._rec_read += n
+        return end - start
+
+    def buffered(self) -> int:
+        """Separated frames ready ahead of playback."""
+        return int(self.buffers + self.counters[READY] - self.counters[FRAMES])
+
+    @property
+    def finished(self) -> bool:
+        """File playback has played everything, the separator's tail included."""
+        end = self.counters[END]
+        return end >= 0 and self.counters[FRAMES] >= end
+
+    # ----------------------------------------------------------------- worker
+    def _warm_up(self) -> None:
+        """Run the separator and the worker's kernels once before the stream starts: the first ONNX
+        Runtime run and numba's first calls are slow, and must not be the first deadline. (The
+        callbacks themselves were compiled, or loaded from numba's cache, when their module was imported.)"""
+        zeros = np.zeros((self.chunk * 2, self.in_channels), np.float32)
+        self.sep.process(zeros)
+        self.sep.ahead()
+        self.sep.reset()
+        dummy = np.zeros((0, self.in_channels), np.float32)
+        write_ring(self.in_ring, dummy, 0, self.counters, self.fstate)
+        read_ring(self.in_ring, 0, dummy)
+        write_outputs(self._stem_view(0), 0, self.out_ring, 0, np.zeros(len(self.sep.stems)), not self.stem_outputs)
+
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._work, name="realtime-split-separation", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _stem_view(self, n: int) -> np.ndarray:
+        """A C-contiguous ``(stems, n, channels)`` view of preallocated memory for the separator to write into."""
+        shape = (len(self.sep.stems), n, self.in_channels)
+        return self._stems[:shape[0] * n * shape[2]].reshape(shape)
+
+    def _work(self) -> None:
+        try:
+            self.realtime_priority = raise_priority()
+            poll = max(0.0002, 0.25 * min(self.blocksize, self.chunk) / self.samplerate)
+            while self._running:
+                if not self.step():
+                    time.sleep(poll)
+        except BaseException as exc:  # reported by the main thread, which stops the stream
+            self.error = exc
+
+    def step(self) -> bool:
+        """One unit of the worker's work: separate what is ready (or skip ahead when fallen behind,
+        or finish file playback). False when there was nothing to do. The worker thread calls it
+        in a loop; a caller that schedules the work itself (a test, a single-threaded host) may
+        call it instead of ``start()``."""
+        c = self.counters
+        chunk = self.chunk
+        if c[END] >= 0:
+            return False
+        input_done = self.input_done  # read before IN_WRITTEN: the reader sets it after its last write
+        done = int(c[PROCESSED])
+        played = int(c[FRAMES])
+        if played - (self.buffers + done) >= chunk * self.max_chunks:
+            self._skip_to(played)
+            return True
+        available = int(c[IN_WRITTEN]) - done
+        room = played + len(self.out_ring) - self.blocksize - self.fade - self.ahead_max - (self.buffers + done)
+        n = min(available, room, chunk * self.max_chunks)
+        if not self.live_input:
+            n = n // chunk * chunk  # file playback: whole hops, the tail at the end (_finish)
+        if n <= 0:
+            if input_done and available < chunk and room >= available + self.latency:
+                self._finish(done, available)
+                return True
+            return False
+        self._separate(done, n)
+        return True
+
+    def _separate(self, done: int, n: int) -> None:
+        """Separate input ``[done, done + n)`` into out_ring, then (live input) the output that is already
+        final beyond it, so the callback can play it before the input that ``process`` needs arrives."""
+        block = self._in_block[:n]
+        read_ring(self.in_ring, done, block)
+        stats = self.sep.stats
+        runs, seconds = stats.runs, stats.total_inference_seconds
+        stems = self.sep.process(block, out=self._stem_view(n))
+        write_outputs(stems, n, self.out_ring, self.buffers + done, self.stem_peaks, not self.stem_outputs)
+        ready = done + n
+        if self.live_input:
+            already = max(0, int(self.counters[READY]) - ready)  # written ahead by an earlier step
+            k = self.sep.frames_ahead - already
+            if k > 0:
+                ahead = self.sep.ahead(already, out=self._stem_view(k))
+                write_outputs(ahead, k, self.out_ring, self.buffers + ready + already, self.stem_peaks,
+                              not self.stem_outputs)
+            ready += max(already, self.sep.frames_ahead)
+        self.counters[PROCESSED] = done + n
+        self.counters[READY] = max(ready, int(self.counters[READY]))
+        if stats.runs > runs:
+            hop_seconds = self.sep.geometry.hop / self.sep.model_sample_rate
+            self._record_load((stats.total_inference_seconds - seconds) / ((stats.runs - runs) * hop_seconds))
+
+    def _finish(self, done: int, rest: int) -> None:
+        """File playback: separate the last partial chunk and the separator's tail, then mark the end."""
+        if rest > 0:
+            self._separate(done, rest)
+        tail = self.sep.flush()
+        done = int(self.counters[PROCESSED])
+        write_outputs(tail, tail.shape[1], self.out_ring, self.buffers + done, self.stem_peaks, not self.stem_outputs)
+        # The tail counts as separated input (the separator flushed it with silence) and ends playback.
+        self.counters[PROCESSED] = done + tail.shape[1]
+        self.counters[READY] = done + tail.shape[1]
+        self.counters[END] = self.buffers + done + tail.shape[1]
+
+    def _skip_to(self, played: int) -> None:
+        """Fallen more than one batched call behind: drop the stale input and restart the separator at
+        the present. A shorter backlog is caught up instead (batched, so faster than real time), which
+        keeps the separator's context and resumes separation sooner than a restart's warm-up would. The
+        restart is on a block boundary, where the separator's hop pattern is the one ``buffers`` was
+        computed for."""
+        step = self.blocksize if self.live_input else self.chunk
+        target = -(-max(int(self.counters[PROCESSED]), played - self.buffers) // step) * step
+        self.sep.reset()
+        self.counters[WET_FROM] = self.buffers + target + self.latency
+        self.counters[PROCESSED] = target
+        self.counters[READY] = target
+        self.counters[SKIPS] += 1
+
+    def _record_load(self, load: float) -> None:
+        self.last_load = load
+        self.load_histogram[min(int(load / LOAD_BIN), LOAD_BINS - 1)] += 1
+
+    # ----------------------------------------------------------------- readings for status/summary
+    def load_percentile(self, q: float) -> float | None:
+        """Share of a hop's real-time duration its inference took, at percentile ``q`` (0-100)."""
+        total = int(self.load_histogram.sum())
+        if total == 0:
+            return None
+        rank = max(1, math.ceil(q / 100.0 * total))
+        index = int(np.searchsorted(np.cumsum(self.load_histogram), rank))
+        return (index + 1) * LOAD_BIN
+
+    def take_peaks(self) -> tuple[float, np.ndarray]:
+        """(input peak, per-stem peaks) since the last call; resetting races with the writers only
+        by losing one block's peak, which a meter can afford."""
+        peak = float(self.fstate[IN_PEAK])
+        self.fstate[IN_PEAK] = 0.0
+        stems = self.stem_peaks.copy()
+        self.stem_peaks[:] = 0.0
+        return peak, stems
+
+    @property
+    def seconds_played(self) -> float:
+        return float(self.counters[FRAMES]) / self.samplerate
+
+    @property
+    def xruns(self) -> int:
+        """Blocks PortAudio flagged as an under- or overflow."""
+        return int(self.counters[XRUNS])
+
+
+def _check_block(block: np.ndarray, frames: int, channels: int) -> None:
+    """The compiled callback reads and writes raw memory: refuse a block it would overrun."""
+    if block.dtype != np.float32 or block.shape != (frames, channels) or not block.flags.c_contiguous:
+        raise ValueError(f"audio block must be C-contiguous float32 of shape ({frames}, {channels}), "
+                         f"got {block.dtype} {block.shape}")
+
+
+def _status_bits(status) -> int:
+    """PortAudio's flag bits of a ``sounddevice.CallbackFlags`` (None: no flags)."""
+    if not status:
+        return 0
+    return (PA_INPUT_UNDERFLOW * status.input_underflow | PA_INPUT_OVERFLOW * status.input_overflow
+            | PA_OUTPUT_UNDERFLOW * status.output_underflow | PA_OUTPUT_OVERFLOW * status.output_overflow)

@@ -1,0 +1,157 @@
+"""The audio callbacks: compiled C functions that PortAudio and JACK call directly, never Python.
+
+``stream_callback`` is a numba ``cfunc`` with PortAudio's ``PaStreamCallback`` signature, handed to
+PortAudio as a C function pointer (``RealtimeBridge.open_stream``); ``jack_process`` has JACK's
+``JackProcessCallback`` signature and is registered with libjack itself (jack_client.py).
+Neither touches the interpreter, so neither waits for the GIL that the worker, the status line or
+the writer may hold (a Python callback did, on every block, and that made the JACK process thread
+late: see docs/benchmarks.md). They allocate nothing (``carray`` only wraps existing memory), take
+no locks, log nothing and do no I/O; ``error_model="numpy"`` leaves no Python exception to raise.
+Their user data is the bridge's ``table`` (slots.py).
+"""
+
+import numpy as np
+from numba import carray, cfunc, types
+
+from .intrinsics import address, call_get_buffer, call_get_time, release_fence
+from .kernels import count_status, decide, render_channel, render_dry, store_ring, write_channel, write_ring
+from .slots import (
+    END,
+    FRAMES,
+    IN_WRITTEN,
+    LATE_CYCLES,
+    LONGEST_CYCLE,
+    N_COUNTERS,
+    N_FSTATE,
+    N_TABLE,
+    PA_CONTINUE,
+    PERIOD_CHANGES,
+    REC_WRITTEN,
+    T_BUFFERS,
+    T_CAPTURE,
+    T_COUNTERS,
+    T_DRY_GAINS,
+    T_DRY_PORTS,
+    T_FADE,
+    T_FSTATE,
+    T_GET_BUFFER,
+    T_GET_TIME,
+    T_IN_CHANNELS,
+    T_IN_FRAMES,
+    T_IN_PORTS,
+    T_IN_RING,
+    T_LATENCY,
+    T_OUT_CHANNELS,
+    T_OUT_FRAMES,
+    T_OUT_PORTS,
+    T_OUT_RING,
+    T_OUTPUTS,
+    T_PERIOD,
+    T_PERIOD_US,
+    T_REC_FRAMES,
+    T_REC_RING,
+    T_WEIGHT_FRAMES,
+    T_WEIGHTS,
+)
+
+PA_STREAM_CALLBACK = types.intc(types.voidptr, types.voidptr, types.ulong, types.voidptr, types.ulong, types.voidptr)
+JACK_PROCESS_CALLBACK = types.intc(types.uint32, types.voidptr)
+
+
+@cfunc(PA_STREAM_CALLBACK, cache=True, error_model="numpy")
+def stream_callback(input_, output, frame_count, time_info, status_flags, user_data):
+    """PortAudio's ``PaStreamCallback`` (float32 interleaved buffers): capture into ``in_ring`` (duplex),
+    render output 0 of ``out_ring`` (the stems' mix), copy what it played into ``rec_ring``, then publish
+    the counters."""
+    t = carray(user_data, N_TABLE, np.int64)
+    frames = np.int64(frame_count)
+    counters = carray(address(t[T_COUNTERS]), N_COUNTERS, np.int64)
+    fstate = carray(address(t[T_FSTATE]), N_FSTATE, np.float64)
+    in_ring = carray(address(t[T_IN_RING]), (t[T_IN_FRAMES], t[T_IN_CHANNELS]), np.float32)
+    out_ring = carray(address(t[T_OUT_RING]), (t[T_OUT_FRAMES], t[T_OUTPUTS], t[T_OUT_CHANNELS]), np.float32)
+    dry_gains = carray(address(t[T_DRY_GAINS]), t[T_OUTPUTS], np.float64)
+    weights = carray(address(t[T_WEIGHTS]), t[T_WEIGHT_FRAMES], np.float64)
+    out_ch = t[T_OUT_CHANNELS]
+    outdata = carray(output, (frames, out_ch), np.float32)
+    count_status(np.int64(status_flags), counters)
+    start = counters[FRAMES]
+    if t[T_CAPTURE] != 0:
+        write_ring(in_ring, carray(input_, (frames, t[T_IN_CHANNELS]), np.float32), start, counters, fstate)
+    done = np.int64(0)
+    while done < frames:  # in pieces of the weights' size (PortAudio gives the fixed block size: one piece)
+        n = min(frames - done, t[T_WEIGHT_FRAMES])
+        decide(start + done, n, counters, fstate, t[T_BUFFERS], t[T_FADE], weights)
+        for c in range(out_ch):
+            render_channel(outdata[done:done + n, c], weights, start + done, in_ring, out_ring, 0, c, dry_gains[0],
+                           counters[END], t[T_BUFFERS], t[T_LATENCY])
+        done += n
+    if t[T_REC_RING] != 0:
+        rec_ring = carray(address(t[T_REC_RING]), (t[T_REC_FRAMES], out_ch), np.float32)
+        store_ring(rec_ring, outdata, counters[REC_WRITTEN])
+    release_fence()
+    if t[T_CAPTURE] != 0:
+        counters[IN_WRITTEN] = start + frames
+    if t[T_REC_RING] != 0:
+        counters[REC_WRITTEN] += frames
+    counters[FRAMES] = start + frames
+    return PA_CONTINUE
+
+
+@cfunc(JACK_PROCESS_CALLBACK, cache=True, error_model="numpy")
+def jack_process(nframes, user_data):
+    """JACK's ``JackProcessCallback``: one float32 buffer per port (``jack_port_get_buffer`` through its
+    address). Capture the input ports into ``in_ring``, render every output's pair of ports from
+    ``out_ring`` and the dry ports from ``in_ring``, publish the counters, and time itself. A cycle of
+    another size than the period the bridge was made for (the server's buffer size changed) plays
+    silence and is counted: the delay the bridge reported no longer holds, and the session stops."""
+    t = carray(user_data, N_TABLE, np.int64)
+    began = call_get_time(t[T_GET_TIME])
+    frames = np.int64(nframes)
+    counters = carray(address(t[T_COUNTERS]), N_COUNTERS, np.int64)
+    fstate = carray(address(t[T_FSTATE]), N_FSTATE, np.float64)
+    in_ch = t[T_IN_CHANNELS]
+    out_ch = t[T_OUT_CHANNELS]
+    outputs = t[T_OUTPUTS]
+    get = t[T_GET_BUFFER]
+    out_ports = carray(address(t[T_OUT_PORTS]), outputs * out_ch, np.int64)
+    if frames != t[T_PERIOD] or frames > t[T_WEIGHT_FRAMES]:
+        for p in range(outputs * out_ch):
+            carray(address(call_get_buffer(get, out_ports[p], frames)), frames, np.float32)[:] = 0.0
+        if t[T_DRY_PORTS] != 0:
+            dry_ports = carray(address(t[T_DRY_PORTS]), out_ch, np.int64)
+            for c in range(out_ch):
+                carray(address(call_get_buffer(get, dry_ports[c], frames)), frames, np.float32)[:] = 0.0
+        counters[PERIOD_CHANGES] += 1
+        return 0
+    in_ring = carray(address(t[T_IN_RING]), (t[T_IN_FRAMES], in_ch), np.float32)
+    out_ring = carray(address(t[T_OUT_RING]), (t[T_OUT_FRAMES], outputs, out_ch), np.float32)
+    dry_gains = carray(address(t[T_DRY_GAINS]), outputs, np.float64)
+    weights = carray(address(t[T_WEIGHTS]), t[T_WEIGHT_FRAMES], np.float64)
+    start = counters[FRAMES]
+    if t[T_CAPTURE] != 0:
+        in_ports = carray(address(t[T_IN_PORTS]), in_ch, np.int64)
+        for c in range(in_ch):
+            buffer = carray(address(call_get_buffer(get, in_ports[c], frames)), frames, np.float32)
+            write_channel(in_ring, buffer, start, c, counters, fstate)
+    decide(start, frames, counters, fstate, t[T_BUFFERS], t[T_FADE], weights)
+    end = counters[END]
+    for o in range(outputs):
+        for c in range(out_ch):
+            buffer = carray(address(call_get_buffer(get, out_ports[o * out_ch + c], frames)), frames, np.float32)
+            render_channel(buffer, weights, start, in_ring, out_ring, o, c, dry_gains[o], end, t[T_BUFFERS],
+                           t[T_LATENCY])
+    if t[T_DRY_PORTS] != 0:
+        dry_ports = carray(address(t[T_DRY_PORTS]), out_ch, np.int64)
+        for c in range(out_ch):
+            buffer = carray(address(call_get_buffer(get, dry_ports[c], frames)), frames, np.float32)
+            render_dry(buffer, start, in_ring, c, out_ch, t[T_BUFFERS], t[T_LATENCY])
+    release_fence()
+    if t[T_CAPTURE] != 0:
+        counters[IN_WRITTEN] = start + frames
+    counters[FRAMES] = start + frames
+    took = call_get_time(t[T_GET_TIME]) - began
+    if took > counters[LONGEST_CYCLE]:
+        counters[LONGEST_CYCLE] = took
+    if took > t[T_PERIOD_US]:
+        counters[LATE_CYCLES] += 1
+    return 0
