@@ -93,6 +93,8 @@ def long_song(path: Path, minutes: int = 5) -> Path:
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_keep_valid_partial_outputs(tmp_path, conv_model, sig, code):
+    if signal.getsignal(sig) is signal.SIG_IGN:  # the command inherits it ignored and, by design, keeps it so
+        pytest.skip(f"{sig.name} is ignored in this environment (started under nohup?), so the command ignores it")
     song = long_song(tmp_path / "long.wav")
     out = tmp_path / "out"
     returncode, stderr = interrupt_separation(song, out, conv_model, sig)
