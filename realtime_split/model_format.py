@@ -161,6 +161,11 @@ class StftGeometry:
         synthesis[n - h:] = fall
         return analysis.astype(np.float32), synthesis.astype(np.float32)
 
+    def stateful_geometry(self, hop: int) -> Geometry:
+        """A stateful model's run of ``hop`` samples (whole frames): its new frames and the analysis
+        window's past, no crossfade (the synthesis windows overlap-add), lookahead the synthesis tail."""
+        return Geometry(self.n_fft + hop - self.hop, hop, 0, self.synthesis - self.hop)
+
     def to_json(self) -> str:
         data = asdict(self)
         if self.window == "hann":
@@ -259,7 +264,7 @@ class ModelInfo:
             if int(hop) < f.hop or int(hop) % f.hop:
                 raise ModelFormatError(f"hop {hop} does not fit this stateful model: it runs whole STFT frames, "
                                        f"so the hop must be a multiple of {f.hop}")
-            return Geometry(f.n_fft + int(hop) - f.hop, int(hop), 0, f.synthesis - f.hop)
+            return f.stateful_geometry(int(hop))
         if hop is not None:
             geometry = geometry.with_hop(int(hop)).validate(self.length_multiple, where=f"--hop {hop}")
         return geometry
@@ -352,7 +357,7 @@ def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
                                    "frontend; re-export the model")
         state = state_from_json(props[PREFIX + "state"], source)
         for name, g in presets.items():
-            want = Geometry(frontend.n_fft + g.hop - frontend.hop, g.hop, 0, frontend.synthesis - frontend.hop)
+            want = frontend.stateful_geometry(g.hop)
             if g.hop % frontend.hop or g != want:
                 raise ModelFormatError(f"{source}: preset {name!r} of a stateful model must be {want} "
                                        f"(a whole number of frames per run), got {g}")

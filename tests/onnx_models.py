@@ -177,8 +177,7 @@ def stateful_info(n_stems: int = 4, n_fft: int = 64, hop: int = 16, bins: int = 
     from realtime_split.model_format import StateTensor, StftGeometry
 
     frontend = StftGeometry(n_fft, hop, bins, window="lowdelay", synthesis=2 * hop)
-    presets = {name: Geometry(n_fft + k * hop - hop, k * hop, 0, hop) for name, k in
-               (("low", 1), ("balanced", 2), ("offline", 16))}
+    presets = {name: frontend.stateful_geometry(k * hop) for name, k in (("low", 1), ("balanced", 2), ("offline", 16))}
     info = test_info(stems=STEMS4[:n_stems], sample_rate=8000, presets=presets, length_multiple=hop, **kwargs)
     return dataclasses.replace(info, frontend=frontend, state=(StateTensor("count", "next_count", (1,)),))
 

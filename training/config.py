@@ -189,7 +189,9 @@ class Config:
         """The contract export writes: rate, stems, length multiple and the presets sharing one window."""
         s, m = self.streaming, self.model
         if m.frontend == "stream":  # each preset's own window: its hop's new frames and the STFT's past
-            presets = {name: Geometry(m.n_fft + p.hop - m.stft_hop, p.hop, 0, m.stft_hop).validate(
+            frontend = m.stft_geometry()
+            assert frontend is not None  # a stream model's frontend is its low-delay STFT
+            presets = {name: frontend.stateful_geometry(p.hop).validate(
                 m.length_multiple, where=f"streaming.presets.{name}") for name, p in s.presets.items()}
         else:
             presets = {
