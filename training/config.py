@@ -72,6 +72,8 @@ class ModelConfig:
     time_kernel: int = 3          # frames the first conv spans (the K - 1 past ones are carried state)
     units: int = 256              # the bottleneck GRU's state size
     gate_skips: bool = True       # skips multiplied by gates computed from the deep path
+    skip_dropout: float = 0.0     # training: each skip of an example zeroed with this probability, so the
+                                  # deep (recurrent) path must be able to make the masks alone
     warmup_frames: int = 86       # frames at the start of a training crop without loss (state warm-up)
 
     def stft_geometry(self) -> StftGeometry | None:

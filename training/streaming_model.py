@@ -32,6 +32,31 @@ GRU_STATE = "gru_state"
 
 
 @keras.saving.register_keras_serializable(package="realtime_split")
+class SkipDrop(layers.Layer):
+    """Training only: the whole skip of an example is zeroed with probability ``rate`` (kept as is otherwise).
+
+    A decoder that sometimes gets no skip at a level must be able to make the masks from the deep
+    path alone, so the network cannot separate frame by frame through its skips and leave the
+    recurrent bottleneck unused (the first run's failure, docs/experiments.md). Identity at inference.
+    """
+
+    def __init__(self, rate: float, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        if not training or self.rate <= 0:
+            return x
+        keep = keras.random.uniform((keras.ops.shape(x)[0], 1, 1, 1), seed=self.generator) >= self.rate
+        return x * keras.ops.cast(keep, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="realtime_split")
 class LastFrames(layers.Layer):
     """The last ``count`` frames of ``(b, T, ...)``: the first conv's past for the next call."""
 
@@ -51,8 +76,8 @@ class LastFrames(layers.Layer):
 
 def build_stream_estimator(stems, bins: int = 512, depth: int = 6, filters: int = 16, max_filters: int = 512,
                            kernel: int = 5, time_kernel: int = 3, units: int = 256, dropout: float = 0.3,
-                           dropout_stages: int = 2, gate_skips: bool = True, name: str = "stream_estimator"
-                           ) -> keras.Model:
+                           dropout_stages: int = 2, gate_skips: bool = True, skip_dropout: float = 0.0,
+                           name: str = "stream_estimator") -> keras.Model:
     n_stems = len(stems)
     magnitude = keras.Input(shape=(None, bins, 2), name="magnitude")
     frames_state = keras.Input(shape=(time_kernel - 1, bins, 2), name=FRAMES_STATE)
@@ -89,6 +114,8 @@ def build_stream_estimator(stems, bins: int = 512, depth: int = 6, filters: int 
         if stage < dropout_stages and dropout > 0:
             x = layers.Dropout(dropout, name=f"dec{i}_dropout")(x)
         skip = skips[i - 1]
+        if skip_dropout > 0:
+            skip = SkipDrop(skip_dropout, seed=i, name=f"dec{i}_skip_drop")(skip)
         if gate_skips:
             gate = layers.Conv2D(widths[i - 1], 1, activation="sigmoid", name=f"dec{i}_gate")(x)
             skip = layers.Multiply(name=f"dec{i}_gated")([skip, gate])
@@ -158,7 +185,7 @@ def build_streaming_model(config) -> StreamingStftSeparator:
     estimator = build_stream_estimator(m.stems, bins=m.bins, depth=m.depth, filters=m.filters,
                                        max_filters=m.max_filters, kernel=m.kernel_size, time_kernel=m.time_kernel,
                                        units=m.units, dropout=m.dropout, dropout_stages=m.dropout_stages,
-                                       gate_skips=m.gate_skips)
+                                       gate_skips=m.gate_skips, skip_dropout=m.skip_dropout)
     model = StreamingStftSeparator(estimator, m.stft_geometry(), name="streaming_stft_separator")
     model(tf.zeros((1, config.window, 2)))  # build
     return model
