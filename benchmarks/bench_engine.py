@@ -59,6 +59,8 @@ class Targets:
 
 FAST = Targets("## Engine and file mode", {"low": 12.0, "balanced": 25.0}, "balanced",
                {"low": 100.0, "balanced, 1 thread (live mode)": 30.0}, 20.0, 500.0)
+LIVE = Targets("## Engine and file mode: live model", {"balanced": 25.0}, "balanced",
+               {"balanced, 1 thread (live mode)": 30.0}, 20.0, 500.0)  # issue 16's bars for the stateful model
 QUALITY = Targets("## Engine and file mode: quality model", {"quality": 250.0}, "quality", {"quality": 70.0},
                   8.0, 1000.0)
 
@@ -209,7 +211,8 @@ def main() -> None:
         workdir = Path(tmp)
         model = resolve_model(args.model, workdir)
         info = registry.read_info(model)
-        targets = QUALITY if "quality" in info.presets else FAST
+        targets = QUALITY if "quality" in info.presets and "low" not in info.presets else (
+            LIVE if info.state else FAST)
         live_row = f"{targets.live_preset}, 1 thread (live mode)"
         hops = {}
         for preset in (p for p in info.presets if p != OFFLINE):
