@@ -196,3 +196,13 @@ def test_stream_model_with_skip_dropout_round_trips_through_keras_saving(tmp_pat
     states = [np.zeros((1, 2, 32, 2), np.float32), np.zeros((1, 4), np.float32)]
     np.testing.assert_allclose(loaded([mag, *states])[0].numpy(), model.estimator([mag, *states])[0].numpy(),
                                atol=1e-6)
+
+
+def test_skip_dropout_together_drops_every_level_of_a_crop_or_none():
+    config = load_config(CONFIG_DIR / "tiny-stream.toml",
+                         ["model.skip_dropout=0.5", "model.skip_dropout_together=true"])
+    drops = [layer for layer in build_model(config).estimator.layers if layer.name.endswith("_skip_drop")]
+    assert len(drops) == 2  # depth 3: two skips
+    kept = [layer(tf.ones((64, 2, 4, 2)), training=True).numpy().reshape(64, -1).mean(axis=1) for layer in drops]
+    np.testing.assert_array_equal(kept[0], kept[1])
+    assert 10 < kept[0].sum() < 54

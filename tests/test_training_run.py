@@ -302,3 +302,18 @@ def test_init_from_starts_a_run_from_an_earlier_runs_weights(data, tmp_path):
                               "--set", f"train.init_from={first / 'best.keras'}"))
     assert other.returncode == 2
     assert "train.init_from:" in other.stderr and "does not fit this model" in other.stderr
+
+
+def test_init_from_loads_a_streaming_models_best_keras(data, tmp_path):
+    """A spectral or streaming run saves its estimator as best.keras; init_from must load it into the estimator."""
+    stream = ["--config", str(CONFIG_DIR / "tiny-stream.toml")]
+    first = tmp_path / "first"
+    assert train_cli(command(data, first, "--epochs", "1", "--steps-per-epoch", "3") + stream).returncode == 0
+    best = min(float(r["val_loss"]) for r in history(first))
+    tuned = tmp_path / "tuned"
+    result = train_cli(command(data, tuned, "--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-12",
+                               "--set", f"train.init_from={first / 'best.keras'}", "--set", "model.dropout=0")
+                       + stream)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"initialized from {first / 'best.keras'}" in result.stdout
+    assert float(history(tuned)[0]["val_loss"]) == pytest.approx(best, rel=0.02)

@@ -74,6 +74,7 @@ class ModelConfig:
     gate_skips: bool = True       # skips multiplied by gates computed from the deep path
     skip_dropout: float = 0.0     # training: each skip of an example zeroed with this probability, so the
                                   # deep (recurrent) path must be able to make the masks alone
+    skip_dropout_together: bool = False  # one draw per crop for all levels: all skips dropped or none
     warmup_frames: int = 86       # frames at the start of a training crop without loss (state warm-up)
 
     def stft_geometry(self) -> StftGeometry | None:

@@ -77,7 +77,7 @@ class LastFrames(layers.Layer):
 def build_stream_estimator(stems, bins: int = 512, depth: int = 6, filters: int = 16, max_filters: int = 512,
                            kernel: int = 5, time_kernel: int = 3, units: int = 256, dropout: float = 0.3,
                            dropout_stages: int = 2, gate_skips: bool = True, skip_dropout: float = 0.0,
-                           name: str = "stream_estimator") -> keras.Model:
+                           skip_dropout_together: bool = False, name: str = "stream_estimator") -> keras.Model:
     n_stems = len(stems)
     magnitude = keras.Input(shape=(None, bins, 2), name="magnitude")
     frames_state = keras.Input(shape=(time_kernel - 1, bins, 2), name=FRAMES_STATE)
@@ -115,7 +115,10 @@ def build_stream_estimator(stems, bins: int = 512, depth: int = 6, filters: int 
             x = layers.Dropout(dropout, name=f"dec{i}_dropout")(x)
         skip = skips[i - 1]
         if skip_dropout > 0:
-            skip = SkipDrop(skip_dropout, seed=i, name=f"dec{i}_skip_drop")(skip)
+            # Together: every level's layer draws from the same seed, once per step, so a crop keeps all
+            # its skips or none of them.
+            seed = 0 if skip_dropout_together else i
+            skip = SkipDrop(skip_dropout, seed=seed, name=f"dec{i}_skip_drop")(skip)
         if gate_skips:
             gate = layers.Conv2D(widths[i - 1], 1, activation="sigmoid", name=f"dec{i}_gate")(x)
             skip = layers.Multiply(name=f"dec{i}_gated")([skip, gate])
@@ -185,7 +188,8 @@ def build_streaming_model(config) -> StreamingStftSeparator:
     estimator = build_stream_estimator(m.stems, bins=m.bins, depth=m.depth, filters=m.filters,
                                        max_filters=m.max_filters, kernel=m.kernel_size, time_kernel=m.time_kernel,
                                        units=m.units, dropout=m.dropout, dropout_stages=m.dropout_stages,
-                                       gate_skips=m.gate_skips, skip_dropout=m.skip_dropout)
+                                       gate_skips=m.gate_skips, skip_dropout=m.skip_dropout,
+                                       skip_dropout_together=m.skip_dropout_together)
     model = StreamingStftSeparator(estimator, m.stft_geometry(), name="streaming_stft_separator")
     model(tf.zeros((1, config.window, 2)))  # build
     return model

@@ -357,8 +357,8 @@ def _init_weights(model, path: Path) -> None:
     """Start from another run's weights (``train.init_from``), e.g. to fine-tune with new data."""
     if not path.is_file():
         raise UserError(f"train.init_from: no such model {path}; give the best.keras of an earlier run")
-    try:
-        model.load_weights(path)
+    try:  # best.keras holds a spectral model's estimator, the part _save_model writes
+        getattr(model, "estimator", model).load_weights(path)
     except (ValueError, KeyError) as exc:
         raise UserError(f"train.init_from: {path} does not fit this model ({str(exc).splitlines()[0][:200]}); "
                         "its model.* settings must match the layers of this config") from None
