@@ -211,8 +211,8 @@ def main() -> None:
         workdir = Path(tmp)
         model = resolve_model(args.model, workdir)
         info = registry.read_info(model)
-        targets = QUALITY if "quality" in info.presets and "low" not in info.presets else (
-            LIVE if info.state else FAST)
+        # By the model's kind: a stateful model is a live model, any other spectral one the quality model.
+        targets = LIVE if info.state else QUALITY if info.frontend is not None else FAST
         live_row = f"{targets.live_preset}, 1 thread (live mode)"
         hops = {}
         for preset in (p for p in info.presets if p != OFFLINE):

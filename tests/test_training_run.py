@@ -286,34 +286,23 @@ def test_a_validation_source_can_name_its_split(tmp_path):
     assert [t.name for t in open_dataset("folder", tmp_path / "songs", "valid")] == held_out
 
 
-def test_init_from_starts_a_run_from_an_earlier_runs_weights(data, tmp_path):
+@pytest.mark.parametrize("config", [[], ["--config", str(CONFIG_DIR / "tiny-stream.toml")]],
+                         ids=["waveform", "streaming"])  # a streaming run's best.keras holds only its estimator
+def test_init_from_starts_a_run_from_an_earlier_runs_weights(data, tmp_path, config):
+    def run(out: Path, *extra: str) -> subprocess.CompletedProcess:
+        return train_cli(command(data, out, *extra) + config)
+
     first = tmp_path / "first"
-    assert train_cli(command(data, first, "--epochs", "2", "--steps-per-epoch", "15")).returncode == 0
+    assert run(first, "--epochs", "2", "--steps-per-epoch", "15").returncode == 0
     best = min(float(r["val_loss"]) for r in history(first))
     # A learning rate of ~0 keeps the weights: validation must match where the first run ended.
     tuned = tmp_path / "tuned"
-    result = train_cli(command(data, tuned, "--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-12",
-                               "--set", f"train.init_from={first / 'best.keras'}", "--set", "model.dropout=0"))
+    result = run(tuned, "--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-12",
+                 "--set", f"train.init_from={first / 'best.keras'}", "--set", "model.dropout=0")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"initialized from {first / 'best.keras'}" in result.stdout
     assert float(history(tuned)[0]["val_loss"]) == pytest.approx(best, rel=0.02)
 
-    other = train_cli(command(data, tmp_path / "other", "--set", "model.depth=2",
-                              "--set", f"train.init_from={first / 'best.keras'}"))
+    other = run(tmp_path / "other", "--set", "model.depth=2", "--set", f"train.init_from={first / 'best.keras'}")
     assert other.returncode == 2
     assert "train.init_from:" in other.stderr and "does not fit this model" in other.stderr
-
-
-def test_init_from_loads_a_streaming_models_best_keras(data, tmp_path):
-    """A spectral or streaming run saves its estimator as best.keras; init_from must load it into the estimator."""
-    stream = ["--config", str(CONFIG_DIR / "tiny-stream.toml")]
-    first = tmp_path / "first"
-    assert train_cli(command(data, first, "--epochs", "1", "--steps-per-epoch", "3") + stream).returncode == 0
-    best = min(float(r["val_loss"]) for r in history(first))
-    tuned = tmp_path / "tuned"
-    result = train_cli(command(data, tuned, "--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-12",
-                               "--set", f"train.init_from={first / 'best.keras'}", "--set", "model.dropout=0")
-                       + stream)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"initialized from {first / 'best.keras'}" in result.stdout
-    assert float(history(tuned)[0]["val_loss"]) == pytest.approx(best, rel=0.02)
