@@ -376,3 +376,15 @@ def parse_latency_line(text: str) -> dict[str, int]:
     if not m:
         raise AssertionError(f"no latency line in:\n{text}")
     return {"separator": int(m.group(1)), "buffers": int(m.group(2)), "host": int(m.group(4) or 0)}
+
+
+def reported_xruns(text: str) -> int:
+    """The xruns of a session, from the CLI's summary ('xruns: N ...'). With JACK ports of its own the program
+    counts every xrun the JACK server reported anywhere in its graph; through PortAudio, every block
+    PortAudio flagged. When the server does not keep its period (a loaded machine, a stalled virtual CPU),
+    JACK runs its clients out of step for a cycle, so delays measured across clients move by a period and
+    sounds drop out whatever the program does: tests that measure those run a session again."""
+    m = re.search(r"xruns: (\d+)", text)
+    if not m:
+        raise AssertionError(f"no xrun count in:\n{text}")
+    return int(m.group(1))
