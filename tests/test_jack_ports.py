@@ -24,7 +24,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jack_harness import Harness, JackServer, click_train, jackd_path, parse_latency_line, reported_xruns
+from jack_harness import (
+    Harness,
+    JackServer,
+    click_train,
+    first_session_without_xruns,
+    jackd_path,
+    parse_latency_line,
+    reported_xruns,
+    skip_because_of_xruns,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.jack]
 
@@ -67,21 +76,14 @@ def ports(harness: Harness, proc: subprocess.Popen, names) -> list[str]:
     return found
 
 
-ATTEMPTS = 3  # sessions tried per case until one runs without a JACK xrun
-
-
 @pytest.fixture(scope="module", params=CASES, ids=[f"{r}Hz-{p}" for r, p in CASES])
 def session(request, scaled_model):
     """One ``--input jack --output jack --stem all`` session on a server at one rate and period: bursts in,
-    all ten output ports recorded; run again (up to ``ATTEMPTS`` times) while the JACK server reports xruns
-    (jack_harness.reported_xruns says why)."""
+    all ten output ports recorded; run again while the JACK server reports xruns
+    (jack_harness.first_session_without_xruns)."""
     requires_jack()
     rate, period = request.param
-    for _ in range(ATTEMPTS):
-        recorded = record_session(rate, period, scaled_model)
-        if recorded["xruns"] == 0:
-            break
-    return recorded
+    return first_session_without_xruns(lambda attempt: record_session(rate, period, scaled_model))
 
 
 def record_session(rate: int, period: int, model) -> dict:
@@ -122,11 +124,10 @@ def test_the_delay_between_the_ports_is_the_reported_latency_to_the_sample(sessi
     print(f"{session['rate']} Hz, period {session['period']}: reported {expected} samples, measured {delays}")
     assert all(len(d) == 6 for d in delays.values())
     exact = all(d == expected for per_port in delays.values() for d in per_port)
-    measured = sorted({int(d) for per_port in delays.values() for d in per_port})
-    if not exact and session["xruns"]:
-        pytest.skip(f"the JACK server reported xruns in all {ATTEMPTS} sessions ({session['xruns']} in the last) "
-                    f"at {session['rate']} Hz / {session['period']} frames: this machine did not keep the period, "
-                    f"so JACK itself moved bursts (reported {expected}, measured {measured})")
+    if not exact:
+        measured = sorted({int(d) for per_port in delays.values() for d in per_port})
+        skip_because_of_xruns(session, f"JACK itself moved bursts at {session['rate']} Hz / {session['period']} "
+                                       f"frames (reported {expected}, measured {measured})")
     assert exact, (expected, delays)
 
 

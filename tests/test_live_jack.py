@@ -34,10 +34,12 @@ from jack_harness import (
     JackServer,
     click_train,
     find,
+    first_session_without_xruns,
     jackd_path,
     max_jump,
     parse_latency_line,
     reported_xruns,
+    skip_because_of_xruns,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,18 +93,12 @@ def sine(seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
     return x.astype(np.float32)
 
 
-ATTEMPTS = 3  # mic sessions tried until one runs without an xrun
-
-
 @pytest.fixture(scope="module")
 def mic_session(jack_server, scaled_model, tmp_path_factory):
     """One live CLI session, mic to speakers, recording to a file: clicks, then a sine, then Ctrl-C. Run again
-    (up to ``ATTEMPTS`` times) while xruns are reported (jack_harness.reported_xruns says why)."""
-    for attempt in range(ATTEMPTS):
-        recorded = record_mic_session(jack_server, scaled_model, tmp_path_factory.mktemp(f"live{attempt}"))
-        if recorded["xruns"] == 0:
-            break
-    return recorded
+    while xruns are reported (jack_harness.first_session_without_xruns)."""
+    return first_session_without_xruns(
+        lambda attempt: record_mic_session(jack_server, scaled_model, tmp_path_factory.mktemp(f"live{attempt}")))
 
 
 def record_mic_session(server: JackServer, model, folder: Path) -> dict:
@@ -122,14 +118,6 @@ def record_mic_session(server: JackServer, model, folder: Path) -> dict:
         code, _, err = finish(proc)
         return {"code": code, "stderr": err, "harness": harness, "clicks": clicks, "tone_start": len(clicks),
                 "tone": tone, "recording": recording, "xruns": reported_xruns(err)}
-
-
-def skip_because_of_xruns(session: dict, what: str) -> None:
-    """Skip (naming the measurement) when every session had xruns: the environment, not the program, then
-    decides delays and dropouts."""
-    if session["xruns"]:
-        pytest.skip(f"xruns in all {ATTEMPTS} sessions ({session['xruns']} in the last): this machine did not keep "
-                    f"JACK's period, so {what}")
 
 
 def click_delays(harness: Harness, clicks: np.ndarray) -> list[tuple[int, float]]:
@@ -181,9 +169,10 @@ def test_live_output_is_continuous(mic_session):
              - harness.record_start)
     out = harness.take()[start - PERIOD:start + len(tone) + PERIOD, 0]
     steepest = 2 * np.pi * 440 / RATE * np.abs(tone).max()  # the dry fallback plays it at full level
-    if max_jump(out) >= 1.2 * steepest:
-        skip_because_of_xruns(mic_session, f"the sine dropped out (a jump of {max_jump(out):.2f})")
-    assert max_jump(out) < 1.2 * steepest
+    jump = max_jump(out)
+    if jump >= 1.2 * steepest:
+        skip_because_of_xruns(mic_session, f"the sine dropped out (a jump of {jump:.2f})")
+    assert jump < 1.2 * steepest
     middle = out[PERIOD + len(tone) // 4:PERIOD + 3 * len(tone) // 4]
     envelope = np.lib.stride_tricks.sliding_window_view(np.abs(middle), 2 * RATE // 440).max(axis=1)
     if envelope.min() <= 0.2:
