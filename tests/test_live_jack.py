@@ -193,12 +193,28 @@ def test_ctrl_c_exits_130_with_summary_and_a_finalized_recording(mic_session):
     audio, rate = sf.read(mic_session["recording"], dtype="float32")
     assert rate == RATE and audio.shape[1] == 2
     assert len(audio) > 2.5 * RATE  # clicks and sine were all played before Ctrl-C
-    # The file holds exactly what the speakers got.
+    # The file holds exactly what the speakers got: every click the speakers played is in the file, same
+    # shape. Clicks are compared one by one (median), since an xrun moves or drops a period at the ports only.
     speakers = mic_session["harness"].take()[:, 0]
-    start = int(np.flatnonzero(np.abs(speakers) > 0.01)[0])
-    excerpt = speakers[start:start + RATE // 2]
-    _, correlation = find(excerpt, audio[:, 0])
-    assert correlation > 0.99
+    correlations, levels = [], []
+    for at in click_onsets(speakers):
+        played = speakers[at:at + 1024]
+        lag, correlation = find(played, audio[:, 0])
+        correlations.append(correlation)
+        levels.append(float(np.linalg.norm(audio[lag:lag + len(played), 0]) / np.linalg.norm(played)))
+    assert len(correlations) == 4, correlations
+    if np.median(correlations) <= 0.99:
+        skip_because_of_xruns(mic_session, f"the speakers' clicks differ from the file's ({correlations})")
+    assert np.median(correlations) > 0.99, correlations
+    assert np.median(levels) == pytest.approx(1.0, abs=0.01)  # the same level, not just the same shape
+
+
+def click_onsets(recording: np.ndarray, quiet: float = 0.1) -> list[int]:
+    """Where each of the four clicks starts in a recording of the mic session: the first four sounds that
+    follow ``quiet`` seconds of silence (the fifth is the sine)."""
+    loud = np.flatnonzero(np.abs(recording) > 0.01)
+    starts = [int(loud[0])] + [int(b) for a, b in zip(loud[:-1], loud[1:]) if b - a > quiet * RATE]
+    return starts[:4]
 
 
 @pytest.mark.slow
@@ -224,9 +240,16 @@ def test_file_played_live_at_a_rate_the_device_refuses(jack_server, scaled_model
     assert code == 0, err
     assert "44100 Hz" in err
     reference = soxr.resample(content[:, 0], 48000, RATE)
-    _, correlation = harness.delay(reference[int(0.45 * RATE):])
-    assert correlation > 0.95
-    assert np.abs(recorded).max() == pytest.approx(0.5 * np.abs(reference).max(), rel=0.1)
+    # Burst by burst (medians), so that one period JACK drops under a stalled machine does not decide.
+    correlations, levels = [], []
+    for at in range(int(0.5 * RATE), len(reference) - 2 * PERIOD, int(0.25 * RATE)):
+        burst = reference[at - PERIOD // 2:at + PERIOD]
+        lag, correlation = find(burst, recorded)
+        correlations.append(correlation)
+        levels.append(float(np.linalg.norm(recorded[lag:lag + len(burst)]) / np.linalg.norm(burst)))
+    assert len(correlations) == 4
+    assert np.median(correlations) > 0.95, correlations  # the file's content, resampled, reached the speakers
+    assert np.median(levels) == pytest.approx(0.5, abs=0.05)  # as vocals (0.5 x mix), not the dry fallback
 
 
 @pytest.mark.slow
