@@ -199,7 +199,9 @@ def table(results: list[dict]) -> str:
 def machine() -> str:
     """The hardware and how busy it already was: live results depend on both."""
     load = f", load average {os.getloadavg()[0]:.1f} before the run" if hasattr(os, "getloadavg") else ""
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{load}, "
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    pinned = f" ({usable} of them usable by this run: taskset)" if usable != os.cpu_count() else ""
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{pinned}{load}, "
             f"Python {platform.python_version()}")
 
 
