@@ -5,18 +5,21 @@ Live: starts ``jackd -d dummy -r 44100 -p 256`` (tests/jack_harness.py) and runs
 bundled demo clip into it in a loop (and records the last seconds of what it plays, to show it was
 not silence), then reads the counters from the summary the CLI prints when it stops.
 File: writes a ``--file-hours`` FLAC of the demo clip looped (block by block, never held in memory)
-into a temporary folder, separates it with the real CLI (``--input long.flac --stem all --output
-DIR/``, stems as RF64 PCM_16: a WAV stops at 4 GiB), checks that every stem has exactly the input's
+into a temporary folder, separates it with the real CLI and the same model at its offline preset, a
+file's default (``--input long.flac --stem all --output DIR/``, stems as RF64 PCM_16: a WAV stops at
+4 GiB; a streaming preset such as balanced runs one window per hop, about 2x real time per core here,
+which would make 10 hours a session's work), checks that every stem has exactly the input's
 frame count, and deletes it all. Both runs sample the CLI process's resident memory (VmRSS in
 /proc/PID/status) every ``--interval`` seconds; its peak comes from the kernel (wait4's ru_maxrss).
 
 Prints a Markdown table: RSS at 0 %, 10 %, ..., 100 % of each run, the slope of a line fitted after the
-first 10 % (warm-up), peak and final RSS, speed, missed deadlines, xruns and restarts. Only a run
+first 10 % (warm-up), peak and final RSS, speed, missed deadlines, xruns and restarts; each run's rows
+also go to stderr as soon as it ends, so an interrupted soak keeps what it measured. Only a run
 of the full default durations (60 minutes live, 10 hours of file, both runs) rewrites the "Soak"
 section of docs/benchmarks.md; a shorter run prints only, so it cannot replace a published table.
 
-    python3 benchmarks/bench_soak.py                                   # the full soak (about 1.5 h, ~33 GB in /tmp)
-    python3 benchmarks/bench_soak.py --live-minutes 2 --file-hours 0.05   # a quick check of the script
+    python3 benchmarks/bench_soak.py            # the full soak (about 1.5 h on 2 CPUs, ~33 GB in /tmp)
+    python3 benchmarks/bench_soak.py --live-minutes 2 --file-hours 0.05  # a quick check of the script
 """
 
 from __future__ import annotations
@@ -206,9 +209,10 @@ def run_cli(command: list[str], workdir: Path, interval: float, timeout: float |
     return Run(samples, usage.ru_maxrss / 1024, seconds, stdout, stderr)
 
 
-def base_command(args) -> list[str]:
-    command = [sys.executable, "-m", "realtime_split", "--stem", "all", "--latency", args.latency, "--no-progress"]
-    return command + ["--model", args.model] if args.model else command
+def base_command(model: Path, latency: str | None) -> list[str]:
+    """The CLI separating all stems with ``model``; ``latency`` None: a file's default, the model's offline preset."""
+    command = [sys.executable, "-m", "realtime_split", "--stem", "all", "--model", str(model), "--no-progress"]
+    return command + ["--latency", latency] if latency else command
 
 
 def finished_playing(harness: Harness) -> bool:
@@ -220,9 +224,10 @@ def finished_playing(harness: Harness) -> bool:
     return True
 
 
-def live_run(args, clip: np.ndarray, workdir: Path) -> Run:
+def live_run(args, model: Path, clip: np.ndarray, workdir: Path) -> Run:
     seconds = 60 * args.live_minutes
-    command = base_command(args) + ["--input", "mic", "--blocksize", str(BLOCKSIZE), "--duration", f"{seconds:g}"]
+    command = base_command(model, args.latency) + ["--input", "mic", "--blocksize", str(BLOCKSIZE),
+                                                   "--duration", f"{seconds:g}"]
     with JackServer(RATE, PERIOD) as server, Harness(server, record_seconds=TAIL_SECONDS) as harness:
         state = {"connected": False, "recording": False}
 
@@ -249,14 +254,14 @@ def live_run(args, clip: np.ndarray, workdir: Path) -> Run:
     return run
 
 
-def file_run(args, clip: np.ndarray, frames: int, stems: tuple[str, ...], workdir: Path) -> Run:
+def file_run(args, model: Path, clip: np.ndarray, frames: int, stems: tuple[str, ...], workdir: Path) -> Run:
     source, out = workdir / "long.flac", workdir / "stems"
     started = time.monotonic()
     write_long_input(source, frames, clip)
     print(f"bench_soak: wrote {frames / RATE / 3600:g} h of input ({source.stat().st_size / 1e9:.2f} GB) in "
           f"{time.monotonic() - started:.0f} s", file=sys.stderr)
     fmt, subtype = STEM_FORMAT
-    command = base_command(args) + ["--input", str(source), "--output", f"{out}/", "--format", fmt,
+    command = base_command(model, None) + ["--input", str(source), "--output", f"{out}/", "--format", fmt,
                                     "--subtype", subtype]
     run = run_cli(command, workdir, args.interval, timeout=None, done=FILE_DONE)
     found = re.search(r"([\d.]+)x real time", run.stdout)
@@ -327,6 +332,11 @@ def results_table(runs: dict[str, Run]) -> str:
     return "\n".join(rows)
 
 
+def report_so_far(runs: dict[str, Run]) -> None:
+    """The finished runs' tables on stderr at once, so an interrupted soak keeps the hour it already ran."""
+    print(f"{rss_table(runs)}\n\n{results_table(runs)}", file=sys.stderr, flush=True)
+
+
 def publish_skip_reason(args) -> str | None:
     """Why this run must not replace the published section, or None for the full soak."""
     if args.no_docs:
@@ -341,19 +351,22 @@ def publish_skip_reason(args) -> str | None:
     return None
 
 
-def section(args, runs: dict[str, Run], model: str, host: str) -> str:
+def section(args, runs: dict[str, Run], model: str, name: str, host: str) -> str:
+    """The published section; ``model`` describes the model, ``name`` is what ``--model`` was given."""
     fmt, subtype = STEM_FORMAT
     command = "python3 benchmarks/bench_soak.py" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")
-    live = (f"Live: a {args.live_minutes:g}-minute run of `realtime-split --input mic --stem all --latency "
-            f"{args.latency} --blocksize {BLOCKSIZE}` on a JACK dummy server (44.1 kHz, period {PERIOD}), fed the "
-            "demo clip in a loop by a JACK client that records the last seconds the CLI plays (their peak level "
-            "shows the output was not silence); missed deadlines, xruns and restarts are the CLI's own summary "
-            "(see \"Live audio\"); its RSS can rise in steps the first times the worker catches up with a larger "
-            "batch (up to 16 hops; ONNX Runtime keeps memory per input shape) and stops once every size has run. ")
-    file = (f"File: `realtime-split --input long.flac --stem all --latency {args.latency} --output DIR/ --format "
-            f"{fmt} --subtype {subtype}` on a generated {args.file_hours:g}-hour FLAC (PCM_16) of the demo clip "
-            f"looped; stems as {fmt.upper()} because a WAV file stops at 4 GiB; speed as the CLI reports it; every "
-            "stem's frame count is checked against the input's. ")
+    live = (f"Live: a {args.live_minutes:g}-minute run of `realtime-split --input mic --stem all --model {name} "
+            f"--latency {args.latency} --blocksize {BLOCKSIZE}` on a JACK dummy server (44.1 kHz, period "
+            f"{PERIOD}), fed the demo clip in a loop by a JACK client that records the last seconds the CLI plays "
+            "(their peak level shows the output was not silence); missed deadlines, xruns and restarts are the "
+            "CLI's own summary (see \"Live audio\"); its RSS can rise in steps the first times the worker catches "
+            "up with a larger batch (up to 16 hops; ONNX Runtime keeps memory per input shape) and stops once "
+            "every size has run. ")
+    file = (f"File: `realtime-split --input long.flac --stem all --model {name} --output DIR/ --format {fmt} "
+            f"--subtype {subtype}` (the model's offline preset, a file's default) on a generated "
+            f"{args.file_hours:g}-hour FLAC (PCM_16) of the demo clip looped; stems as {fmt.upper()} because a WAV "
+            "file stops at 4 GiB; speed as the CLI reports it; every stem's frame count is checked against the "
+            "input's. ")
     return (
         f"{SECTION}\n\n"
         f"Produced by `benchmarks/bench_soak.py` (it rewrites this section). Model: {model}; {host}; "
@@ -369,7 +382,9 @@ def section(args, runs: dict[str, Run], model: str, host: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="bundled model name or ONNX file (default: the bundled model for --latency)")
-    parser.add_argument("--latency", default="balanced", help="latency preset of both runs (default balanced)")
+    parser.add_argument("--latency", default="balanced",
+                        help="latency preset of the live run (default balanced); the file run uses the same model's "
+                             "offline preset, as a file does by default")
     parser.add_argument("--live-minutes", type=float, default=DEFAULT_LIVE_MINUTES,
                         help=f"length of the live run (default {DEFAULT_LIVE_MINUTES:g})")
     parser.add_argument("--file-hours", type=float, default=DEFAULT_FILE_HOURS,
@@ -402,16 +417,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         if not args.no_live:
             print(f"bench_soak: live run, {args.live_minutes:g} min", file=sys.stderr)
-            runs["live"] = live_run(args, clip, Path(tmp))
+            runs["live"] = live_run(args, path, clip, Path(tmp))
+            report_so_far(runs)
         if not args.no_file:
             print(f"bench_soak: file run, {args.file_hours:g} h of audio", file=sys.stderr)
-            runs["file"] = file_run(args, clip, frames, info.stems, Path(tmp))
+            runs["file"] = file_run(args, path, clip, frames, info.stems, Path(tmp))
+            report_so_far(runs)
             print(f"bench_soak: the file run used {runs['file'].extra['disk_gb']:.1f} GB in {tmp} (now deleted)",
                   file=sys.stderr)
     for run in runs.values():
         for line in run.extra.get("warnings", []):
             print(f"bench_soak: the CLI said: {line}", file=sys.stderr)
-    publish(SECTION, section(args, runs, model, host), publish_skip_reason(args))
+    publish(SECTION, section(args, runs, model, args.model or path.stem, host), publish_skip_reason(args))
 
 
 if __name__ == "__main__":
