@@ -18,7 +18,7 @@ also go to stderr as soon as it ends, so an interrupted soak keeps what it measu
 of the full default durations (60 minutes live, 10 hours of file, both runs) rewrites the "Soak"
 section of docs/benchmarks.md; a shorter run prints only, so it cannot replace a published table.
 
-    python3 benchmarks/bench_soak.py            # the full soak (about 1.5 h on 2 CPUs, ~33 GB in /tmp)
+    python3 benchmarks/bench_soak.py            # the full soak (1.5 to 2 h on 2 CPUs, ~33 GB in /tmp)
     python3 benchmarks/bench_soak.py --live-minutes 2 --file-hours 0.05  # a quick check of the script
 """
 
