@@ -262,7 +262,7 @@ def file_run(args, model: Path, clip: np.ndarray, frames: int, stems: tuple[str,
           f"{time.monotonic() - started:.0f} s", file=sys.stderr)
     fmt, subtype = STEM_FORMAT
     command = base_command(model, None) + ["--input", str(source), "--output", f"{out}/", "--format", fmt,
-                                    "--subtype", subtype]
+                                           "--subtype", subtype]
     run = run_cli(command, workdir, args.interval, timeout=None, done=FILE_DONE)
     found = re.search(r"([\d.]+)x real time", run.stdout)
     lengths = {stem: sf.info(out / f"{stem}.{fmt}").frames if (out / f"{stem}.{fmt}").is_file() else None

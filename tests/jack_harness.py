@@ -354,6 +354,17 @@ def find(reference: np.ndarray, recording: np.ndarray) -> tuple[int, float]:
     return lag, float(np.abs(corr[lag]) / (np.linalg.norm(ref) * max(np.linalg.norm(seg), 1e-12)))
 
 
+def find_each(pieces: list[np.ndarray], recording: np.ndarray) -> tuple[list[float], list[float]]:
+    """Each piece found in ``recording`` on its own (``find``): (correlations, recorded/piece levels). Tests take
+    medians, so one period JACK drops or moves under a stalled machine spoils one piece, not the verdict."""
+    correlations, levels = [], []
+    for piece in pieces:
+        lag, correlation = find(piece, recording)
+        correlations.append(correlation)
+        levels.append(float(np.linalg.norm(recording[lag:lag + len(piece)]) / np.linalg.norm(piece)))
+    return correlations, levels
+
+
 def click_train(rate: int, seconds: float, every: float = 0.25, seed: int = 0) -> np.ndarray:
     """Short white-noise bursts every ``every`` seconds: sharp correlation peaks, no periodic ambiguity
     within one burst interval because every burst is different."""

@@ -33,7 +33,7 @@ from jack_harness import (
     Harness,
     JackServer,
     click_train,
-    find,
+    find_each,
     first_session_without_xruns,
     jackd_path,
     max_jump,
@@ -196,12 +196,7 @@ def test_ctrl_c_exits_130_with_summary_and_a_finalized_recording(mic_session):
     # The file holds exactly what the speakers got: every click the speakers played is in the file, same
     # shape. Clicks are compared one by one (median), since an xrun moves or drops a period at the ports only.
     speakers = mic_session["harness"].take()[:, 0]
-    correlations, levels = [], []
-    for at in click_onsets(speakers):
-        played = speakers[at:at + 1024]
-        lag, correlation = find(played, audio[:, 0])
-        correlations.append(correlation)
-        levels.append(float(np.linalg.norm(audio[lag:lag + len(played), 0]) / np.linalg.norm(played)))
+    correlations, levels = find_each([speakers[at:at + 1024] for at in click_onsets(speakers)], audio[:, 0])
     assert len(correlations) == 4, correlations
     if np.median(correlations) <= 0.99:
         skip_because_of_xruns(mic_session, f"the speakers' clicks differ from the file's ({correlations})")
@@ -241,12 +236,9 @@ def test_file_played_live_at_a_rate_the_device_refuses(jack_server, scaled_model
     assert "44100 Hz" in err
     reference = soxr.resample(content[:, 0], 48000, RATE)
     # Burst by burst (medians), so that one period JACK drops under a stalled machine does not decide.
-    correlations, levels = [], []
-    for at in range(int(0.5 * RATE), len(reference) - 2 * PERIOD, int(0.25 * RATE)):
-        burst = reference[at - PERIOD // 2:at + PERIOD]
-        lag, correlation = find(burst, recorded)
-        correlations.append(correlation)
-        levels.append(float(np.linalg.norm(recorded[lag:lag + len(burst)]) / np.linalg.norm(burst)))
+    bursts = [reference[at - PERIOD // 2:at + PERIOD]
+              for at in range(int(0.5 * RATE), len(reference) - 2 * PERIOD, int(0.25 * RATE))]
+    correlations, levels = find_each(bursts, recorded)
     assert len(correlations) == 4
     assert np.median(correlations) > 0.95, correlations  # the file's content, resampled, reached the speakers
     assert np.median(levels) == pytest.approx(0.5, abs=0.05)  # as vocals (0.5 x mix), not the dry fallback
