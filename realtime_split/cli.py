@@ -109,9 +109,10 @@ def latency_help() -> str:
     figures = "; ".join(parts) or "see --list-models"
     return ("latency preset (low, balanced, quality; default: balanced for live audio, on the fast model; quality "
             f"uses the quality model unless --model fast): {figures}. Live delays are input port to output port with "
-            "--input jack --output jack at the model's rate (48 kHz adds about 1 ms, and up to a period where the "
-            "hop falls inside periods); a live run's first line gives its own. For files, a preset reproduces live "
-            "streaming instead of the offline default")
+            "--input jack --output jack at the model's rate; at a rate it also runs at unresampled (--list-models; "
+            "the fast model: 48 kHz) they shrink with the rate, at others resampling adds about 1 ms, and up to a "
+            "period where the hop falls inside periods; a live run's first line gives its own. For files, a preset "
+            "reproduces live streaming instead of the offline default")
 
 
 def build_parser() -> argparse.ArgumentParser:

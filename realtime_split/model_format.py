@@ -20,10 +20,11 @@ from dataclasses import asdict, dataclass, field
 
 from .errors import ModelFormatError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # Version 2 added the optional ``frontend`` (spectral models); version 3 the low-delay STFT window
-# and ``state`` (stateful models: tensors carried from hop to hop).
-READABLE_VERSIONS = ("1", "2", "3")
+# and ``state`` (stateful models: tensors carried from hop to hop); version 4 ``native_rates`` (device
+# rates the network runs at directly, skipping the resampler's delay in live audio).
+READABLE_VERSIONS = ("1", "2", "3", "4")
 PREFIX = "realtime_split."
 INPUT_NAME = "mix"
 OUTPUT_NAME = "stems"
@@ -250,6 +251,7 @@ class ModelInfo:
     extra: dict[str, str] = field(default_factory=dict)
     frontend: StftGeometry | None = None  # None: waveform in, stems out; else magnitudes in, masks out
     state: tuple[StateTensor, ...] = ()  # a stateful model's carried tensors (needs a lowdelay frontend)
+    native_rates: tuple[int, ...] = ()  # other rates the network runs at unresampled, lengths in samples alike
 
     def geometry(self, preset: str | None = None, hop: int | None = None) -> Geometry:
         """The geometry for a preset name (``low``/``balanced``/``quality``/``offline``) or an explicit hop."""
@@ -296,6 +298,8 @@ class ModelInfo:
             props["frontend"] = self.frontend.to_json()
         if self.state:
             props["state"] = json.dumps([t.to_dict() for t in self.state])
+        if self.native_rates:
+            props["native_rates"] = ",".join(str(r) for r in self.native_rates)
         props.update(self.extra)
         return {PREFIX + k: v for k, v in props.items()}
 
@@ -361,11 +365,13 @@ def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
             if g.hop % frontend.hop or g != want:
                 raise ModelFormatError(f"{source}: preset {name!r} of a stateful model must be {want} "
                                        f"(a whole number of frames per run), got {g}")
+    native_rates = _native_rates(props, version, sample_rate, source)
     default = props.get(PREFIX + "default_preset") or "balanced"
     if default not in presets:
         raise ModelFormatError(f"{source}: default preset {default!r} is not among the presets")
     known = {PREFIX + k for k in ("format_version", "sample_rate", "channels", "stems", "length_multiple",
-                                   "presets", "default_preset", "name", "description", "frontend", "state")}
+                                   "presets", "default_preset", "name", "description", "frontend", "state",
+                                   "native_rates")}
     extra = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX) and k not in known}
     return ModelInfo(
         sample_rate=sample_rate,
@@ -379,7 +385,27 @@ def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
         extra=extra,
         frontend=frontend,
         state=state,
+        native_rates=native_rates,
     )
+
+
+def _native_rates(props: dict[str, str], version: str, sample_rate: int, source: str) -> tuple[int, ...]:
+    """Version 4's ``native_rates``: comma-separated rates, none of them the model's own."""
+    raw = props.get(PREFIX + "native_rates", "")
+    if not raw:
+        return ()
+    if version in ("1", "2", "3"):
+        raise ModelFormatError(f"{source}: metadata 'native_rates' needs format_version 4 (found {version}); "
+                               "re-export the model")
+    try:
+        rates = tuple(int(r) for r in raw.split(","))
+    except ValueError:
+        raise ModelFormatError(f"{source}: metadata 'native_rates' must be comma-separated rates in Hz, "
+                               f"got {raw!r}") from None
+    if any(r <= 0 or r == sample_rate for r in rates) or len(set(rates)) != len(rates):
+        raise ModelFormatError(f"{source}: metadata 'native_rates' must list distinct positive rates other than "
+                               f"sample_rate {sample_rate}, got {raw!r}")
+    return rates
 
 
 def ms_to_samples(ms: float, sample_rate: int) -> int:

@@ -139,11 +139,18 @@ def describe(model: BundledModel) -> str:
         for name, g in by_latency(info))
     lines = [f"{model.name}" + (f" ({info.name})" if info.name else ""),
              f"  {info.description or 'no description'}",
-             f"  stems: {', '.join(info.stems)} at {info.sample_rate} Hz",
+             f"  stems: {', '.join(info.stems)} at {info.sample_rate} Hz" + _native_note(info),
              f"  presets: {presets}",
              f"  size: {model.size_bytes / 1e6:.1f} MB ({model.path})"]
     lines += [f"  {line}" for line in _score_lines(info.extra.get("scores"))]
     return "\n".join(lines)
+
+
+def _native_note(info: ModelInfo) -> str:
+    if not info.native_rates:
+        return ""
+    rates = " and ".join(f"{r} Hz" for r in info.native_rates)
+    return f" (live and streamed audio at {rates}: unresampled, so the same samples take less time)"
 
 
 def _score_lines(text: str | None) -> list[str]:

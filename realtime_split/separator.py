@@ -26,7 +26,7 @@ from . import overlap_add as ola, registry
 from .errors import ParameterError, UserError
 from .inference import BatchRunner, load_model, make_runner
 from .model_format import Geometry, ModelInfo
-from .resampling import DEFAULT_QUALITY, QUALITIES, FirResampler, SoxrResampler, make_resampler
+from .resampling import DEFAULT_QUALITY, LOW_DELAY, QUALITIES, FirResampler, SoxrResampler, make_resampler
 from .rings import ring
 from .stems import linear_gains, parse_gains, parse_stems, stem_sources
 
@@ -146,6 +146,8 @@ class StreamingSeparator:
     intra-op threads (None = the physical cores; 1 is steadier next to an audio thread under load).
     ``resample_quality``: when resampling, "LD" (low delay, the default: short filters that add about 1.1 ms at
     48 kHz) or a soxr recipe ("HQ" is transparent and adds about 40 ms; whole files and arrays use it).
+    With "LD", a rate among the model's ``native_rates`` is not resampled at all: the network runs at it
+    directly (``model_sample_rate``), its window and hop the same number of samples, hence shorter in time.
     """
 
     def __init__(
@@ -181,10 +183,12 @@ class StreamingSeparator:
         self.stems: tuple[str, ...] = parse_stems(stems, self.info.stems)
         self.gains_db: dict[str, float] = parse_gains(gains, self.stems)
         self.channels = channels
-        self.model_sample_rate = self.info.sample_rate
-        self.sample_rate = int(sample_rate or self.model_sample_rate)
+        self.sample_rate = int(sample_rate or self.info.sample_rate)
         if self.sample_rate <= 0:
             raise ParameterError(f"sample_rate must be positive, got {sample_rate!r}", "sample_rate")
+        # The rate the network runs at: its own, or a native rate when the caller wants the least delay.
+        native = self.sample_rate in self.info.native_rates and resample_quality == LOW_DELAY
+        self.model_sample_rate = self.sample_rate if native else self.info.sample_rate
         self.stats = SeparatorStats()
 
         self._resampler: FirResampler | SoxrResampler | None = None

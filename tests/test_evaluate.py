@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import onnx_models
 from training.evaluate import bsseval_sdr, si_sdr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +88,27 @@ def test_evaluate_cli_scores_the_scaled_model_as_predicted(scaled_model, tmp_pat
             assert independent["sdr"] == pytest.approx(10 * np.log10(p / (0.25 * p + 0.25 * q)), abs=0.5)
             assert independent["si_sdr"] == pytest.approx(10 * np.log10(p / q), abs=0.5)
     assert 0 < result["presets"]["low"]["latency_ms"] < result["presets"]["offline"]["latency_ms"]
+
+
+def test_evaluate_at_a_native_rate_scores_the_model_fed_at_that_rate(tmp_path):
+    """``--sample-rate 48000`` resamples the references and feeds the model at 48 kHz; the scaled model
+    stamped to run there unresampled (native_rates) is then exact: a perfect track stays perfect."""
+    info = dataclasses.replace(onnx_models.test_info(), native_rates=(48000,))
+    model = onnx_models.make_scaled_identity_model(tmp_path / "native48.onnx", [0.5, 0.25, 0.125, 0.125], info)
+    x = 0.3 * np.random.default_rng(4).standard_normal((RATE, 2))
+    write_track(tmp_path / "data" / "copies", {"vocals": 0.5 * x, "accompaniment": 0.5 * x})
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "training.evaluate", "--model", str(model), "--data", f"folder:{tmp_path / 'data'}",
+         "--split", "all", "--presets", "balanced", "--sample-rate", "48000", "--out", str(out), "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["sample_rate"] == 48000
+    balanced = result["presets"]["balanced"]
+    assert balanced["per_track"]["copies"]["vocals"]["sdr"] > 60
+    # The preset's latency in 48 kHz samples: shorter in time than at the trained 44.1 kHz.
+    assert balanced["latency_ms"] == pytest.approx(1000 * onnx_models.TEST_PRESETS["balanced"].latency / 48000)
 
 
 def test_evaluate_cli_rejects_bad_data_spec_in_one_line(scaled_model):

@@ -14,6 +14,7 @@ connects; the ports' latency ranges are the reported delay on top of what reache
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import onnx_models
 from jack_harness import (
     Harness,
     JackServer,
@@ -38,7 +40,8 @@ from jack_harness import (
 pytestmark = [pytest.mark.slow, pytest.mark.jack]
 
 REPO = Path(__file__).resolve().parents[1]
-CASES = [(44100, 256), (44100, 128), (48000, 256), (48000, 128)]
+# (server rate, period, whether the model runs at 48 kHz unresampled: metadata native_rates, as the fast model)
+CASES = [(44100, 256, False), (44100, 128, False), (48000, 256, False), (48000, 128, False), (48000, 256, True)]
 PAIRS = ("vocals", "drums", "bass", "other", "dry")
 LEVELS = (0.5, 0.25, 0.125, 0.125, 1.0)  # the scaled model's stems, then the dry input
 CLIENT = "realtime-split"
@@ -76,14 +79,20 @@ def ports(harness: Harness, proc: subprocess.Popen, names) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[f"{r}Hz-{p}" for r, p in CASES])
-def session(request, scaled_model):
+@pytest.fixture(scope="module", params=CASES, ids=[f"{r}Hz-{p}" + ("-native" if n else "") for r, p, n in CASES])
+def session(request, scaled_model, tmp_path_factory):
     """One ``--input jack --output jack --stem all`` session on a server at one rate and period: bursts in,
     all ten output ports recorded; run again while the JACK server reports xruns
     (jack_harness.first_session_without_xruns)."""
     requires_jack()
-    rate, period = request.param
-    return first_session_without_xruns(lambda attempt: record_session(rate, period, scaled_model))
+    rate, period, native = request.param
+    model = scaled_model
+    if native:
+        info = dataclasses.replace(onnx_models.test_info(), native_rates=(48000,))
+        model = onnx_models.make_scaled_identity_model(tmp_path_factory.mktemp("native") / "scaled48.onnx",
+                                                      [0.5, 0.25, 0.125, 0.125], info)
+    found = first_session_without_xruns(lambda attempt: record_session(rate, period, model))
+    return {**found, "native": native}
 
 
 def record_session(rate: int, period: int, model) -> dict:
@@ -134,10 +143,13 @@ def test_the_delay_between_the_ports_is_the_reported_latency_to_the_sample(sessi
 def test_the_delay_meets_the_budget_of_the_models_latency_one_period_and_one_millisecond(session):
     """At 44.1 kHz (the model's rate) with a period of 256 frames the worker's 8 ms budget is two periods: the
     delay is the model's latency, one period and the 1 ms fade. With 128 frames the budget is three periods,
-    one more."""
+    one more. At a native rate the same holds in that rate's samples: no resampler, and a hop of whole
+    periods."""
     reported = parse_latency_line(session["stderr"])
     rate, period = session["rate"], session["period"]
-    if rate == 44100:
+    if session["native"]:
+        assert reported["separator"] == onnx_models.TEST_PRESETS["balanced"].latency
+    if rate == 44100 or session["native"]:
         extra_periods = 1 if period == 256 else 2
         assert reported["buffers"] == extra_periods * period + int(0.001 * rate)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -71,7 +72,11 @@ def test_ms_to_samples():
     "changes, message",
     [
         ({"format_version": None}, "format_version' is missing"),
-        ({"format_version": "4"}, "version 4 is not supported"),
+        ({"format_version": "5"}, "version 5 is not supported"),
+        ({"format_version": "3", "native_rates": "48000"}, "'native_rates' needs format_version 4"),
+        ({"native_rates": "48k"}, "comma-separated rates in Hz"),
+        ({"native_rates": "44100"}, "other than sample_rate 44100"),
+        ({"native_rates": "48000,48000"}, "distinct positive rates"),
         ({"sample_rate": "fast"}, "invalid metadata value"),
         ({"sample_rate": "0"}, "must be positive"),
         ({"channels": "1"}, "channels 2"),
@@ -92,6 +97,15 @@ def test_ms_to_samples():
 def test_each_invalid_metadata_is_refused_with_its_reason(changes, message):
     with pytest.raises(ModelFormatError, match=message):
         parse_metadata(props(**changes), source="m.onnx")
+
+
+def test_native_rates_survive_the_metadata_round_trip_and_default_to_none():
+    info = dataclasses.replace(make_info(), native_rates=(48000, 96000))
+    meta = info.to_metadata()
+    assert meta[PREFIX + "native_rates"] == "48000,96000" and meta[PREFIX + "format_version"] == "4"
+    assert parse_metadata(meta).native_rates == (48000, 96000)
+    assert parse_metadata(props()).native_rates == ()
+    assert "native_rates" not in parse_metadata(meta).extra
 
 
 def test_error_names_the_file():

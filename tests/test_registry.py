@@ -203,6 +203,33 @@ def test_the_shipped_fast_model_loads_by_name():
     assert sep.preset == "balanced" and round(1000 * sep.latency_seconds, 1) == 24.7
 
 
+def test_the_shipped_fast_model_runs_unresampled_at_48_khz_and_files_still_resample(capsys):
+    """At 48 kHz a live stream feeds the network directly (the model card measures the cost); a whole file
+    asks for soxr HQ, so it is separated at the 44.1 kHz the model was trained at."""
+    live = StreamingSeparator("fast", stems="vocals", sample_rate=48000)
+    assert live.info.native_rates == (48000,) and live.model_sample_rate == 48000
+    assert live.latency_samples == live.geometry.latency and round(1000 * live.latency_seconds, 1) == 22.7
+    whole_file = StreamingSeparator("fast", stems="vocals", sample_rate=48000, resample_quality="HQ")
+    assert whole_file.model_sample_rate == 44100
+    code, out, _ = run_cli(capsys, "--list-models")
+    assert code == 0 and "at 44100 Hz (live and streamed audio at 48000 Hz: unresampled" in out
+
+
+def test_rates_stamped_into_a_model_change_only_its_metadata_and_are_checked(models, capsys):
+    from export.stamp_rates import main as stamp_rates
+
+    before = onnx.load(str(models / "fast.onnx"))
+    assert stamp_rates([str(models / "fast.onnx"), "48000"]) == 0
+    after = onnx.load(str(models / "fast.onnx"))
+    assert after.graph.SerializeToString() == before.graph.SerializeToString()
+    assert registry.read_info(models / "fast.onnx").native_rates == (48000,)
+    assert stamp_rates([str(models / "fast.onnx"), "44100"]) == 2  # the model's own rate
+    assert "other than sample_rate 44100" in capsys.readouterr().err
+    assert registry.read_info(models / "fast.onnx").native_rates == (48000,)  # untouched by the refusal
+    assert stamp_rates([str(models / "fast.onnx"), ""]) == 0
+    assert registry.read_info(models / "fast.onnx").native_rates == ()
+
+
 def test_scores_stamped_from_an_evaluation_report_show_in_the_listing(models, tmp_path, capsys):
     from export.stamp_scores import stamp
 

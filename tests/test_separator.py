@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -470,3 +472,28 @@ def test_ready_after_repeats_with_its_period(identity_model):
         for p in (0, 1, 255, 256, 1000):
             assert sep.ready_after(p + period) - (p + period) == sep.ready_after(p) - p
         assert all(sep.ready_after(p) >= p for p in range(2000))
+
+
+@pytest.fixture(scope="module")
+def native48_model(tmp_path_factory) -> Path:
+    """The identity model, trained at 44.1 kHz, that also runs unresampled at 48 kHz (``native_rates``)."""
+    info = dataclasses.replace(make_info(), native_rates=(48000,))
+    return make_identity_model(tmp_path_factory.mktemp("native") / "native48.onnx", info)
+
+
+def test_a_native_rate_runs_the_network_unresampled_with_the_presets_latency_in_its_samples(native48_model):
+    sep = StreamingSeparator(native48_model, stems="vocals", sample_rate=48000)
+    assert sep.model_sample_rate == 48000
+    assert sep.latency_samples == TEST_PRESETS["balanced"].latency
+    x = noise(6000)
+    y = np.concatenate([sep.process(x[i:i + 300]) for i in range(0, len(x), 300)], axis=1)
+    d = sep.latency_samples
+    np.testing.assert_allclose(y[0, d:], x[:len(x) - d], atol=1e-6)  # no resampler's filter in the path
+
+
+@pytest.mark.parametrize("caller_rate, quality", [(48000, "HQ"), (96000, "LD")])
+def test_other_rates_and_soxr_recipes_still_resample_to_the_trained_rate(native48_model, caller_rate, quality):
+    """A soxr recipe asks for transparency over delay (whole files use HQ): the network runs at the rate it
+    was trained at."""
+    sep = StreamingSeparator(native48_model, stems="vocals", sample_rate=caller_rate, resample_quality=quality)
+    assert sep.model_sample_rate == 44100 and sep.latency_samples > TEST_PRESETS["balanced"].latency

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from realtime_split import StreamingSeparator, registry
 from realtime_split.errors import UserError
@@ -177,6 +178,7 @@ def report(evaluator: Evaluator, args: argparse.Namespace, track_names: list[str
         "model_name": evaluator.info.name,
         "data": args.data,
         "split": args.split,
+        "sample_rate": getattr(args, "sample_rate", None) or "the data's",
         "tracks": track_names,
         "metrics": {"sdr": "museval BSSEval v4, win=hop=1 s, nanmedian over frames, median over tracks",
                     "si_sdr": "whole track, all channels, median over tracks"},
@@ -209,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--presets", default=",".join(DEFAULT_PRESETS),
                    help="comma-separated latency presets (default: balanced,offline)")
     p.add_argument("--max-tracks", type=int, metavar="N", help="only the first N tracks (quick runs)")
+    p.add_argument("--sample-rate", type=int, metavar="HZ",
+                   help="score at this rate: the references are resampled to it (soxr HQ) and the model is fed "
+                        "at it, as a device at that rate would (default: the data's rate)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write DIR/evaluation.md and DIR/evaluation.json")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -226,6 +231,10 @@ def run(args: argparse.Namespace) -> dict:
     names = []
     for track in tqdm(tracks, desc="evaluating", unit="track", disable=args.no_progress, file=sys.stderr):
         sample_rate, stems = track.load()
+        rate = getattr(args, "sample_rate", None)
+        if rate and rate != sample_rate:
+            stems = {k: soxr.resample(v, sample_rate, rate, quality="HQ").astype(np.float32) for k, v in stems.items()}
+            sample_rate = rate
         evaluator.add_track(track.name, sample_rate, stems)
         names.append(track.name)
     result = report(evaluator, args, names, time.perf_counter() - start)
