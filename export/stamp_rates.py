@@ -24,12 +24,10 @@ KEY, VERSION = PREFIX + "native_rates", PREFIX + "format_version"
 
 def stamp(model: Path, rates: tuple[int, ...]) -> dict[str, str]:
     proto = onnx.load(str(model))
-    props = {p.key: p.value for p in proto.metadata_props if p.key not in (KEY, VERSION)}
-    if rates:
+    props = {p.key: p.value for p in proto.metadata_props if p.key != KEY}
+    if rates:  # removing them keeps the version: a version 4 file without the key is still valid
         props.update({KEY: ",".join(map(str, rates)), VERSION: "4"})
-    else:
-        props[VERSION] = next(p.value for p in proto.metadata_props if p.key == VERSION)
-    parse_metadata(props, str(model))  # refuses the model's own rate, duplicates, ...
+    parse_metadata(props, str(model))  # refuses the model's own rate, duplicates, a file that is no model ...
     del proto.metadata_props[:]
     for key, value in props.items():
         entry = proto.metadata_props.add()
