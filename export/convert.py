@@ -9,6 +9,7 @@ never reshapes anything.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import onnx
@@ -110,6 +111,13 @@ def set_metadata(proto: onnx.ModelProto, info: ModelInfo) -> None:
     for key, value in info.to_metadata().items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+
+
+def save_in_place(proto: onnx.ModelProto, path: Path) -> None:
+    """Write ``proto`` over ``path`` through a temporary file, so an interrupted write never leaves half a model."""
+    tmp = path.with_name(".tmp-" + path.name)
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, path)
 
 
 def keras_to_onnx(model, info: ModelInfo, output: Path, extra: dict[str, str] | None = None,

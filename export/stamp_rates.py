@@ -10,32 +10,27 @@ byte-identical.
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import sys
 from pathlib import Path
 
 import onnx
 
+from export.convert import save_in_place, set_metadata
 from realtime_split.errors import ModelFormatError
 from realtime_split.model_format import PREFIX, parse_metadata
 
-KEY, VERSION = PREFIX + "native_rates", PREFIX + "format_version"
-
 
 def stamp(model: Path, rates: tuple[int, ...]) -> dict[str, str]:
+    """Rewrite ``model``'s metadata with ``rates`` as its native rates (empty: none), in the current format version."""
     proto = onnx.load(str(model))
-    props = {p.key: p.value for p in proto.metadata_props if p.key != KEY}
-    if rates:  # removing them keeps the version: a version 4 file without the key is still valid
-        props.update({KEY: ",".join(map(str, rates)), VERSION: "4"})
-    parse_metadata(props, str(model))  # refuses the model's own rate, duplicates, a file that is no model ...
-    del proto.metadata_props[:]
-    for key, value in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    tmp = model.with_name(".tmp-" + model.name)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, model)
-    return {k: props[k] for k in (KEY, VERSION) if k in props}
+    info = parse_metadata({p.key: p.value for p in proto.metadata_props}, str(model))
+    # Written and read back, so the rates pass the same checks as any file's (not its own rate, no duplicates).
+    stamped = parse_metadata(dataclasses.replace(info, native_rates=rates).to_metadata(), str(model))
+    set_metadata(proto, stamped)
+    save_in_place(proto, model)
+    written = stamped.to_metadata()
+    return {key: written[PREFIX + key] for key in ("native_rates", "format_version") if PREFIX + key in written}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,12 +8,12 @@ changes (graph and weights stay byte-identical), so the report still describes t
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import onnx
 
+from export.convert import save_in_place
 from realtime_split.model_format import PREFIX
 
 KEY = PREFIX + "scores"
@@ -33,9 +33,7 @@ def stamp(model: Path, report: Path) -> dict:
     proto.metadata_props.extend(kept)
     entry = proto.metadata_props.add()
     entry.key, entry.value = KEY, json.dumps(scores)  # stems in the report's order
-    tmp = model.with_name(".tmp-" + model.name)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, model)
+    save_in_place(proto, model)
     return scores
 
 
