@@ -8,6 +8,7 @@ import TensorFlow (the check below names the one that does).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from onnx_models import make_conv_model, make_identity_model, make_scaled_identity_model
+from onnx_models import make_conv_model, make_identity_model, make_scaled_identity_model, test_info
 
 # Keep numba's on-disk cache and ONNX Runtime quiet and deterministic in tests.
 os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
@@ -35,10 +36,20 @@ def identity_model(model_dir) -> Path:
     return make_identity_model(model_dir / "identity.onnx")
 
 
+SCALES = [0.5, 0.25, 0.125, 0.125]
+
+
 @pytest.fixture(scope="session")
 def scaled_model(model_dir) -> Path:
     """vocals = 0.5 mix, drums = 0.25 mix, bass = 0.125 mix, other = 0.125 mix: stems sum to the mix."""
-    return make_scaled_identity_model(model_dir / "scaled.onnx", [0.5, 0.25, 0.125, 0.125])
+    return make_scaled_identity_model(model_dir / "scaled.onnx", SCALES)
+
+
+@pytest.fixture(scope="session")
+def scaled_native48_model(model_dir) -> Path:
+    """The scaled model, trained at 44.1 kHz, also run unresampled at 48 kHz (``native_rates``, as the fast model)."""
+    info = dataclasses.replace(test_info(), native_rates=(48000,))
+    return make_scaled_identity_model(model_dir / "scaled-native48.onnx", SCALES, info)
 
 
 @pytest.fixture(scope="session")

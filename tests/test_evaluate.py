@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -90,11 +89,10 @@ def test_evaluate_cli_scores_the_scaled_model_as_predicted(scaled_model, tmp_pat
     assert 0 < result["presets"]["low"]["latency_ms"] < result["presets"]["offline"]["latency_ms"]
 
 
-def test_evaluate_at_a_native_rate_scores_the_model_fed_at_that_rate(tmp_path):
+def test_evaluate_at_a_native_rate_scores_the_model_fed_at_that_rate(scaled_native48_model, tmp_path):
     """``--sample-rate 48000`` resamples the references and feeds the model at 48 kHz; the scaled model
     stamped to run there unresampled (native_rates) is then exact: a perfect track stays perfect."""
-    info = dataclasses.replace(onnx_models.test_info(), native_rates=(48000,))
-    model = onnx_models.make_scaled_identity_model(tmp_path / "native48.onnx", [0.5, 0.25, 0.125, 0.125], info)
+    model = scaled_native48_model
     x = 0.3 * np.random.default_rng(4).standard_normal((RATE, 2))
     write_track(tmp_path / "data" / "copies", {"vocals": 0.5 * x, "accompaniment": 0.5 * x})
     out = tmp_path / "results"

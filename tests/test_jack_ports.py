@@ -14,7 +14,6 @@ connects; the ports' latency ranges are the reported delay on top of what reache
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -80,17 +79,13 @@ def ports(harness: Harness, proc: subprocess.Popen, names) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{r}Hz-{p}" + ("-native" if n else "") for r, p, n in CASES])
-def session(request, scaled_model, tmp_path_factory):
+def session(request, scaled_model, scaled_native48_model):
     """One ``--input jack --output jack --stem all`` session on a server at one rate and period: bursts in,
     all ten output ports recorded; run again while the JACK server reports xruns
     (jack_harness.first_session_without_xruns)."""
     requires_jack()
     rate, period, native = request.param
-    model = scaled_model
-    if native:
-        info = dataclasses.replace(onnx_models.test_info(), native_rates=(48000,))
-        model = onnx_models.make_scaled_identity_model(tmp_path_factory.mktemp("native") / "scaled48.onnx",
-                                                      [0.5, 0.25, 0.125, 0.125], info)
+    model = scaled_native48_model if native else scaled_model
     found = first_session_without_xruns(lambda attempt: record_session(rate, period, model))
     return {**found, "native": native}
 
