@@ -229,9 +229,9 @@ def run(args: argparse.Namespace) -> dict:
     tracks = open_tracks(args.data, args.split, args.max_tracks)
     evaluator = Evaluator(args.model, presets)
     names = []
+    rate = getattr(args, "sample_rate", None)  # bench_quality's namespace has none
     for track in tqdm(tracks, desc="evaluating", unit="track", disable=args.no_progress, file=sys.stderr):
         sample_rate, stems = track.load()
-        rate = getattr(args, "sample_rate", None)
         if rate and rate != sample_rate:
             stems = {k: soxr.resample(v, sample_rate, rate, quality="HQ").astype(np.float32) for k, v in stems.items()}
             sample_rate = rate
