@@ -272,13 +272,15 @@ class ModelInfo:
         return geometry
 
     def loss_region(self) -> tuple[int, int]:
-        """Window indices ``[start, stop)`` covered by some preset's kept region.
+        """Indices ``[start, stop)`` of the longest window covered by some preset's kept region.
 
         Training puts its loss here, so the network is trained on exactly the
-        samples the runtime keeps. Only meaningful when all presets share a window.
+        samples the runtime keeps. A preset with a shorter window counts at the
+        end of the longest one: its lookahead, not its past, places its region.
         """
-        start = min(g.keep_start for g in self.presets.values())
-        stop = max(g.keep_start + g.keep_length for g in self.presets.values())
+        longest = max(g.window for g in self.presets.values())
+        start = min(longest - g.window + g.keep_start for g in self.presets.values())
+        stop = max(longest - g.window + g.keep_start + g.keep_length for g in self.presets.values())
         return start, stop
 
     def to_metadata(self) -> dict[str, str]:

@@ -246,6 +246,36 @@ def test_scores_stamped_from_an_evaluation_report_show_in_the_listing(models, tm
     assert code == 0 and "  median SDR at offline: vocals 7.1 dB, drums 5.0 dB" in out.split("quality (")[0]
 
 
+def test_presets_stamped_from_the_models_config_change_only_its_streaming_and_drop_its_scores(tmp_path, capsys):
+    from export.stamp_presets import main as stamp_presets
+    from training.config import CONFIG_DIR, load_config
+
+    tiny = CONFIG_DIR / "tiny.toml"
+    info = dataclasses.replace(load_config(tiny).model_info(), extra={
+        **load_config(tiny).model_info().extra, "scores": json.dumps(SCORES)})
+    model = make_scaled_identity_model(tmp_path / "tiny.onnx", [FAST_VOCALS, 0.25, 0.125, 0.125], info)
+    before = onnx.load(str(model))
+    config = tmp_path / "tiny-short-low.toml"  # the same model, its low preset on half the window
+    config.write_text(tiny.read_text().replace("hop = 32\ncrossfade = 8\nlookahead = 24\n",
+                                               "hop = 32\ncrossfade = 8\nlookahead = 24\nwindow = 128\n"))
+
+    assert stamp_presets([str(model), str(config)]) == 0
+    assert "per-preset scores removed" in capsys.readouterr().err
+    assert onnx.load(str(model)).graph.SerializeToString() == before.graph.SerializeToString()
+    stamped = registry.read_info(model)
+    assert stamped.presets == load_config(config).model_info().presets and stamped.presets["low"].window == 128
+    assert "scores" not in stamped.extra  # measured on the old geometry, so no longer true
+    sep = StreamingSeparator(model, latency="low")  # the runtime streams it on the new window
+    assert sep.geometry.window == 128 and sep.latency_samples == 64
+    mix = (0.1 * np.random.default_rng(1).standard_normal((4000, 2))).astype(np.float32)
+    out = np.concatenate([sep.process(mix), sep.flush()], axis=1)[:, sep.latency_samples:][:, :len(mix)]
+    np.testing.assert_allclose(out[0], FAST_VOCALS * mix, atol=1e-5)
+
+    assert stamp_presets([str(model), str(CONFIG_DIR / "default.toml")]) == 2  # another model's config
+    assert "describes another model" in capsys.readouterr().err
+    assert registry.read_info(model).presets == stamped.presets  # untouched by the refusal
+
+
 @pytest.mark.slow
 def test_the_shipped_quality_model_loads_by_name_and_serves_files_and_the_listening_preset():
     assert "quality" in registry.bundled_names()

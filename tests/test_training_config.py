@@ -61,6 +61,17 @@ def test_default_presets_meet_the_latency_targets_and_share_one_window():
     assert 0 < start < stop <= info.presets["low"].window
 
 
+def test_a_live_preset_may_run_on_a_shorter_window_and_training_keeps_its_loss_region():
+    shared = load_config(CONFIG_DIR / "tiny.toml")
+    short = load_config(CONFIG_DIR / "tiny.toml", ["streaming.presets.low.window=128"])
+    low, balanced = short.model_info().presets["low"], short.model_info().presets["balanced"]
+    assert (low.window, low.latency, low.context) == (128, 64, 64)  # the same latency, less past
+    assert balanced.window == short.window == 256  # the other presets keep the training window
+    # The shorter window is aligned at the training window's end (its lookahead places it), so training
+    # crops and loss region stay as they were: only the runtime's geometry changes.
+    assert short.loss_region() == shared.loss_region() and short.window == shared.window
+
+
 def test_model_info_round_trips_through_onnx_metadata():
     info = load_config(CONFIG_DIR / "tiny.toml").model_info()
     parsed = parse_metadata(info.to_metadata())
@@ -103,6 +114,11 @@ def test_learned_frontend_multiplies_the_length_multiple():
     ("epochs=3", r"expected SECTION\.KEY=VALUE"),
     ("train.stem_weights=[2.0, 1.0]", r"train\.stem_weights needs one positive weight per stem \(vocals, drums"),
     ("augment.borrow_vocals=1.5", r"augment\.borrow_vocals is a probability"),
+    ("streaming.presets.low.window=512", r"streaming\.presets\.low\.window 512: give 0 \(the training window\) or a "
+                                         r"shorter window up to streaming\.window 256"),
+    ("streaming.presets.low.window=100", r"streaming\.presets\.low: window 100 is not a multiple of 8"),
+    ("streaming.presets.balanced.window=64", r"streaming\.presets\.balanced: hop \+ crossfade \+ lookahead \(128\) "
+                                            r"exceeds the window \(64\)"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

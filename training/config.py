@@ -101,11 +101,14 @@ class ModelConfig:
 
 @dataclass
 class PresetConfig:
-    """One latency preset; the window is shared by all presets (StreamingConfig.window)."""
+    """One latency preset. Its window is the training crop (StreamingConfig.window) unless ``window`` names a
+    shorter one: the network is fully convolutional, and a live preset that runs every few milliseconds may
+    afford less past than the crop holds (the fast model: docs/model-card.md, "Speed")."""
 
     hop: int
     crossfade: int
     lookahead: int
+    window: int = 0  # 0: streaming.window; else a shorter window (a multiple of the U-Net's total stride)
 
 
 def _default_presets() -> dict[str, PresetConfig]:
@@ -189,7 +192,7 @@ class Config:
         return self.streaming.window
 
     def model_info(self) -> ModelInfo:
-        """The contract export writes: rate, stems, length multiple and the presets sharing one window."""
+        """The contract export writes: rate, stems, length multiple and the presets (with their windows)."""
         s, m = self.streaming, self.model
         if m.frontend == "stream":  # each preset's own window: its hop's new frames and the STFT's past
             frontend = m.stft_geometry()
@@ -198,7 +201,7 @@ class Config:
                 m.length_multiple, where=f"streaming.presets.{name}") for name, p in s.presets.items()}
         else:
             presets = {
-                name: Geometry(s.window, p.hop, p.crossfade, p.lookahead).validate(
+                name: Geometry(p.window or s.window, p.hop, p.crossfade, p.lookahead).validate(
                     self.model.length_multiple, where=f"streaming.presets.{name}")
                 for name, p in s.presets.items()
             }
@@ -257,6 +260,11 @@ class Config:
         bad = [n for n in s.presets if n not in PRESET_NAMES + (OFFLINE,)]
         _check(not bad, f"streaming.presets: unknown preset {bad[:1]}; use {', '.join(PRESET_NAMES + (OFFLINE,))}")
         _check(s.default_preset in s.presets, f"streaming.default_preset {s.default_preset!r} is not a preset")
+        for name, p in s.presets.items():
+            _check(p.window == 0 or (m.frontend != "stream" and 0 < p.window <= s.window),
+                   f"streaming.presets.{name}.window {p.window}: give 0 (the training window) or a shorter window "
+                   f"up to streaming.window {s.window}" + (" (a stream model sets its own)" if m.frontend == "stream"
+                                                          else ""))
         try:
             self.model_info()  # validates every preset geometry
         except ModelFormatError as exc:

@@ -1,0 +1,67 @@
+"""``python -m export.stamp_presets MODEL.onnx CONFIG.toml``: give an exported model its config's latency presets.
+
+A preset's geometry (window, hop, crossfade, lookahead) is how the runtime streams the network, not part of
+it: the network is fully convolutional. So a preset can change after export, for example a shorter window
+for a live preset once measurements show it separates as well for less inference (the fast model's 4096-sample
+``low`` and ``balanced``: docs/model-card.md). The config must describe this model (same rate, stems,
+stride and architecture); only the ``presets`` key changes, graph and weights stay byte-identical. The
+per-preset ``scores`` then describe other geometries, so they are removed: measure the file again and
+stamp them (``benchmarks/bench_quality.py``, ``python -m export.stamp_scores``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import onnx
+
+from export.convert import save_in_place, set_metadata
+from realtime_split.errors import ModelFormatError
+from realtime_split.model_format import parse_metadata
+from training.config import ConfigError, load_config
+
+SCORES = "scores"
+
+
+def stamp(model: Path, config: Path) -> dict[str, dict]:
+    """Rewrite ``model``'s presets with those of ``config``; returns the new presets."""
+    proto = onnx.load(str(model))
+    info = parse_metadata({p.key: p.value for p in proto.metadata_props}, str(model))
+    wanted = load_config(config).model_info()
+    mine = (info.sample_rate, info.stems, info.length_multiple, info.frontend)
+    theirs = (wanted.sample_rate, wanted.stems, wanted.length_multiple, wanted.frontend)
+    architecture = json.loads(info.extra.get("architecture", "{}"))
+    config_architecture = json.loads(wanted.extra["architecture"])
+    if mine != theirs or any(config_architecture.get(k) != v for k, v in architecture.items()):
+        raise ModelFormatError(f"{config} describes another model than {model} (rate, stems, stride or "
+                               "architecture differ); pass the config the model was trained with")
+    extra = {k: v for k, v in info.extra.items() if k != SCORES}
+    # Written and read back, so the presets pass the same checks as any file's.
+    stamped = parse_metadata(dataclasses.replace(info, presets=wanted.presets, default_preset=wanted.default_preset,
+                                                 extra=extra).to_metadata(), str(model))
+    set_metadata(proto, stamped)
+    save_in_place(proto, model)
+    return {name: dataclasses.asdict(g) for name, g in stamped.presets.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or not Path(args[0]).is_file() or not Path(args[1]).is_file():
+        print("usage: python -m export.stamp_presets MODEL.onnx CONFIG.toml (the config the model was trained with)",
+              file=sys.stderr)
+        return 2
+    try:
+        print(stamp(Path(args[0]), Path(args[1])))
+    except (ModelFormatError, ConfigError) as exc:
+        print(f"stamp_presets: {exc}", file=sys.stderr)
+        return 2
+    print("stamp_presets: per-preset scores removed; measure the file and stamp them again "
+          "(benchmarks/bench_quality.py, python -m export.stamp_scores)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
