@@ -12,6 +12,8 @@ it is and once with a process keeping one more core busy. Each row reports:
   cycles in which its own process callback ran longer than the period (it times itself), with its
   longest run;
 - inference load: one hop's inference time over the hop's duration, p50 / p99;
+- machine stalls: how late the machine woke a real-time thread that only sleeps (stall_monitor.py,
+  alongside): time no program can use, which tells the machine's misses from the program's;
 - the delay measured between the ports (the sum of the stem ports, every burst) against the delay the
   program reports, and against the budget of the model's latency + one period + 1 ms.
 
@@ -27,6 +29,7 @@ of the CPUs (a training job, another benchmark), prints the table and leaves the
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -108,8 +111,15 @@ def bursts(seconds: float, rate: int = RATE) -> np.ndarray:
     return click_train(rate, max(1.0, seconds - 1.0), every=CLICK_EVERY)
 
 
+def start_stall_monitor(seconds: float) -> subprocess.Popen:
+    """benchmarks/stall_monitor.py for ``seconds``: how late this machine wakes a real-time thread meanwhile."""
+    return subprocess.Popen([sys.executable, str(Path(__file__).with_name("stall_monitor.py")), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+
+
 def run_scenario(model: Path | None, preset: str, seconds: float, busy: bool, server: JackServer) -> dict:
     burner = burn_cpu() if busy else None
+    monitor = None
     rate = server.rate
     try:
         command = cli_command(seconds, model, preset, jack=True)
@@ -129,7 +139,9 @@ def run_scenario(model: Path | None, preset: str, seconds: float, busy: bool, se
             harness.connect(inputs, outputs)
             harness.start_recording()
             harness.play(signal)
+            monitor = start_stall_monitor(seconds)
             _, err = proc.communicate(timeout=seconds + 120)
+            stalls = json.loads(monitor.communicate(timeout=seconds + 10)[0])
             if proc.returncode != 0:
                 sys.exit(f"bench_live: the CLI failed ({proc.returncode}):\n{err}")
             recording = harness.take()
@@ -137,11 +149,12 @@ def run_scenario(model: Path | None, preset: str, seconds: float, busy: bool, se
             delays = measure_delays(stems, harness, signal, rate)
             dry = measure_delays(recording[:, 8], harness, signal, rate)
     finally:
-        if burner is not None:
-            burner.kill()
-            burner.wait()
+        for helper in (burner, monitor):
+            if helper is not None and helper.poll() is None:
+                helper.kill()
+                helper.wait()
     return {"stderr": err, "delays": delays, "dry_delays": dry, "seconds": seconds, "preset": preset,
-            "period": server.period, "rate": rate, "busy": busy, **parse_summary(err)}
+            "period": server.period, "rate": rate, "busy": busy, "stalls": stalls, **parse_summary(err)}
 
 
 def parse_summary(err: str) -> dict:
@@ -175,8 +188,9 @@ def model_latency(r: dict) -> int:
 
 def table(results: list[dict]) -> str:
     rows = ["| Preset | Period | Load | Missed deadlines | Xruns: reported / caused by us (longest callback) | "
-            "Inference load p50 / p99 | Delay measured | Reported | Budget: model + period + 1 ms |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "Inference load p50 / p99 | Machine stalls > 5 / > 10 ms (longest) | Delay measured | Reported | "
+            "Budget: model + period + 1 ms |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         rate, period = r["rate"], r["period"]
         blocks = r["played"] * rate / period
@@ -187,11 +201,13 @@ def table(results: list[dict]) -> str:
         budget = model_latency(r) + period + int(0.001 * rate)
         met = "yes" if reported <= budget else f"no: +{reported - budget} samples"
         share = 100 * r["missed"] / blocks if blocks else 0.0
+        late = r["stalls"]["late"]
+        stalls = f"{late['5']} / {late['10']} ({r['stalls']['longest_ms']:.1f} ms)"
         rows.append(
             f"| {r['preset']} | {period} | {'plus a busy core' if r['busy'] else 'machine as it was'} | "
             f"{r['missed']} of {blocks:.0f} blocks ({share:.2f} %{', over 0.1 %' if share > 0.1 else ''}), "
             f"{r['skips']} restarts | {r['xruns']} / {r['overruns']} ({r['longest_ms']:.2f} ms) | "
-            f"{r['p50']} / {r['p99']} | {measured} | {r['separator']} + {r['buffers']} = {reported} samples "
+            f"{r['p50']} / {r['p99']} | {stalls} | {measured} | {r['separator']} + {r['buffers']} = {reported} samples "
             f"({1000 * reported / rate:.1f} ms) | {budget} samples: {met} |")
     return "\n".join(rows)
 
@@ -261,7 +277,10 @@ def main() -> None:
         "behind (16 hops) that it skipped ahead and restarted the separator. Xruns: every xrun the JACK server "
         "reported, anywhere in its graph, then those the program caused (cycles in which its own process callback, "
         "which times itself, ran longer than the period), with its longest run. Load is one hop's inference time "
-        "over the hop's duration. The delay is measured on the sum of the four stem ports and equals the delay the "
+        "over the hop's duration. Machine stalls: wake-ups of a thread at the worker's real-time priority that only "
+        "sleeps 1 ms (`benchmarks/stall_monitor.py`, run alongside) that came more than 5 / 10 ms late, and the "
+        "latest; no program can use that time, so a stall longer than the worker's slack misses deadlines whatever "
+        "the separation costs. The delay is measured on the sum of the four stem ports and equals the delay the "
         "program reports (separator latency + bridge buffers) and sets as its ports' latency; the budget is the "
         "model's latency + one period + 1 ms.\n\n"
         f"```\n{command.strip()}\n```\n\n{table(results)}\n"
