@@ -24,6 +24,7 @@ of the CPUs (a training job, another benchmark), prints the table and leaves the
     python3 benchmarks/bench_live.py                                    # bundled model, 8 rows of 60 s
     python3 benchmarks/bench_live.py --model test-scaled --seconds 10   # tiny test model (script check)
     python3 benchmarks/bench_live.py --rate 48000 --no-docs             # the same at 48 kHz
+    python3 benchmarks/bench_live.py --inference-budget 0.016 --no-docs # another worker budget (more delay)
 """
 
 from __future__ import annotations
@@ -117,12 +118,15 @@ def start_stall_monitor(seconds: float) -> subprocess.Popen:
                             stdout=subprocess.PIPE, text=True)
 
 
-def run_scenario(model: Path | None, preset: str, seconds: float, busy: bool, server: JackServer) -> dict:
+def run_scenario(model: Path | None, preset: str, seconds: float, busy: bool, server: JackServer,
+                 budget: float | None = None) -> dict:
     burner = burn_cpu() if busy else None
     monitor = None
     rate = server.rate
     try:
         command = cli_command(seconds, model, preset, jack=True)
+        if budget is not None:
+            command += ["--inference-budget", str(budget)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         signal = bursts(seconds, rate)
         with Harness(server, record_channels=2 * len(PAIRS), record_seconds=seconds + 5) as harness:
@@ -238,6 +242,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=RATE, help="the JACK server's rate (default 44100)")
     parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated (default low,balanced)")
     parser.add_argument("--periods", default=",".join(map(str, PERIODS)), help="comma-separated (default 128,256)")
+    parser.add_argument("--inference-budget", type=float, metavar="SECONDS",
+                        help="the CLI's --inference-budget (default: its own, the published one)")
     parser.add_argument("--no-docs", action="store_true", help="print the table only, leave docs/benchmarks.md")
     args = parser.parse_args()
     if jackd_path() is None:
@@ -254,7 +260,7 @@ def main() -> None:
             with JackServer(args.rate, period) as server:
                 for preset in presets:
                     for busy in (False, True):
-                        results.append(run_scenario(model, preset, args.seconds, busy, server))
+                        results.append(run_scenario(model, preset, args.seconds, busy, server, args.inference_budget))
                         print(f"{preset}, period {period}, {'busy core' if busy else 'as it was'}: done",
                               file=sys.stderr)
 
@@ -262,9 +268,10 @@ def main() -> None:
     model_name = ("tiny test model (stems = fixed fractions of the mix: checks the script, says nothing about a "
                   "real model)" if args.model == TEST_MODEL else (args.model or "the bundled model"))
     full = (args.seconds >= FULL_SECONDS and args.model != TEST_MODEL and args.rate == RATE
-            and presets == list(PRESETS) and periods == list(PERIODS))
+            and presets == list(PRESETS) and periods == list(PERIODS) and args.inference_budget is None)
     skip = ("--no-docs" if args.no_docs else None) or too_busy or (
-        None if full else "only the full run (bundled model, 60 s, 44.1 kHz, every preset and period) is published")
+        None if full else "only the full run (bundled model, 60 s, 44.1 kHz, every preset and period, the CLI's own "
+                          "budget) is published")
     section = (
         f"{SECTION}\n\n"
         f"Produced by `benchmarks/bench_live.py` (it rewrites this section). Model: {model_name}; "
