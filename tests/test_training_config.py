@@ -20,12 +20,14 @@ def test_default_toml_is_the_builtin_default():
     assert load_config(CONFIG_DIR / "default.toml") == Config()
 
 
-# The fast model's training run as docs/model-card.md gives it: default.toml, its data and five overrides.
+# The fast model's training run as docs/model-card.md gives it: default.toml, its data and five overrides,
+# plus the live presets' shorter windows (set on the export afterwards: export/stamp_presets.py).
 FAST_RECIPE = ["--config", str(CONFIG_DIR / "default.toml"),
                "--data", "musdb:../shared/data/musdb18-preview", "--data", "folder:../shared/data/mir-1k",
                "--validation", "musdb:../shared/data/musdb18-preview#valid",
                "--set", "data.weights=[0.75,0.25]", "--set", "augment.band_limit=0.15",
-               "--set", "train.lr_schedule=cosine", "--epochs", "55", "--steps-per-epoch", "200", "--out", "runs/fast"]
+               "--set", "train.lr_schedule=cosine", "--epochs", "55", "--steps-per-epoch", "200", "--out", "runs/fast",
+               "--set", "streaming.presets.low.window=4096", "--set", "streaming.presets.balanced.window=4096"]
 
 
 def test_fast_toml_is_the_fast_models_recipe_default_toml_plus_its_data_and_overrides():

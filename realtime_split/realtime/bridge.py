@@ -106,8 +106,8 @@ LOAD_BIN = 0.005    # load histogram resolution (0.5 % of a hop's real-time budg
 LOAD_BINS = 2000    # up to 10x real time; slower hops land in the last bin
 MIN_RING = 4096     # frames: the smallest ring the bridge makes
 MAX_CALLBACK_FRAMES = 8192  # the callback's scratch (JACK's largest period); longer blocks go in pieces
-# The worker's time for a callback's input: a hop's inference on one thread here takes 4.7 / 5.8 ms at p50 / p99
-# at balanced and about as long at low (docs/benchmarks.md), so 8 ms leaves a third for a loaded machine. Rounded
+# The worker's time for a callback's input: a hop's inference on one thread here takes 2.9 / 4.4 ms at p50 / p99
+# at balanced and about as long at low (docs/benchmarks.md), so 8 ms leaves 3.6 ms for a loaded machine. Rounded
 # up to whole blocks: 2 at 256 frames (11.6 ms), 3 at 128 (8.7 ms), 1 at 512 and above.
 INFERENCE_BUDGET = 0.008
 MAX_PATTERN_BLOCKS = 200_000  # ready_after's pattern is simulated over this many blocks at most
