@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 METER_FLOOR_DB = -60.0
+MISSED_SHARE = 0.001  # more blocks than this played dry (issue 17's bar), and the summary says what to change
 
 
 def db(peak: float) -> float:
@@ -83,7 +84,7 @@ class LiveStats:
     recording_lost_seconds: float  # not saved because the disk was too slow
     callback_overruns: int = 0  # JACK: cycles in which this session's own callback ran longer than a period
     longest_callback_seconds: float = 0.0  # JACK: the callback's longest run
-    budget_blocks: int = 0  # blocks the separation may take for one callback's input (each beyond the first delays)
+    budget_blocks: int = 0  # live input: blocks the separation may take for one callback's input (0: file playback)
 
 
 @dataclass(frozen=True)
@@ -160,12 +161,28 @@ def _xruns(stats: LiveStats) -> str:
             "underflows)")
 
 
+def _budget_hint(stats: LiveStats) -> list[str]:
+    """When live input missed more than MISSED_SHARE of its deadlines: the option that gives the separation more
+    time, with its cost. A machine that stalls a real-time thread now and then (a virtual machine's host, a
+    power-saving CPU) needs a larger budget than inference alone would (docs/benchmarks.md, "Live audio")."""
+    rate, block = stats.latency.samplerate, stats.blocksize
+    blocks = stats.seconds_played * rate / block
+    if not stats.budget_blocks or not blocks or stats.missed_deadlines <= MISSED_SHARE * blocks:
+        return []
+    budget = stats.budget_blocks * block / rate
+    seconds = math.floor(2e4 * budget) / 1e4  # rounded down: the option rounds up to whole blocks, 2x exactly
+    return [f"more than {100 * MISSED_SHARE:g} % of the blocks were late: --inference-budget {seconds:g} "
+            f"would give the separation {1000 * 2 * budget:.1f} ms instead of {1000 * budget:.1f} ms, for "
+            f"{1000 * budget:.1f} ms more latency"]
+
+
 def summary(stats: LiveStats) -> str:
     """One paragraph: how long, how late, how many deadlines missed, how loaded, what was saved."""
     parts = [
         f"realtime-split: played {stats.seconds_played:.1f} s live with {stats.latency}",
         f"missed deadlines: {stats.missed_deadlines} blocks of {stats.blocksize} (played dry; "
         f"{stats.restarts} restarts after falling too far behind)",
+        *_budget_hint(stats),
         _xruns(stats),
         f"inference load p50 {_percent(stats.load_p50)} p99 {_percent(stats.load_p99)} "
         f"of the hop budget (worker at {'real-time' if stats.realtime_priority else 'normal'} priority)",

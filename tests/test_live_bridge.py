@@ -22,6 +22,7 @@ from jack_harness import max_jump
 from realtime_split import StreamingSeparator
 from realtime_split.live import BridgeReadings
 from realtime_split.realtime import RealtimeBridge
+from realtime_split.realtime.bridge import budget_blocks
 from realtime_split.realtime.slots import (
     IN_WRITTEN,
     INPUT_OVERFLOWS,
@@ -298,6 +299,13 @@ def test_summary_names_duration_misses_xruns_and_load(scaled_model):
     assert text.startswith("realtime-split: played 1.0 s live with latency ")
     assert f"separator {bridge.latency} + buffers {bridge.buffers} samples" in text
     assert f"missed deadlines: {bridge.counters[MISSED]} blocks of 256" in text and bridge.counters[MISSED] > 0
+    # More than 0.1 % late: the summary names the option that gives the separation more time, and its cost.
+    budget = 1000 * bridge.budget_blocks * 256 / RATE
+    hint = re.search(r"more than 0\.1 % of the blocks were late: --inference-budget ([\d.]+) would give the "
+                     rf"separation {2 * budget:.1f} ms instead of {budget:.1f} ms, for {budget:.1f} ms more latency",
+                     text)
+    assert hint and budget_blocks(float(hint[1]), RATE, 256) == 2 * bridge.budget_blocks  # what it promises
+    assert "inference-budget" not in summary(dataclasses.replace(stats, missed_deadlines=0))
     assert "xruns: 0 (0 input overflows, 0 output underflows)" in text
     assert re.search(r"inference load p50 \d+% p99 \d+% of the hop budget \(worker at normal priority\)", text)
     assert text.endswith("recorded 1.0 s to x.wav.")
