@@ -103,7 +103,8 @@ class ModelConfig:
 class PresetConfig:
     """One latency preset. Its window is the training crop (StreamingConfig.window) unless ``window`` names a
     shorter one: the network is fully convolutional, and a live preset that runs every few milliseconds may
-    afford less past than the crop holds (the fast model: docs/model-card.md, "Speed")."""
+    afford less past than the crop holds (the fast model: docs/model-card.md, "Why the live presets run on
+    half the window")."""
 
     hop: int
     crossfade: int
