@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
 
-from realtime_split.model_format import INPUT_NAME, MASK_INPUT, MASK_OUTPUT, OUTPUT_NAME, ModelInfo
+from realtime_split.model_format import INPUT_NAME, MASK_INPUT, MASK_OUTPUT, OUTPUT_NAME, ModelInfo, parse_metadata
 
 DEFAULT_OPSET = 17
 
@@ -118,6 +119,18 @@ def save_in_place(proto: onnx.ModelProto, path: Path) -> None:
     tmp = path.with_name(".tmp-" + path.name)
     onnx.save(proto, str(tmp))
     os.replace(tmp, path)
+
+
+def restamp(path: Path, change: Callable[[ModelInfo], ModelInfo]) -> ModelInfo:
+    """Rewrite the metadata of the exported model at ``path`` as ``change`` makes it from the stored ``ModelInfo``;
+    graph and weights stay byte-identical. The new metadata is written and read back before the file is touched,
+    so it passes the same checks as any file's (a ``ModelFormatError`` leaves the file as it was)."""
+    proto = onnx.load(str(path))
+    info = parse_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
+    stamped = parse_metadata(change(info).to_metadata(), str(path))
+    set_metadata(proto, stamped)
+    save_in_place(proto, path)
+    return stamped
 
 
 def keras_to_onnx(model, info: ModelInfo, output: Path, extra: dict[str, str] | None = None,

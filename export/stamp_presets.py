@@ -16,11 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-import onnx
-
-from export.convert import save_in_place, set_metadata
+from export.convert import restamp
 from realtime_split.errors import ModelFormatError
-from realtime_split.model_format import parse_metadata
+from realtime_split.model_format import ModelInfo
 from training.config import ConfigError, load_config
 
 SCORES = "scores"
@@ -28,22 +26,20 @@ SCORES = "scores"
 
 def stamp(model: Path, config: Path) -> dict[str, dict]:
     """Rewrite ``model``'s presets with those of ``config``; returns the new presets."""
-    proto = onnx.load(str(model))
-    info = parse_metadata({p.key: p.value for p in proto.metadata_props}, str(model))
     wanted = load_config(config).model_info()
-    mine = (info.sample_rate, info.stems, info.length_multiple, info.frontend)
-    theirs = (wanted.sample_rate, wanted.stems, wanted.length_multiple, wanted.frontend)
-    architecture = json.loads(info.extra.get("architecture", "{}"))
-    config_architecture = json.loads(wanted.extra["architecture"])
-    if mine != theirs or any(config_architecture.get(k) != v for k, v in architecture.items()):
-        raise ModelFormatError(f"{config} describes another model than {model} (rate, stems, stride or "
-                               "architecture differ); pass the config the model was trained with")
-    extra = {k: v for k, v in info.extra.items() if k != SCORES}
-    # Written and read back, so the presets pass the same checks as any file's.
-    stamped = parse_metadata(dataclasses.replace(info, presets=wanted.presets, default_preset=wanted.default_preset,
-                                                 extra=extra).to_metadata(), str(model))
-    set_metadata(proto, stamped)
-    save_in_place(proto, model)
+
+    def with_config_presets(info: ModelInfo) -> ModelInfo:
+        mine = (info.sample_rate, info.stems, info.length_multiple, info.frontend)
+        theirs = (wanted.sample_rate, wanted.stems, wanted.length_multiple, wanted.frontend)
+        architecture = json.loads(info.extra.get("architecture", "{}"))
+        config_architecture = json.loads(wanted.extra["architecture"])
+        if mine != theirs or any(config_architecture.get(k) != v for k, v in architecture.items()):
+            raise ModelFormatError(f"{config} describes another model than {model} (rate, stems, stride or "
+                                   "architecture differ); pass the config the model was trained with")
+        extra = {k: v for k, v in info.extra.items() if k != SCORES}
+        return dataclasses.replace(info, presets=wanted.presets, default_preset=wanted.default_preset, extra=extra)
+
+    stamped = restamp(model, with_config_presets)
     return {name: dataclasses.asdict(g) for name, g in stamped.presets.items()}
 
 

@@ -14,22 +14,15 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import onnx
-
-from export.convert import save_in_place, set_metadata
+from export.convert import restamp
 from realtime_split.errors import ModelFormatError
-from realtime_split.model_format import PREFIX, parse_metadata
+from realtime_split.model_format import PREFIX
 
 
 def stamp(model: Path, rates: tuple[int, ...]) -> dict[str, str]:
     """Rewrite ``model``'s metadata with ``rates`` as its native rates (empty: none), in the current format version."""
-    proto = onnx.load(str(model))
-    info = parse_metadata({p.key: p.value for p in proto.metadata_props}, str(model))
-    # Written and read back, so the rates pass the same checks as any file's (not its own rate, no duplicates).
-    stamped = parse_metadata(dataclasses.replace(info, native_rates=rates).to_metadata(), str(model))
-    set_metadata(proto, stamped)
-    save_in_place(proto, model)
-    written = stamped.to_metadata()
+    # restamp checks the rates like any file's: not the model's own rate, no duplicates.
+    written = restamp(model, lambda info: dataclasses.replace(info, native_rates=rates)).to_metadata()
     return {key: written[PREFIX + key] for key in ("native_rates", "format_version") if PREFIX + key in written}
 
 
