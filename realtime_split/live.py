@@ -76,7 +76,7 @@ class BridgeReadings:
             recorded_seconds=(self.saver.frames if self.saver else 0) / b.samplerate,
             recording_lost_seconds=b.record_lost / b.samplerate,
             callback_overruns=int(c[LATE_CYCLES]), longest_callback_seconds=int(c[LONGEST_CYCLE]) / 1e6,
-            budget_blocks=b.budget_blocks if b.live_input else 0)  # file playback runs ahead: no budget
+            budget_blocks=b.budget_blocks)
 
     def levels(self) -> Levels:
         """Peaks since the previous call (reading resets them)."""

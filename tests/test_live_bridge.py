@@ -247,6 +247,7 @@ def test_a_block_the_compiled_callback_would_overrun_is_refused(scaled_model):
 def test_file_playback_plays_every_input_sample_separated_then_ends(scaled_model):
     sep = StreamingSeparator(scaled_model, stems="vocals", sample_rate=RATE)
     bridge = RealtimeBridge(sep, RATE, F, 2, live_input=False)
+    assert (bridge.budget_blocks, bridge.buffers) == (0, 0)  # the worker runs ahead: no deadline budget, no buffers
     x = np.random.default_rng(1).uniform(-0.5, 0.5, (RATE // 2 + 123, 2)).astype(np.float32)
     bridge.write_input(x)
     bridge.input_done = True

@@ -180,7 +180,8 @@ class RealtimeBridge:
         self.chunk = max(1, round(geometry.hop * self.samplerate / separator.model_sample_rate))
         self.fade = max(16, math.floor(fade_seconds * self.samplerate))
         self.latency = int(separator.latency_samples)
-        self.budget_blocks = budget_blocks(inference_budget, self.samplerate, self.blocksize)
+        # File playback has neither: its worker runs ahead of the callback instead.
+        self.budget_blocks = budget_blocks(inference_budget, self.samplerate, self.blocksize) if live_input else 0
         self.buffers = live_buffers(separator, self.blocksize, self.budget_blocks, self.fade) if live_input else 0
         self.max_chunks = max_chunks
         self.ahead_max = self.chunk + 8  # frames final beyond the input: up to a hop (and rounding at another rate)
