@@ -251,8 +251,8 @@ def test_presets_stamped_from_the_models_config_change_only_its_streaming_and_dr
     from training.config import CONFIG_DIR, load_config
 
     tiny = CONFIG_DIR / "tiny.toml"
-    info = dataclasses.replace(load_config(tiny).model_info(), extra={
-        **load_config(tiny).model_info().extra, "scores": json.dumps(SCORES)})
+    info = load_config(tiny).model_info()
+    info = dataclasses.replace(info, extra={**info.extra, "scores": json.dumps(SCORES)})
     model = make_scaled_identity_model(tmp_path / "tiny.onnx", [FAST_VOCALS, 0.25, 0.125, 0.125], info)
     before = onnx.load(str(model))
     config = tmp_path / "tiny-short-low.toml"  # the same model, its low preset on half the window
