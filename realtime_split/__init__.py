@@ -17,15 +17,15 @@ It runs an ONNX model (see docs/model-format.md) with ONNX Runtime; TensorFlow i
 from typing import TYPE_CHECKING
 
 from .api import Separation, Separator, separate, separate_file
-from .devices import AudioDevice, list_devices
 from .errors import AudioIOError, DeviceError, ModelFormatError, ParameterError, UserError
 from .file_mode import FileResult, Progress
+from .live.devices import AudioDevice, list_devices
 from .registry import BundledModel, bundled_models
 from .separator import SeparatorStats, StreamingSeparator
 from .status import Latency, Levels, LiveStats
 
 if TYPE_CHECKING:
-    from .live import LiveSession
+    from .live.session import LiveSession
 
 __version__ = "0.1.0"
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
 def __getattr__(name: str):
     """``LiveSession`` loads on first use: importing it compiles the audio callback, which file work never needs."""
     if name == "LiveSession":
-        from .live import LiveSession
+        from .live.session import LiveSession
 
         return LiveSession
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -87,7 +87,7 @@ class _Parser(argparse.ArgumentParser):
 def latency_help() -> str:
     """``--latency``'s help: each bundled model's presets with the model's latency and, for the streaming presets,
     the delay live audio measures between JACK ports at the model's rate with 256- and 128-frame periods."""
-    from .realtime.bridge import live_delay
+    from .live.bridge import live_delay
 
     parts = []
     try:
@@ -198,7 +198,7 @@ def list_models() -> int:
 def list_devices() -> int:
     """Print the devices like ``python -m sounddevice``, marking with ``>`` and ``<`` the input and
     output live mode uses by default (``--list-devices``)."""
-    from .devices import list_devices as devices
+    from .live.devices import list_devices as devices
 
     found = devices()
     if not found:
@@ -401,7 +401,7 @@ def _report(result: FileResult, args: argparse.Namespace) -> None:
 def live(args: argparse.Namespace) -> int:
     """``--input mic`` or ``--output speakers``: a ``LiveSession`` until --duration, the end of the file, an error
     or Ctrl-C, with the status line while it plays and the summary when it stops."""
-    from .live import LiveSession
+    from .live.session import LiveSession
     from .status import StatusLine, summary
 
     if len(args.input) != 1:

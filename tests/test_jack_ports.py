@@ -171,7 +171,7 @@ def test_connect_wires_other_clients_ports_and_the_latency_ranges_add_the_delay(
     requires_jack()
     import jack
 
-    from realtime_split.jack_client import CAPTURE, PLAYBACK, latency_range
+    from realtime_split.live.jack_client import CAPTURE, PLAYBACK, latency_range
 
     with JackServer(rate=44100, period=256) as server:
         proc = launch("--input", "jack", "--output", "jack", "--stem", "vocals,drums", "--model", scaled_model,

@@ -20,10 +20,9 @@ import pytest
 import onnx_models
 from jack_harness import max_jump
 from realtime_split import StreamingSeparator
-from realtime_split.live import BridgeReadings
-from realtime_split.realtime import RealtimeBridge
-from realtime_split.realtime.bridge import budget_blocks
-from realtime_split.realtime.slots import (
+from realtime_split.live.bridge import RealtimeBridge, budget_blocks
+from realtime_split.live.session import BridgeReadings
+from realtime_split.live.slots import (
     IN_WRITTEN,
     INPUT_OVERFLOWS,
     MISSED,
@@ -333,7 +332,7 @@ def fake_libjack():
 
 def jack_bridge(model, fake_libjack, blocksize: int = F):
     """A bridge with one pair of output buffers per stem and a dry pair, wired as JackClient.attach wires it."""
-    from realtime_split.realtime.slots import (
+    from realtime_split.live.slots import (
         T_DRY_PORTS,
         T_GET_BUFFER,
         T_GET_TIME,
@@ -359,8 +358,8 @@ def jack_bridge(model, fake_libjack, blocksize: int = F):
 def test_the_jack_callback_puts_each_stem_on_its_ports_and_the_input_on_the_dry_ports(scaled_model, fake_libjack):
     from numba.core.runtime import _nrt_python
 
-    from realtime_split.realtime.callbacks import jack_process
-    from realtime_split.realtime.slots import PERIOD_CHANGES
+    from realtime_split.live.callbacks import jack_process
+    from realtime_split.live.slots import PERIOD_CHANGES
 
     bridge = jack_bridge(scaled_model, fake_libjack)
     buffers, call, table = bridge.jack_buffers, jack_process.ctypes, bridge.table.ctypes.data
@@ -393,7 +392,7 @@ def test_the_jack_callback_puts_each_stem_on_its_ports_and_the_input_on_the_dry_
 
 
 def test_a_late_worker_fades_every_stem_port_to_its_share_of_the_dry_input(scaled_model, fake_libjack):
-    from realtime_split.realtime.callbacks import jack_process
+    from realtime_split.live.callbacks import jack_process
 
     bridge = jack_bridge(scaled_model, fake_libjack)
     buffers, call, table = bridge.jack_buffers, jack_process.ctypes, bridge.table.ctypes.data

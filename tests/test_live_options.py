@@ -42,7 +42,7 @@ def test_the_library_names_its_parameters(scaled_model):
 
 
 def test_connect_patterns_name_sources_or_an_output_pair():
-    from realtime_split.jack_client import parse_connect
+    from realtime_split.live.jack_client import parse_connect
 
     pairs = ["vocals", "drums", "dry"]
     assert parse_connect("mpv", pairs) == (None, "mpv")

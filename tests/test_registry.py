@@ -301,7 +301,7 @@ def test_the_help_states_the_bundled_models_preset_latencies(capsys):
 
     def live_ms(preset: str, period: int) -> str:
         """What a live session's bridge delays by at the model's rate (the figure the JACK tests measure)."""
-        from realtime_split.realtime import RealtimeBridge
+        from realtime_split.live.bridge import RealtimeBridge
 
         bridge = RealtimeBridge(StreamingSeparator("fast", latency=preset), 44100, period, 2, live_input=True)
         return f"{1000 * bridge.delay / 44100:.1f}"

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from realtime_split import StreamingSeparator, registry  # noqa: E402
-from realtime_split.realtime import RealtimeBridge  # noqa: E402
+from realtime_split.live.bridge import RealtimeBridge  # noqa: E402
 
 RATES = (44100, 48000, 88200, 96000)
 PERIODS = (128, 256)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from .errors import DeviceError, ParameterError
+from ..errors import DeviceError, ParameterError
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
 NO_DEVICE_HINT = "is a sound server running? list devices with list_devices()"

@@ -23,12 +23,14 @@ from typing import Any
 import numpy as np
 import soxr
 
+from ..audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
+from ..errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
+from ..separator import StreamingSeparator
+from ..status import Latency, Levels, LiveStats
+from ..stems import linear_gains
 from . import devices
-from .audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
-from .errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
-from .realtime import RealtimeBridge
-from .realtime.bridge import INFERENCE_BUDGET
-from .realtime.slots import (
+from .bridge import INFERENCE_BUDGET, RealtimeBridge
+from .slots import (
     END,
     FRAMES,
     INPUT_OVERFLOWS,
@@ -42,9 +44,6 @@ from .realtime.slots import (
     SKIPS,
     XRUNS,
 )
-from .separator import StreamingSeparator
-from .status import Latency, Levels, LiveStats
-from .stems import linear_gains
 
 POLL_SECONDS = 0.05
 # A device rate other than the model's: the low-delay filters add 1.1 ms at 48 kHz (soxr's "LQ" added 12.7 ms).

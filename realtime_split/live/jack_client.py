@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DeviceError, ParameterError
-from .realtime import RealtimeBridge
-from .realtime.callbacks import jack_process
-from .realtime.slots import (
+from ..errors import DeviceError, ParameterError
+from .bridge import RealtimeBridge
+from .callbacks import jack_process
+from .slots import (
     JACK_XRUNS,
     T_DRY_PORTS,
     T_GET_BUFFER,
