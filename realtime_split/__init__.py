@@ -20,9 +20,9 @@ from .api import Separation, Separator, separate, separate_file
 from .errors import AudioIOError, DeviceError, ModelFormatError, ParameterError, UserError
 from .file_mode import FileResult, Progress
 from .live.devices import AudioDevice, list_devices
+from .live.readings import Latency, Levels, LiveStats
 from .registry import BundledModel, bundled_models
 from .separator import SeparatorStats, StreamingSeparator
-from .status import Latency, Levels, LiveStats
 
 if TYPE_CHECKING:
     from .live.session import LiveSession

@@ -401,8 +401,8 @@ def _report(result: FileResult, args: argparse.Namespace) -> None:
 def live(args: argparse.Namespace) -> int:
     """``--input mic`` or ``--output speakers``: a ``LiveSession`` until --duration, the end of the file, an error
     or Ctrl-C, with the status line while it plays and the summary when it stops."""
+    from .cli_status import StatusLine, summary
     from .live.session import LiveSession
-    from .status import StatusLine, summary
 
     if len(args.input) != 1:
         raise UserError("live mode plays one input; pass --input mic, --input jack or --input FILE --output speakers")

@@ -20,7 +20,9 @@ import pytest
 import onnx_models
 from jack_harness import max_jump
 from realtime_split import StreamingSeparator
+from realtime_split.cli_status import StatusLine, summary
 from realtime_split.live.bridge import RealtimeBridge, budget_blocks
+from realtime_split.live.readings import Latency
 from realtime_split.live.session import BridgeReadings
 from realtime_split.live.slots import (
     IN_WRITTEN,
@@ -32,7 +34,6 @@ from realtime_split.live.slots import (
     PA_OUTPUT_UNDERFLOW,
     SKIPS,
 )
-from realtime_split.status import Latency, StatusLine, summary
 
 RATE = 44100
 F = 256  # blocksize; also the balanced test preset's hop

@@ -195,8 +195,9 @@ def test_nan_model_output_is_silenced_and_reported_in_file_mode(tmp_path, capsys
 
 
 def test_nan_model_output_is_reported_in_the_live_summary(nonfinite_model):
+    from realtime_split.cli_status import summary
+    from realtime_split.live.readings import Latency
     from realtime_split.live.session import BridgeReadings
-    from realtime_split.status import Latency, summary
     from test_live_bridge import RATE, bridge_for, run_live, sine
 
     bridge = bridge_for(nonfinite_model)

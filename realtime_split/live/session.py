@@ -2,13 +2,13 @@
 (one stereo pair per stem), or inside an application's own audio callback.
 
 ``LiveSession`` wires the pieces: devices.py picks the sound card, jack_client.py opens JACK ports,
-realtime/ keeps the audio callback real-time safe while a worker thread separates, status.py names
+realtime/ keeps the audio callback real-time safe while a worker thread separates, readings.py names
 what it counts. This
 module also owns the non-audio threads that touch files: a reader that feeds a file into the bridge
 ahead of playback, and a writer that saves what was played (``record=``). Both finalize on
 ``stop()`` (also after Ctrl-C, errors, or the device disappearing), so nothing played is lost.
 
-Nothing here prints; the command line shows ``stats()`` and ``levels()`` (status.py).
+Nothing here prints; the command line shows ``stats()`` and ``levels()`` (cli_status.py).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import soxr
 from ..audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
 from ..errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
 from ..separator import StreamingSeparator
-from ..status import Latency, Levels, LiveStats
 from ..stems import linear_gains
 from . import devices
 from .bridge import INFERENCE_BUDGET, RealtimeBridge
+from .readings import Latency, Levels, LiveStats
 from .slots import (
     END,
     FRAMES,
