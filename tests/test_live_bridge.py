@@ -8,11 +8,13 @@ fallback plays the mix at 1.0, so every output sample shows which path it came f
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import io
 import re
 import tracemalloc
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,7 +25,6 @@ from realtime_split import StreamingSeparator
 from realtime_split.cli_status import StatusLine, summary
 from realtime_split.live.bridge import RealtimeBridge, budget_blocks
 from realtime_split.live.readings import Latency
-from realtime_split.live.session import BridgeReadings
 from realtime_split.live.slots import (
     IN_WRITTEN,
     INPUT_OVERFLOWS,
@@ -270,7 +271,8 @@ def test_status_line_redraws_one_line_with_meters_latency_load_and_counters(scal
     run_live(bridge, sine(0.2))
     latency = Latency(bridge.latency, bridge.buffers, 0.0058, RATE)
     stream = io.StringIO()
-    status = StatusLine(BridgeReadings(bridge, latency), enabled=True, stream=stream, interval=0.0, width=120)
+    session = SimpleNamespace(stats=lambda: bridge.stats(latency), levels=bridge.levels)  # as LiveSession reads it
+    status = StatusLine(session, enabled=True, stream=stream, interval=0.0, width=120)
     status.update(1.0)
     status.update(1.2)
     status.close()
@@ -279,14 +281,14 @@ def test_status_line_redraws_one_line_with_meters_latency_load_and_counters(scal
     line = text.split("\r")[1]  # the first redraw; the second shows the (silent) time since
     assert "in    -6 dB [######]" in line and "vocals   -12 dB [#####-]" in line  # 0.5 in, 0.25 out
     assert f"{latency.total_ms:.0f} ms" in line and "load " in line and "missed 0" in line and "xruns 0" in line
-    assert StatusLine(BridgeReadings(bridge, latency), stream=io.StringIO()).enabled is False  # not a TTY: no line
+    assert StatusLine(bridge, stream=io.StringIO()).enabled is False  # not a TTY: no line
 
 
 def test_status_line_fits_a_narrow_terminal_with_four_stems(scaled_model):
     sep = StreamingSeparator(scaled_model, stems="all", sample_rate=RATE)
     bridge = RealtimeBridge(sep, RATE, F, 2, live_input=True)
     run_live(bridge, sine(0.2))
-    status = StatusLine(BridgeReadings(bridge, Latency(bridge.latency, bridge.buffers, 0.0, RATE)), enabled=True)
+    status = StatusLine(bridge, enabled=True)
     line = status.line(12.5, width=80)
     assert len(line) < 80
     assert re.fullmatch(r"12\.5s in -6 voc -12 dru -18 bas -24 oth -24 17ms load \d+% missed 0 xruns 0", line)
@@ -295,7 +297,7 @@ def test_status_line_fits_a_narrow_terminal_with_four_stems(scaled_model):
 def test_summary_names_duration_misses_xruns_and_load(scaled_model):
     bridge = bridge_for(scaled_model)
     run_live(bridge, sine(1.0), worker_idle=range(50, 60))
-    stats = BridgeReadings(bridge, Latency(bridge.latency, bridge.buffers, 0.0, RATE)).stats()
+    stats = bridge.stats()
     text = summary(dataclasses.replace(stats, recording=Path("x.wav"), recorded_seconds=1.0))
     assert text.startswith("realtime-split: played 1.0 s live with latency ")
     assert f"separator {bridge.latency} + buffers {bridge.buffers} samples" in text
@@ -332,38 +334,27 @@ def fake_libjack():
 
 
 def jack_bridge(model, fake_libjack, blocksize: int = F):
-    """A bridge with one pair of output buffers per stem and a dry pair, wired as JackClient.attach wires it."""
-    from realtime_split.live.slots import (
-        T_DRY_PORTS,
-        T_GET_BUFFER,
-        T_GET_TIME,
-        T_IN_PORTS,
-        T_OUT_PORTS,
-        T_PERIOD,
-        T_PERIOD_US,
-    )
-
+    """A bridge with one pair of output buffers per stem and a dry pair, wired as JackClient.attach wires it;
+    ``bridge.jack_call(frames)`` runs its JACK process callback."""
     sep = StreamingSeparator(model, stems="all", sample_rate=RATE)
     bridge = RealtimeBridge(sep, RATE, blocksize, 2, live_input=True, stem_outputs=True)
     buffers = {"in": np.zeros((2, blocksize), np.float32), "out": np.zeros((8, blocksize), np.float32),
                "dry": np.zeros((2, blocksize), np.float32)}
-    pointers = {name: np.array([b.ctypes.data for b in group], np.int64) for name, group in buffers.items()}
-    table = bridge.table
-    table[[T_IN_PORTS, T_OUT_PORTS, T_DRY_PORTS]] = [pointers[n].ctypes.data for n in ("in", "out", "dry")]
-    table[[T_GET_BUFFER, T_GET_TIME]] = fake_libjack[0].address, fake_libjack[1].address
-    table[[T_PERIOD, T_PERIOD_US]] = blocksize, round(1e6 * blocksize / RATE)
-    bridge.jack_buffers, bridge.jack_pointers = buffers, pointers  # alive as long as the bridge
+    ports = ([b.ctypes.data for b in buffers[name]] for name in ("in", "out", "dry"))
+    process, user_data = bridge.jack_callback(*ports, fake_libjack[0].address, fake_libjack[1].address)
+    call = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)(process)
+    bridge.jack_buffers = buffers  # alive as long as the bridge
+    bridge.jack_call = lambda frames: call(frames, user_data)
     return bridge
 
 
 def test_the_jack_callback_puts_each_stem_on_its_ports_and_the_input_on_the_dry_ports(scaled_model, fake_libjack):
     from numba.core.runtime import _nrt_python
 
-    from realtime_split.live.callbacks import jack_process
     from realtime_split.live.slots import PERIOD_CHANGES
 
     bridge = jack_bridge(scaled_model, fake_libjack)
-    buffers, call, table = bridge.jack_buffers, jack_process.ctypes, bridge.table.ctypes.data
+    buffers, call = bridge.jack_buffers, bridge.jack_call
     x = sine(1.0)
     blocks = len(x) // F
     played = np.zeros((10, blocks * F), np.float32)
@@ -373,7 +364,7 @@ def test_the_jack_callback_puts_each_stem_on_its_ports_and_the_input_on_the_dry_
         for k in range(blocks):
             buffers["in"][:] = x[k * F:(k + 1) * F].T
             before = _nrt_python.memsys_get_stats_alloc()
-            assert call(F, table) == 0
+            assert call(F) == 0
             allocated += _nrt_python.memsys_get_stats_alloc() - before
             played[:8, k * F:(k + 1) * F] = buffers["out"]
             played[8:, k * F:(k + 1) * F] = buffers["dry"]
@@ -388,20 +379,18 @@ def test_the_jack_callback_puts_each_stem_on_its_ports_and_the_input_on_the_dry_
     assert bridge.counters[MISSED] == 0
 
     buffers["out"][:] = 1.0
-    assert call(F // 2, table) == 0  # the server's period changed: silence, counted, nothing captured
+    assert call(F // 2) == 0  # the server's period changed: silence, counted, nothing captured
     assert not buffers["out"][:, :F // 2].any() and bridge.counters[PERIOD_CHANGES] == 1
 
 
 def test_a_late_worker_fades_every_stem_port_to_its_share_of_the_dry_input(scaled_model, fake_libjack):
-    from realtime_split.live.callbacks import jack_process
-
     bridge = jack_bridge(scaled_model, fake_libjack)
-    buffers, call, table = bridge.jack_buffers, jack_process.ctypes, bridge.table.ctypes.data
+    buffers, call = bridge.jack_buffers, bridge.jack_call
     x = sine(1.0)
     out = np.zeros((8, 80 * F), np.float32)
     for k in range(80):
         buffers["in"][:] = x[k * F:(k + 1) * F].T
-        call(F, table)
+        call(F)
         out[:, k * F:(k + 1) * F] = buffers["out"]
         if not 50 <= k < 70:
             while bridge.step():

@@ -6,8 +6,9 @@ worker thread feeds the input to ``StreamingSeparator.process`` as it arrives an
 (summed, or one output per stem for JACK's stem ports) into ``out_ring``. The rings are
 preallocated and follow rings.py; their positions are published through int64 counters, each
 written by exactly one side (single-producer/single-consumer). The callback is not Python
-(realtime/callbacks.py); its kernels are in realtime/kernels.py, the slots of the arrays it shares
-with the threads here in realtime/slots.py.
+(callbacks.py); its kernels are in kernels.py, the slots of the arrays it shares with the threads
+here in slots.py. The slot numbers stay in this folder: the session reads the counters under their
+names (``stats()``, ``levels()``) and the JACK client hands over its ports (``jack_callback``).
 
 The delay (stream-rate samples). Output position ``q`` plays the separated input ``q - buffers``,
 which the separator itself delays by ``latency_samples``, so the chain delays by
@@ -55,26 +56,36 @@ from __future__ import annotations
 import math
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 from ..rings import ring_size
-from .callbacks import stream_callback
+from .callbacks import jack_process, stream_callback
 from .kernels import read_ring, write_outputs, write_ring
 from .memory import resident_zeros
 from .priority import raise_priority
+from .readings import Latency, Levels, LiveStats
 from .slots import (
     END,
     FRAMES,
     IN_PEAK,
     IN_WRITTEN,
+    INPUT_OVERFLOWS,
+    JACK_XRUNS,
+    LATE_CYCLES,
+    LONGEST_CYCLE,
+    MISSED,
     N_COUNTERS,
     N_FSTATE,
     N_TABLE,
+    NONFINITE,
+    OUTPUT_UNDERFLOWS,
     PA_INPUT_OVERFLOW,
     PA_INPUT_UNDERFLOW,
     PA_OUTPUT_OVERFLOW,
     PA_OUTPUT_UNDERFLOW,
+    PERIOD_CHANGES,
     PROCESSED,
     READY,
     REC_WRITTEN,
@@ -83,16 +94,23 @@ from .slots import (
     T_CAPTURE,
     T_COUNTERS,
     T_DRY_GAINS,
+    T_DRY_PORTS,
     T_FADE,
     T_FSTATE,
+    T_GET_BUFFER,
+    T_GET_TIME,
     T_IN_CHANNELS,
     T_IN_FRAMES,
+    T_IN_PORTS,
     T_IN_RING,
     T_LATENCY,
     T_OUT_CHANNELS,
     T_OUT_FRAMES,
+    T_OUT_PORTS,
     T_OUT_RING,
     T_OUTPUTS,
+    T_PERIOD,
+    T_PERIOD_US,
     T_REC_FRAMES,
     T_REC_RING,
     T_WEIGHT_FRAMES,
@@ -217,6 +235,7 @@ class RealtimeBridge:
         self.input_done = False  # set by the file reader after its last write_input
         self._running = False
         self._thread: threading.Thread | None = None
+        self._ports: list[np.ndarray] = []  # JACK's port pointers the callback reads (jack_callback)
         self._in_block = np.zeros((self.chunk * max_chunks, self.in_channels), np.float32)
         n_stems = len(separator.stems)
         self._stems = np.zeros(n_stems * max(self.chunk * max_chunks, self.ahead_max) * self.in_channels, np.float32)
@@ -260,6 +279,28 @@ class RealtimeBridge:
             call(indata.ctypes.data, outdata.ctypes.data, frames, None, _status_bits(status), table)
 
         return callback
+
+    def jack_callback(self, in_ports: list[int], out_ports: list[int], dry_ports: list[int], get_buffer: int,
+                      get_time: int) -> tuple[int, int]:
+        """JACK's process callback for this bridge: the addresses of the compiled ``jack_process`` and of its
+        user data, the table with the ports (``jack_port_t *`` as ints: the input channels; output ``o``'s
+        channel ``c`` at ``o * channels + c``; the dry channels, or none) and libjack's ``jack_port_get_buffer``
+        and ``jack_get_time``. The period the callback expects is the bridge's block."""
+        table = self.table
+        for slot, group in ((T_IN_PORTS, in_ports), (T_OUT_PORTS, out_ports), (T_DRY_PORTS, dry_ports)):
+            pointers = np.array(group or [0], np.int64)
+            self._ports.append(pointers)  # alive as long as the bridge
+            table[slot] = pointers.ctypes.data if group else 0
+        table[[T_GET_BUFFER, T_GET_TIME]] = get_buffer, get_time
+        table[T_PERIOD] = self.blocksize
+        table[T_PERIOD_US] = round(1e6 * self.blocksize / self.samplerate)
+        address = jack_process.address  # compiled (or loaded from the cache) when callbacks.py was imported
+        assert address is not None
+        return address, table.ctypes.data
+
+    def count_jack_xrun(self) -> None:
+        """An xrun the JACK server reported (its notification thread, the only writer of this counter)."""
+        self.counters[JACK_XRUNS] += 1
 
     def output_callback(self):
         """Like ``duplex_callback`` for a ``sounddevice.OutputStream`` (file playback)."""
@@ -315,6 +356,21 @@ class RealtimeBridge:
         """File playback has played everything, the separator's tail included."""
         end = self.counters[END]
         return end >= 0 and self.counters[FRAMES] >= end
+
+    @property
+    def all_separated(self) -> bool:
+        """File playback: the worker has separated the whole file, the separator's tail included."""
+        return bool(self.counters[END] >= 0)
+
+    @property
+    def frames_played(self) -> int:
+        """Frames the callback has played: it stops growing when the device stops calling."""
+        return int(self.counters[FRAMES])
+
+    @property
+    def period_changed(self) -> bool:
+        """JACK ran a cycle of another size than the period this bridge was made for (the delay no longer holds)."""
+        return bool(self.counters[PERIOD_CHANGES])
 
     # ----------------------------------------------------------------- worker
     def _warm_up(self) -> None:
@@ -439,6 +495,28 @@ class RealtimeBridge:
         self.load_histogram[min(int(load / LOAD_BIN), LOAD_BINS - 1)] += 1
 
     # ----------------------------------------------------------------- readings for status/summary
+    def stats(self, latency: Latency | None = None, recording: Path | None = None,
+              recorded_frames: int = 0) -> LiveStats:
+        """The counters under their names. ``latency``: the session's whole delay (None: the bridge's part
+        alone, all there is when an application runs the stream); ``recording`` and ``recorded_frames``: the
+        file the session's writer saves to and how much it saved."""
+        c, rate = self.counters, self.samplerate
+        return LiveStats(
+            seconds_played=self.seconds_played, blocksize=self.blocksize,
+            latency=Latency(self.latency, self.buffers, 0.0, rate) if latency is None else latency,
+            missed_deadlines=int(c[MISSED]), restarts=int(c[SKIPS]), xruns=int(c[XRUNS] + c[JACK_XRUNS]),
+            input_overflows=int(c[INPUT_OVERFLOWS]), output_underflows=int(c[OUTPUT_UNDERFLOWS]),
+            nonfinite_inputs=int(c[NONFINITE]), nonfinite_outputs=self.sep.stats.nonfinite_outputs,
+            load=self.last_load, load_p50=self.load_percentile(50), load_p99=self.load_percentile(99),
+            realtime_priority=self.realtime_priority, recording=recording, recorded_seconds=recorded_frames / rate,
+            recording_lost_seconds=self.record_lost / rate, callback_overruns=int(c[LATE_CYCLES]),
+            longest_callback_seconds=int(c[LONGEST_CYCLE]) / 1e6, budget_blocks=self.budget_blocks)
+
+    def levels(self) -> Levels:
+        """Peak levels of the input and of each stem since the previous call (reading resets them)."""
+        peak, stems = self.take_peaks()
+        return Levels(peak, {name: float(p) for name, p in zip(self.sep.stems, stems)})
+
     def load_percentile(self, q: float) -> float | None:
         """Share of a hop's real-time duration its inference took, at percentile ``q`` (0-100)."""
         total = int(self.load_histogram.sum())

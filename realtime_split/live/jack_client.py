@@ -4,7 +4,7 @@
 implements the same libjack API) with the JACK-Client package, registers the ports a live session
 asks for (``in_L``/``in_R``; one stereo pair per stem, ``vocals_L``/``vocals_R``...; ``dry_L``/``dry_R``,
 the input delayed like the stems; or one mixed pair ``out_L``/``out_R``), and hands libjack the
-bridge's compiled process callback (``realtime.callbacks.jack_process``) as a C function pointer,
+bridge's compiled process callback (``callbacks.jack_process``) as a C function pointer,
 with the bridge's table as its argument. JACK-Client's own process callbacks are Python functions
 that take the GIL on JACK's real-time thread; this one never enters the interpreter, allocates
 nothing and calls only ``jack_port_get_buffer`` and ``jack_get_time`` (by address, from compiled
@@ -28,21 +28,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
-
 from ..errors import DeviceError, ParameterError
 from .bridge import RealtimeBridge
-from .callbacks import jack_process
-from .slots import (
-    JACK_XRUNS,
-    T_DRY_PORTS,
-    T_GET_BUFFER,
-    T_GET_TIME,
-    T_IN_PORTS,
-    T_OUT_PORTS,
-    T_PERIOD,
-    T_PERIOD_US,
-)
 
 CLIENT_NAME = "realtime-split"
 CHANNELS = ("L", "R")
@@ -163,28 +150,19 @@ class JackClient:
 
     def attach(self, bridge: RealtimeBridge) -> None:
         """Make the bridge's compiled callback the client's process callback, and report the bridge's delay."""
-        jack, lib, table = self.jack, self.lib, bridge.table
+        jack, lib = self.jack, self.lib
         self._bridge = bridge
         self.delay = bridge.delay
-        ports = {T_IN_PORTS: self.inputs, T_OUT_PORTS: self.outputs, T_DRY_PORTS: self.dry}
-        for slot, group in ports.items():
-            pointers = np.array([_address(jack, p._ptr) for p in group] or [0], np.int64)
-            self._keep.append(pointers)
-            table[slot] = pointers.ctypes.data if group else 0
-        table[T_GET_BUFFER] = _function_address(lib.jack_port_get_buffer)
-        table[T_GET_TIME] = _function_address(lib.jack_get_time)
-        table[T_PERIOD] = bridge.blocksize
-        table[T_PERIOD_US] = round(1e6 * bridge.blocksize / bridge.samplerate)
+        in_ports, out_ports, dry_ports = ([_address(jack, p._ptr) for p in group]
+                                          for group in (self.inputs, self.outputs, self.dry))
+        process, user_data = bridge.jack_callback(in_ports, out_ports, dry_ports,
+                                                  _function_address(lib.jack_port_get_buffer),
+                                                  _function_address(lib.jack_get_time))
         client = self.client
-        if jack._lib.jack_set_process_callback(client._ptr, jack._ffi.cast("JackProcessCallback", jack_process.address),
-                                               jack._ffi.cast("void *", table.ctypes.data)) != 0:
+        if jack._lib.jack_set_process_callback(client._ptr, jack._ffi.cast("JackProcessCallback", process),
+                                               jack._ffi.cast("void *", user_data)) != 0:
             raise DeviceError("JACK refused the process callback")
-        counters = bridge.counters
-
-        def xrun(delayed_usecs: float) -> None:  # JACK's notification thread: the only writer of this slot
-            counters[JACK_XRUNS] += 1
-
-        client.set_xrun_callback(xrun)
+        client.set_xrun_callback(lambda delayed_usecs: bridge.count_jack_xrun())  # JACK's notification thread
         client.set_shutdown_callback(lambda status, reason: self.shut_down.set())
         callback = _LATENCY_CALLBACK(self._on_latency)
         self._keep.append(callback)

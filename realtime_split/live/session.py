@@ -30,20 +30,6 @@ from ..stems import linear_gains
 from . import devices
 from .bridge import INFERENCE_BUDGET, RealtimeBridge
 from .readings import Latency, Levels, LiveStats
-from .slots import (
-    END,
-    FRAMES,
-    INPUT_OVERFLOWS,
-    JACK_XRUNS,
-    LATE_CYCLES,
-    LONGEST_CYCLE,
-    MISSED,
-    NONFINITE,
-    OUTPUT_UNDERFLOWS,
-    PERIOD_CHANGES,
-    SKIPS,
-    XRUNS,
-)
 
 POLL_SECONDS = 0.05
 # A device rate other than the model's: the low-delay filters add 1.1 ms at 48 kHz (soxr's "LQ" added 12.7 ms).
@@ -54,33 +40,6 @@ BLOCKSIZES = (16, 16384)  # audio callback frames
 OWN_STREAM_CHANNELS = 2  # open_stream=False: the application's stream is stereo in and out
 JACK = "jack"  # input= / output=: JACK ports of the session's own client
 SPEAKERS = "speakers"  # output=: the default output device (PortAudio)
-
-
-class BridgeReadings:
-    """A bridge's counters and meters under their names: what ``LiveSession.stats()`` and ``levels()`` return."""
-
-    def __init__(self, bridge: RealtimeBridge, latency: Latency, saver: _Saver | None = None,
-                 recording: Path | None = None):
-        self.bridge, self.latency, self.saver, self.recording = bridge, latency, saver, recording
-
-    def stats(self) -> LiveStats:
-        b, c = self.bridge, self.bridge.counters
-        return LiveStats(
-            seconds_played=b.seconds_played, blocksize=b.blocksize, latency=self.latency,
-            missed_deadlines=int(c[MISSED]), restarts=int(c[SKIPS]), xruns=int(c[XRUNS] + c[JACK_XRUNS]),
-            input_overflows=int(c[INPUT_OVERFLOWS]), output_underflows=int(c[OUTPUT_UNDERFLOWS]),
-            nonfinite_inputs=int(c[NONFINITE]), nonfinite_outputs=b.sep.stats.nonfinite_outputs,
-            load=b.last_load, load_p50=b.load_percentile(50), load_p99=b.load_percentile(99),
-            realtime_priority=b.realtime_priority, recording=self.recording,
-            recorded_seconds=(self.saver.frames if self.saver else 0) / b.samplerate,
-            recording_lost_seconds=b.record_lost / b.samplerate,
-            callback_overruns=int(c[LATE_CYCLES]), longest_callback_seconds=int(c[LONGEST_CYCLE]) / 1e6,
-            budget_blocks=b.budget_blocks)
-
-    def levels(self) -> Levels:
-        """Peaks since the previous call (reading resets them)."""
-        peak, stems = self.bridge.take_peaks()
-        return Levels(peak, {name: float(p) for name, p in zip(self.bridge.sep.stems, stems)})
 
 
 class LiveSession:
@@ -173,7 +132,7 @@ class LiveSession:
         self._bridge: RealtimeBridge | None = None
         self._feeder: _Feeder | None = None
         self._saver: _Saver | None = None
-        self._readings: BridgeReadings | None = None
+        self._latency: Latency | None = None  # once started
         self._callback: Callable | None = None
         self._started_at = 0.0
         self._last_frames, self._last_progress = -1, 0.0
@@ -247,7 +206,7 @@ class LiveSession:
         if record is not None:
             assert fmt is not None  # found above for every recording
             self._saver = _Saver(_open_writer(record, rate, out_ch, fmt), bridge)
-        self._readings = BridgeReadings(bridge, latency, self._saver, record)
+        self._latency = latency
         bridge.start()
         if self._reader is not None:
             self._feeder = _Feeder(self._reader, bridge, rate)
@@ -291,7 +250,7 @@ class LiveSession:
             ports = client.dry if name == "dry" else client.outputs[2 * i:2 * i + 2]
             self.jack_ports[name] = [p.name for p in ports]
         latency = Latency(bridge.latency, bridge.buffers, 0.0, rate, between_ports=True)
-        self._readings = BridgeReadings(bridge, latency)
+        self._latency = latency
         self.input_device_name = f"JACK ports {client.name}:in_L/R" if live_input else None
         self.output_device_name = f"JACK ports {client.name}:" + ", ".join(f"{name}_L/R" for name in client.pairs)
         bridge.start()
@@ -314,15 +273,15 @@ class LiveSession:
         return sep if rate == sep.sample_rate else self._build(rate, in_ch)
 
     # ----------------------------------------------------------------- while it plays
-    def _ready(self) -> BridgeReadings:
-        if self._readings is None:
+    def _ready(self) -> tuple[RealtimeBridge, Latency]:
+        if self._bridge is None or self._latency is None:
             raise RuntimeError("this LiveSession has not started; call start() first")
-        return self._readings
+        return self._bridge, self._latency
 
     @property
     def latency(self) -> Latency:
         """Input to output delay, by component (the device's part is 0 with ``open_stream=False``)."""
-        return self._ready().latency
+        return self._ready()[1]
 
     @property
     def callback(self) -> Callable:
@@ -339,27 +298,28 @@ class LiveSession:
 
     def stats(self) -> LiveStats:
         """The counters so far (missed deadlines, xruns, load...); also after ``stop()``."""
-        return self._ready().stats()
+        bridge, latency = self._ready()
+        return bridge.stats(latency, self._record, self._saver.frames if self._saver else 0)
 
     def levels(self) -> Levels:
         """Peak levels of the input and of each stem since the previous call."""
-        return self._ready().levels()
+        return self._ready()[0].levels()
 
     def _ended(self) -> bool:
         """Whether the session stopped by itself: the file played out, a thread failed, or the device vanished
         (its stream stopped, or its callbacks stopped coming)."""
-        bridge = self._ready().bridge
+        bridge = self._ready()[0]
         if bridge.finished or bridge.error or (self._feeder is not None and self._feeder.error):
             return True
         if self._jack is not None:
-            if bridge.counters[PERIOD_CHANGES] or self._jack.shut_down.is_set():
+            if bridge.period_changed or self._jack.shut_down.is_set():
                 self._vanished = True
             if self._stopped:
                 return self._vanished
         elif self._stream is None or self._stopped:
             return self._vanished
         now = time.monotonic()
-        frames = int(bridge.counters[FRAMES])
+        frames = bridge.frames_played
         if frames != self._last_frames:
             self._last_frames, self._last_progress = frames, now
         stopped = self._stream is not None and not self._stream.active
@@ -396,13 +356,13 @@ class LiveSession:
         self._stopped = True
         with signals_deferred():  # a second Ctrl-C or a SIGTERM must not interrupt finalizing the recording
             self._release()
-        bridge = self._ready().bridge
+        bridge = self._ready()[0]
         for error in (bridge.error, self._feeder.error if self._feeder else None,
                       self._saver.error if self._saver else None):
             if error is not None:
                 return error
         if self._vanished and self._jack is not None:
-            if bridge.counters[PERIOD_CHANGES]:
+            if bridge.period_changed:
                 return DeviceError(f"the JACK server changed its period from {bridge.blocksize} frames after "
                                    f"{bridge.seconds_played:.1f} s, so the delay reported no longer holds; start the "
                                    "session again")
@@ -501,7 +461,7 @@ def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]) -> 
 
 def _prebuffer(bridge: RealtimeBridge, feeder: _Feeder, rate: int) -> None:
     """File playback starts once a quarter second is separated (or the whole, shorter, file)."""
-    while bridge.buffered() < PREBUFFER_SECONDS * rate and bridge.counters[END] < 0:
+    while bridge.buffered() < PREBUFFER_SECONDS * rate and not bridge.all_separated:
         if bridge.error or feeder.error:
             return
         time.sleep(0.005)
