@@ -22,20 +22,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, registry
+from .audio_files import STDIO
 from .errors import UserError, signals_raise_interrupted
+from .live.devices import JACK, SPEAKERS, check_blocksize
 
 if TYPE_CHECKING:  # the library modules load numpy, ONNX Runtime and numba: only when a mode runs
     from .api import Separator
     from .file_mode import FileResult, Progress
 
 LIVE_INPUT = "mic"
-LIVE_OUTPUT = "speakers"
-JACK = "jack"  # --input jack / --output jack: JACK ports of realtime-split's own client
-STDIO = "-"  # --input - reads standard input, --output - writes standard output
+LIVE_OUTPUT = SPEAKERS  # --output speakers; JACK (--input jack, --output jack): ports of its own JACK client
 DEFAULT_OUTPUT_DIR = "separated/"
 MIN_HOP = 32  # model samples: below this the model runs so often that a song takes hours
-BLOCKSIZES = (16, 16384)  # live audio callback frames
-POLL_SECONDS = 0.05  # live mode: how often the status line and the end conditions are looked at
 
 # The library's parameters (as its messages write them, ``name=value``) and the flags that set them.
 FLAGS = {
@@ -229,9 +227,8 @@ def check_options(args: argparse.Namespace) -> None:
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         raise UserError(f"--duration {args.duration}: give a positive number of seconds, e.g. --duration 30, or "
                         "leave it out to run until the input ends or Ctrl-C")
-    if args.blocksize is not None and not BLOCKSIZES[0] <= args.blocksize <= BLOCKSIZES[1]:
-        raise UserError(f"--blocksize {args.blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
-                        "frames (e.g. 256), or leave it out for the hop of the latency preset")
+    if args.blocksize is not None:
+        check_blocksize(args.blocksize)
     if args.stem is not None and not args.stem.replace(",", "").strip():
         raise UserError(f"--stem {args.stem!r} names no stem; pass e.g. --stem vocals,drums, or --stem all")
     if args.input and args.input.count(STDIO) > 1:
@@ -402,7 +399,7 @@ def live(args: argparse.Namespace) -> int:
     """``--input mic`` or ``--output speakers``: a ``LiveSession`` until --duration, the end of the file, an error
     or Ctrl-C, with the status line while it plays and the summary when it stops."""
     from .cli_status import StatusLine, summary
-    from .live.session import LiveSession
+    from .live.session import POLL_SECONDS, LiveSession
 
     if len(args.input) != 1:
         raise UserError("live mode plays one input; pass --input mic, --input jack or --input FILE --output speakers")

@@ -131,6 +131,12 @@ INFERENCE_BUDGET = 0.008
 MAX_PATTERN_BLOCKS = 200_000  # ready_after's pattern is simulated over this many blocks at most
 
 
+def stream_hop(separator) -> int:
+    """The model's hop in samples of the separator's (the stream's) rate: the worker's unit of work, and the
+    block a live session uses when none is given."""
+    return max(1, round(separator.geometry.hop * separator.sample_rate / separator.model_sample_rate))
+
+
 def budget_blocks(seconds: float, samplerate: int, blocksize: int) -> int:
     """Whole blocks that cover ``seconds`` of inference time (at least one)."""
     return max(1, math.ceil(seconds * samplerate / blocksize - 1e-9))
@@ -194,8 +200,7 @@ class RealtimeBridge:
         self.out_channels = int(out_channels)
         self.stem_outputs = stem_outputs
         self.outputs = len(separator.stems) if stem_outputs else 1
-        geometry = separator.geometry
-        self.chunk = max(1, round(geometry.hop * self.samplerate / separator.model_sample_rate))
+        self.chunk = stream_hop(separator)
         self.fade = max(16, math.floor(fade_seconds * self.samplerate))
         self.latency = int(separator.latency_samples)
         # File playback has neither: its worker runs ahead of the callback instead.

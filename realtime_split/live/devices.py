@@ -1,4 +1,6 @@
-"""Finding the sound card: PortAudio (through sounddevice) with errors a user can act on.
+"""Finding the sound card: PortAudio (through sounddevice) with errors a user can act on; what a live session
+plays from and to (``SPEAKERS``, ``JACK``) and the block sizes its streams may use, which the command line
+checks with the same words without loading the audio callback.
 
 Devices are chosen like python-sounddevice's examples do (an index or a name substring,
 ``int_or_str``), with two differences: a name matching several devices is an error listing
@@ -17,6 +19,9 @@ from dataclasses import dataclass
 
 from ..errors import DeviceError, ParameterError
 
+JACK = "jack"  # input= / output=: JACK ports of the session's own client (jack_client.py), not a PortAudio device
+SPEAKERS = "speakers"  # output=: the default output device (PortAudio)
+BLOCKSIZES = (16, 16384)  # frames per audio callback a stream may use
 JACK_HOSTAPI = "JACK Audio Connection Kit"
 NO_DEVICE_HINT = "is a sound server running? list devices with list_devices()"
 
@@ -33,6 +38,14 @@ class AudioDevice:
     default_samplerate: float
     default_input: bool  # what a live session uses for input when no input_device is given
     default_output: bool
+
+
+def check_blocksize(blocksize: int) -> int:
+    """``blocksize``, or a ParameterError naming the frames a stream may use per callback."""
+    if not BLOCKSIZES[0] <= blocksize <= BLOCKSIZES[1]:
+        raise ParameterError(f"blocksize={blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} frames (e.g. "
+                             "256); without blocksize= the block is the latency preset's hop", "blocksize")
+    return blocksize
 
 
 def import_sounddevice():

@@ -28,7 +28,8 @@ from ..errors import AudioIOError, DeviceError, ParameterError, UserError, signa
 from ..separator import StreamingSeparator
 from ..stems import linear_gains
 from . import devices
-from .bridge import INFERENCE_BUDGET, RealtimeBridge
+from .bridge import INFERENCE_BUDGET, RealtimeBridge, stream_hop
+from .devices import JACK, SPEAKERS, check_blocksize
 from .readings import Latency, Levels, LiveStats
 
 POLL_SECONDS = 0.05
@@ -36,10 +37,8 @@ POLL_SECONDS = 0.05
 LIVE_RESAMPLING = "LD"
 LIVE_THREADS = 1  # one ONNX Runtime thread on the real-time worker: steady under load (see inference.session_options)
 PREBUFFER_SECONDS = 0.25  # file playback: separated audio ready before the stream starts
-BLOCKSIZES = (16, 16384)  # audio callback frames
 OWN_STREAM_CHANNELS = 2  # open_stream=False: the application's stream is stereo in and out
-JACK = "jack"  # input= / output=: JACK ports of the session's own client
-SPEAKERS = "speakers"  # output=: the default output device (PortAudio)
+JACK_CHANNELS = 2  # JACK: a stereo pair of ports in, and per output
 
 
 class LiveSession:
@@ -90,9 +89,8 @@ class LiveSession:
         self._jack_name = jack_name
         if self._jack_input:
             input = None
-        if blocksize is not None and not BLOCKSIZES[0] <= blocksize <= BLOCKSIZES[1]:
-            raise ParameterError(f"blocksize={blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
-                                 "frames (e.g. 256), or None for the hop of the latency preset", "blocksize")
+        if blocksize is not None:
+            check_blocksize(blocksize)
         if not open_stream and input is not None:
             raise ParameterError("input= plays a file through the session's own stream; with open_stream=False "
                                  "your application's stream brings the input", "input")
@@ -180,19 +178,11 @@ class LiveSession:
         else:
             in_ch = out_ch = OWN_STREAM_CHANNELS
             sep = self._build(self._sample_rate, in_ch)
-        self.separator = sep
         rate = int(sep.sample_rate)
-        self.hop = max(1, round(sep.geometry.hop * rate / sep.model_sample_rate))
-        self.blocksize = self._blocksize or self.hop
-        if not BLOCKSIZES[0] <= self.blocksize <= BLOCKSIZES[1]:
-            raise ParameterError(f"blocksize={self.blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
-                                 "frames (e.g. 256)", "blocksize")
         record = self._record
         fmt = output_format(record, *self._format) if record else None  # a bad format fails before a device opens
         live_input = self._reader is None
-        bridge = self._bridge = RealtimeBridge(sep, rate, self.blocksize, out_ch, live_input=live_input,
-                                               dry_gain=_dry_gain(sep), record=record is not None,
-                                               inference_budget=self._budget)
+        bridge = self._make_bridge(sep, self._blocksize, out_ch, live_input=live_input, record=record is not None)
         if self._open_stream:
             sd = self._sd
             self._stream = _open_stream(sd, bridge, live_input, in_dev, out_dev)
@@ -207,11 +197,7 @@ class LiveSession:
             assert fmt is not None  # found above for every recording
             self._saver = _Saver(_open_writer(record, rate, out_ch, fmt), bridge)
         self._latency = latency
-        bridge.start()
-        if self._reader is not None:
-            self._feeder = _Feeder(self._reader, bridge, rate)
-            self._feeder.start()
-            _prebuffer(bridge, self._feeder, rate)
+        self._start_bridge()
         if self._saver is not None:
             self._saver.start()
         if self._stream is not None:
@@ -235,13 +221,10 @@ class LiveSession:
             self._reader = open_input(self._input, self._channels)
             in_ch = self._reader.channels
         else:
-            in_ch = 2
-        sep = self.separator = self._build(rate, in_ch)  # resamples if the server's rate is not the model's
-        self.hop = max(1, round(sep.geometry.hop * rate / sep.model_sample_rate))
-        self.blocksize = period
+            in_ch = JACK_CHANNELS
+        sep = self._build(rate, in_ch)  # resamples if the server's rate is not the model's
         live_input = self._jack_input
-        bridge = self._bridge = RealtimeBridge(sep, rate, period, 2, live_input=live_input, dry_gain=_dry_gain(sep),
-                                               stem_outputs=self._jack_output, inference_budget=self._budget)
+        bridge = self._make_bridge(sep, period, JACK_CHANNELS, live_input=live_input, stem_outputs=self._jack_output)
         pairs = list(sep.stems) if self._jack_output else [MIXED]
         client.register(inputs=live_input, outputs=pairs, dry=self._jack_output)
         client.attach(bridge)
@@ -253,14 +236,33 @@ class LiveSession:
         self._latency = latency
         self.input_device_name = f"JACK ports {client.name}:in_L/R" if live_input else None
         self.output_device_name = f"JACK ports {client.name}:" + ", ".join(f"{name}_L/R" for name in client.pairs)
-        bridge.start()
-        if self._reader is not None:
-            self._feeder = _Feeder(self._reader, bridge, rate)
-            self._feeder.start()
-            _prebuffer(bridge, self._feeder, rate)
+        self._start_bridge()
         client.activate()
         self.connections = client.connect(self._connect)
         self._started_at = self._last_progress = time.monotonic()
+
+    def _make_bridge(self, sep: StreamingSeparator, blocksize: int | None, out_channels: int, *, live_input: bool,
+                     record: bool = False, stem_outputs: bool = False) -> RealtimeBridge:
+        """Both start paths: the bridge for ``sep`` at its rate, with ``blocksize`` frames per callback (None: the
+        hop at that rate)."""
+        self.separator = sep
+        self.hop = stream_hop(sep)
+        self.blocksize = blocksize or check_blocksize(self.hop)
+        self._bridge = RealtimeBridge(sep, int(sep.sample_rate), self.blocksize, out_channels, live_input=live_input,
+                                      dry_gain=_dry_gain(sep), record=record, stem_outputs=stem_outputs,
+                                      inference_budget=self._budget)
+        return self._bridge
+
+    def _start_bridge(self) -> None:
+        """Both start paths, before the audio starts: the worker, and for file playback the reader and a quarter
+        second separated ahead."""
+        bridge = self._bridge
+        assert bridge is not None  # made by _make_bridge
+        bridge.start()
+        if self._reader is not None:
+            self._feeder = _Feeder(self._reader, bridge, bridge.samplerate)
+            self._feeder.start()
+            _prebuffer(bridge, self._feeder, bridge.samplerate)
 
     def _separator_for(self, sd, in_dev, in_ch: int, out_dev, out_ch: int) -> StreamingSeparator:
         """A separator at a rate the devices accept: the model's (or the file's) if possible, else the
