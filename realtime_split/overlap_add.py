@@ -29,8 +29,9 @@ def crossfade_pair(length: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def write_ring(src, src_offset, n, ring, position):
-    """Copy frames ``src[src_offset:src_offset+n]`` (1 or 2 channels) into the stereo ``ring`` at ``position``.
+def write_ring(ring, position, src, src_offset, n):
+    """Copy frames ``src[src_offset:src_offset+n]`` (1 or 2 channels) into the stereo ``ring`` at ``position``
+    (ring and position first, like every ring kernel here and in live/kernels.py).
 
     Mono is duplicated to both channels. Non-finite samples become 0; returns how many there were.
     """
@@ -153,8 +154,8 @@ def warm_up() -> None:
     f32 = np.float32
     frames1, frames2 = np.zeros((4, 1), f32), np.zeros((4, 2), f32)
     ring = np.zeros((8, 2), f32)
-    write_ring(frames1, 0, 4, ring, np.int64(0))
-    write_ring(frames2, 0, 4, ring, np.int64(0))
+    write_ring(ring, np.int64(0), frames1, 0, 4)
+    write_ring(ring, np.int64(0), frames2, 0, 4)
     sanitize(frames1, 4)
     sanitize(frames2, 4)
     batch = np.zeros((2, 2, 4), f32)

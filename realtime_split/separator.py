@@ -77,7 +77,7 @@ class _ModelRateStream:
             # Up to max_batch hop boundaries per segment: their windows go into one ORT call.
             until_boundary = g.hop - self.position % g.hop
             n = min(total - done, until_boundary + (self.max_batch - 1) * g.hop)
-            stats.nonfinite_samples += ola.write_ring(frames, done, n, self.input_ring, self.position)
+            stats.nonfinite_samples += ola.write_ring(self.input_ring, self.position, frames, done, n)
             first_end = self.position + until_boundary
             runs = (self.position + n) // g.hop - self.position // g.hop
             if runs:

@@ -28,11 +28,11 @@ def test_write_ring_wraps_duplicates_mono_and_sanitizes():
     stereo = np.arange(12, dtype=np.float32).reshape(6, 2)
     stereo[2, 1] = np.nan
     stereo[3, 0] = np.inf
-    assert ola.write_ring(stereo, 1, 5, ring, np.int64(6)) == 2  # positions 6..10 -> slots 6, 7, 0, 1, 2
+    assert ola.write_ring(ring, np.int64(6), stereo, 1, 5) == 2  # positions 6..10 -> slots 6, 7, 0, 1, 2
     assert ring[[6, 7, 0, 1, 2]].tolist() == [[2, 3], [4, 0], [0, 7], [8, 9], [10, 11]]
 
     mono = np.array([[1.0], [-np.inf], [3.0]], np.float32)
-    assert ola.write_ring(mono, 0, 3, ring, np.int64(-2)) == 1  # negative positions wrap too
+    assert ola.write_ring(ring, np.int64(-2), mono, 0, 3) == 1  # negative positions wrap too
     assert ring[[6, 7, 0]].tolist() == [[1, 1], [0, 0], [3, 3]]
 
 
@@ -46,7 +46,7 @@ def test_sanitize_counts_and_zeroes_only_the_first_rows():
 def test_gather_windows_reads_the_latest_window_for_each_hop():
     ring = np.zeros((16, 2), np.float32)
     signal = np.stack([np.arange(1, 21), -np.arange(1, 21)], axis=1).astype(np.float32)  # positions 0..19
-    ola.write_ring(signal, 0, 20, ring, np.int64(0))
+    ola.write_ring(ring, np.int64(0), signal, 0, 20)
     batch = np.zeros((3, 2, 4), np.float32)
     ola.gather_windows(ring, np.int64(12), 3, 3, batch)  # windows end at 12, 15, 18
     assert batch[:, 0].tolist() == [[9, 10, 11, 12], [12, 13, 14, 15], [15, 16, 17, 18]]

@@ -328,7 +328,7 @@ class RealtimeBridge:
     def write_input(self, block: np.ndarray) -> None:
         """Append input frames (file playback); call only when ``input_space()`` allows it."""
         start = self.counters[IN_WRITTEN]
-        write_ring(self.in_ring, block, start, self.counters, self.fstate)
+        write_ring(self.in_ring, start, block, self.counters, self.fstate)
         self.counters[IN_WRITTEN] = start + len(block)
 
     # ----------------------------------------------------------------- recording
@@ -387,7 +387,7 @@ class RealtimeBridge:
         self.sep.ahead()
         self.sep.reset()
         dummy = np.zeros((0, self.in_channels), np.float32)
-        write_ring(self.in_ring, dummy, 0, self.counters, self.fstate)
+        write_ring(self.in_ring, 0, dummy, self.counters, self.fstate)
         read_ring(self.in_ring, 0, dummy)
         write_outputs(self._stem_view(0), 0, self.out_ring, 0, np.zeros(len(self.sep.stems)), not self.stem_outputs)
 

@@ -76,7 +76,7 @@ def stream_callback(input_, output, frame_count, time_info, status_flags, user_d
     count_status(np.int64(status_flags), counters)
     start = counters[FRAMES]
     if t[T_CAPTURE] != 0:
-        write_ring(in_ring, carray(input_, (frames, t[T_IN_CHANNELS]), np.float32), start, counters, fstate)
+        write_ring(in_ring, start, carray(input_, (frames, t[T_IN_CHANNELS]), np.float32), counters, fstate)
     done = np.int64(0)
     while done < frames:  # in pieces of the weights' size (PortAudio gives the fixed block size: one piece)
         n = min(frames - done, t[T_WEIGHT_FRAMES])
@@ -87,7 +87,7 @@ def stream_callback(input_, output, frame_count, time_info, status_flags, user_d
         done += n
     if t[T_REC_RING] != 0:
         rec_ring = carray(address(t[T_REC_RING]), (t[T_REC_FRAMES], out_ch), np.float32)
-        store_ring(rec_ring, outdata, counters[REC_WRITTEN])
+        store_ring(rec_ring, counters[REC_WRITTEN], outdata)
     release_fence()
     if t[T_CAPTURE] != 0:
         counters[IN_WRITTEN] = start + frames
@@ -132,7 +132,7 @@ def jack_process(nframes, user_data):
         in_ports = carray(address(t[T_IN_PORTS]), in_ch, np.int64)
         for c in range(in_ch):
             buffer = carray(address(call_get_buffer(get, in_ports[c], frames)), frames, np.float32)
-            write_channel(in_ring, buffer, start, c, counters, fstate)
+            write_channel(in_ring, start, buffer, c, counters, fstate)
     decide(start, frames, counters, fstate, t[T_BUFFERS], t[T_FADE], weights)
     end = counters[END]
     for o in range(outputs):

@@ -42,9 +42,10 @@ def _source(ring, row, c, in_ch, out_ch):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def write_ring(ring, block, start, counters, fstate):
+def write_ring(ring, start, block, counters, fstate):
     """Copy ``block`` (frames, channels) into ``ring`` at stream position ``start``, zeroing and counting
-    NaN/Inf, tracking the input peak. The caller publishes the new write counter afterwards."""
+    NaN/Inf, tracking the input peak. The caller publishes the new write counter afterwards. (Ring kernels take
+    the ring and a position first, here and in overlap_add.py.)"""
     mask = ring.shape[0] - 1
     peak = fstate[IN_PEAK]
     bad = 0
@@ -64,7 +65,7 @@ def write_ring(ring, block, start, counters, fstate):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def write_channel(ring, buffer, start, c, counters, fstate):
+def write_channel(ring, start, buffer, c, counters, fstate):
     """``write_ring`` for one channel from its own buffer (a JACK port's)."""
     mask = ring.shape[0] - 1
     peak = fstate[IN_PEAK]
@@ -83,7 +84,7 @@ def write_channel(ring, buffer, start, c, counters, fstate):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def store_ring(ring, block, start):
+def store_ring(ring, start, block):
     """Copy ``block`` into ``ring`` at stream position ``start`` as it is."""
     mask = ring.shape[0] - 1
     for i in range(block.shape[0]):
