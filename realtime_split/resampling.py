@@ -22,6 +22,9 @@ Two kinds, chosen by ``quality``:
   integer so the stems stay sample-exact against the input. soxr's hold-back at 48 kHz is about 10 ms
   per direction even for "LQ" and its minimum-phase variant (measured; see docs/benchmarks.md), which
   is why live audio does not use it.
+
+And one plain conversion that keeps no delay account: ``playback_resampler``, a file's rate to the device's
+before live playback separates it (at the device's rate, so the separator's delay is all that is reported).
 """
 
 from __future__ import annotations
@@ -48,6 +51,13 @@ CUTOFF = 0.91  # LD: -6 dB point, as a share of the lower rate's Nyquist frequen
 KAISER_BETA = 7.0  # LD: about 70 dB stop band
 MAX_PHASES = 4096  # LD: rate pairs needing more filter phases (exotic ones, 44100 and 47999) use soxr's "LQ"
 PIECE = 4096  # LD: caller frames per step, so the scratch buffers have a fixed size
+PLAYBACK_QUALITY = "HQ"  # a file played to a device that refused its rate: transparent; the delay is not heard
+
+
+def playback_resampler(in_rate: int, out_rate: int, channels: int) -> soxr.ResampleStream:
+    """A soxr stream from a file's rate to the device's (``resample_chunk(frames, last=...)``), for live file
+    playback: it runs before the separator, ahead of the audio, so its varying hold-back delays nothing heard."""
+    return soxr.ResampleStream(in_rate, out_rate, channels, dtype="float32", quality=PLAYBACK_QUALITY)
 
 
 @cache

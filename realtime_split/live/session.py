@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soxr
 
 from ..audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
 from ..errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
+from ..resampling import playback_resampler
 from ..separator import StreamingSeparator
 from ..stems import linear_gains
 from . import devices
@@ -486,7 +486,7 @@ class _Feeder:
         self._thread = threading.Thread(target=self._run, name="realtime-split-reader", daemon=True)
         self._resampler = None
         if reader.samplerate != rate:
-            self._resampler = soxr.ResampleStream(reader.samplerate, rate, reader.channels, dtype="float32")
+            self._resampler = playback_resampler(reader.samplerate, rate, reader.channels)
 
     def start(self) -> None:
         self._running = True
