@@ -1,7 +1,7 @@
 """How late the machine wakes a real-time thread that does nothing but sleep: the stalls no program can avoid.
 
 bench_live.py runs it beside each live run. A thread at the live worker's scheduling class (SCHED_FIFO 1,
-see realtime_split/realtime/priority.py) sleeps 1 ms at a time and records by how much each wake-up was
+see raise_priority in realtime_split/live/bridge.py) sleeps 1 ms at a time and records by how much each wake-up was
 late. On bare metal that is tens of microseconds; on a virtual machine whose host deschedules its virtual
 CPUs it can be tens of milliseconds. A stall longer than the live worker's slack makes it miss a deadline
 whatever it computes, so the benchmark shows these beside the missed deadlines (what cyclictest from

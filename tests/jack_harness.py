@@ -144,7 +144,7 @@ def _process_callback():
     import jack
     from numba import carray, cfunc, types
 
-    from realtime_split.live.intrinsics import address, release_fence
+    from realtime_split.live.callbacks import address, release_fence
 
     # numba types a ctypes void * result as an integer, so the buffer comes back as an address
     get_buffer = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_uint32)(
@@ -226,7 +226,7 @@ class Harness:
                  record_channels: int | None = None):
         import jack
 
-        from realtime_split.live.memory import resident_zeros
+        from realtime_split.live.bridge import resident_zeros
 
         process = _process_callback()
         self.channels = channels
