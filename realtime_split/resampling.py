@@ -9,7 +9,7 @@ Two kinds, chosen by ``quality``:
   sample). It computes every output sample from a known set of input samples, so the delay is exact
   and known without measuring, nothing is buffered beyond the filters, it allocates nothing while it
   runs, and it knows which output samples are already final before the input that follows them
-  arrives (``ready_after``): a real-time host can play those early (realtime/bridge.py does).
+  arrives (``ready_after``): a real-time host can play those early (live/bridge.py does).
 - soxr's recipes ``"LQ"``, ``"MQ"``, ``"HQ"``, ``"VHQ"``: ``SoxrResampler``. soxr keeps the signal
   time-aligned (output sample ``j`` is input time ``j * in_rate / out_rate``) but holds samples back
   before it can filter them, in blocks, so how many frames come out of a call varies. The separator must

@@ -14,7 +14,7 @@
   add ahead) and checks it where a reader can fall behind (the recording, file playback).
 
 Rings: the separator's input ring and overlap-add accumulator (overlap_add.py), the resampler's
-histories (resampling.py) and the live bridge's input, output and recording rings (realtime/).
+histories (resampling.py) and the live bridge's input, output and recording rings (live/bridge.py).
 """
 
 from __future__ import annotations

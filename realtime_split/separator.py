@@ -274,7 +274,7 @@ class StreamingSeparator:
         returned is already known (with the LD resampler too; soxr's recipes give nothing ahead).
         A host that plays output a fixed time after the input can play those frames before the input
         that ``process`` would need for them arrives: that is how live mode gives inference a whole
-        audio period without adding a period of delay (realtime/bridge.py). A pure function of
+        audio period without adding a period of delay (live/bridge.py). A pure function of
         ``position``: it does not look at the stream."""
         if self._resampler is None:
             return self._stream.ready_at(position)

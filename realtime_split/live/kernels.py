@@ -1,4 +1,4 @@
-"""numba kernels the audio callbacks and the worker run on the bridge's rings (realtime/bridge.py).
+"""numba kernels the audio callbacks and the worker run on the bridge's rings (bridge.py).
 
 Kernels the audio callback runs use ``error_model="numpy"``: a division or modulo by zero gives
 inf/0 instead of a Python exception, so no path in the callback needs the interpreter. All of them

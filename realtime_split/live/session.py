@@ -2,11 +2,12 @@
 (one stereo pair per stem), or inside an application's own audio callback.
 
 ``LiveSession`` wires the pieces: devices.py picks the sound card, jack_client.py opens JACK ports,
-realtime/ keeps the audio callback real-time safe while a worker thread separates, readings.py names
-what it counts. This
-module also owns the non-audio threads that touch files: a reader that feeds a file into the bridge
-ahead of playback, and a writer that saves what was played (``record=``). Both finalize on
-``stop()`` (also after Ctrl-C, errors, or the device disappearing), so nothing played is lost.
+bridge.py keeps the audio callback real-time safe while a worker thread separates and names what it
+counts (readings.py). Both start paths, PortAudio's and JACK's, share the separator, bridge and reader
+set-up (``_make_bridge``, ``_start_bridge``). This module also owns the non-audio threads that touch
+files: a reader that feeds a file into the bridge ahead of playback, and a writer that saves what was
+played (``record=``). Both finalize on ``stop()`` (also after Ctrl-C, errors, or the device
+disappearing), so nothing played is lost.
 
 Nothing here prints; the command line shows ``stats()`` and ``levels()`` (cli_status.py).
 """
