@@ -63,3 +63,29 @@ def test_no_jack_server_is_a_one_line_error(capsys, scaled_model, monkeypatch):
     assert cli_error(capsys, "--input", "jack", "--output", "jack", "--model", scaled_model) == (
         "no JACK server is running; start one (jackd -d alsa, or PipeWire with its JACK layer, pipewire-jack), or "
         "set JACK_DEFAULT_SERVER to the one you run")
+
+
+def test_a_block_size_out_of_range_is_refused_in_the_same_words_by_the_library_and_the_command_line(capsys,
+                                                                                                      scaled_model):
+    from realtime_split.cli import command_line
+
+    with pytest.raises(ParameterError) as caught:
+        LiveSession(scaled_model, blocksize=8)
+    assert caught.value.parameter == "blocksize"
+    assert cli_error(capsys, "--input", "mic", "--blocksize", "8", "--model", scaled_model) == \
+        command_line(str(caught.value)) == ("--blocksize 8: choose between 16 and 16384 frames (e.g. 256); without "
+                                            "--blocksize the block is the latency preset's hop")
+
+
+def test_importing_the_library_or_the_cli_leaves_the_audio_callback_uncompiled_until_live_sessions_are_used():
+    import subprocess
+    import sys
+
+    code = ("import sys, realtime_split, realtime_split.cli; from realtime_split import list_devices, LiveStats; "
+            "loaded = lambda: sorted(m for m in sys.modules if m.startswith('realtime_split.live.') "
+            "and m.split('.')[-1] in ('bridge', 'callbacks', 'session')); before = loaded(); "
+            "realtime_split.LiveSession; print(before, loaded())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ("[] ['realtime_split.live.bridge', 'realtime_split.live.callbacks', "
+                                     "'realtime_split.live.session']")
