@@ -44,6 +44,14 @@ def hop(value) -> int | None:
     return int(value)
 
 
+def whole(value, parameter: str, least: int, example: int) -> int:
+    """``value`` as a whole number of at least ``least`` (not a bool, a float or text), or a ``ParameterError``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise ParameterError(f"{parameter}={value!r}: give a whole number of at least {least}, e.g. "
+                             f"{parameter}={example}", parameter)
+    return int(value)
+
+
 def float_samples(audio, parameter: str) -> np.ndarray:
     """``audio`` as float32 samples: floats as they are, integer PCM scaled to [-1, 1) (``PCM_SCALES``).
 

@@ -13,6 +13,7 @@ Nothing here prints; the command line shows ``stats()`` and ``levels()`` (status
 
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 import time
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import soxr
 
-from . import devices
+from . import devices, limits
 from .audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
 from .errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
 from .realtime import RealtimeBridge
@@ -124,16 +125,19 @@ class LiveSession:
         self._connect = [connect] if isinstance(connect, str) else list(connect or [])
         _check_jack_options(self._jack_input, self._jack_output, input, output, record, open_stream,
                             input_device, output_device, self._connect, jack_name)
-        if inference_budget is not None and not (isinstance(inference_budget, (int, float)) and
-                                                 0 < inference_budget <= 1.0):
+        if inference_budget is not None and (isinstance(inference_budget, bool) or not (
+                isinstance(inference_budget, (int, float)) and 0 < inference_budget <= 1.0)):
             raise ParameterError(f"inference_budget={inference_budget!r}: give seconds between 0 and 1, e.g. "
                                  "inference_budget=0.008", "inference_budget")
         self._budget = INFERENCE_BUDGET if inference_budget is None else float(inference_budget)
         self._jack_name = jack_name
         if self._jack_input:
             input = None
-        if blocksize is not None and not BLOCKSIZES[0] <= blocksize <= BLOCKSIZES[1]:
-            raise ParameterError(f"blocksize={blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
+        if sample_rate is not None:
+            sample_rate = limits.sample_rate(sample_rate)  # refused here, not when start() builds the engine
+        if blocksize is not None and (isinstance(blocksize, bool) or not isinstance(blocksize, numbers.Integral)
+                                      or not BLOCKSIZES[0] <= blocksize <= BLOCKSIZES[1]):
+            raise ParameterError(f"blocksize={blocksize!r}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
                                  "frames (e.g. 256), or None for the hop of the latency preset", "blocksize")
         if not open_stream and input is not None:
             raise ParameterError("input= plays a file through the session's own stream; with open_stream=False "

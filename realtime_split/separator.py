@@ -168,15 +168,14 @@ class StreamingSeparator:
         threads: int | None = None,
         resample_quality: str = DEFAULT_QUALITY,
     ):
-        if channels not in (1, 2):
-            raise ParameterError(f"channels must be 1 or 2, got {channels!r}", "channels")
-        if int(max_batch) < 1:
-            raise ParameterError(f"max_batch must be at least 1, got {max_batch!r}", "max_batch")
+        if isinstance(channels, bool) or channels not in (1, 2):
+            raise ParameterError(f"channels={channels!r}: the separator takes 1 or 2 channels", "channels")
+        max_batch = limits.whole(max_batch, "max_batch", 1, 16)
         if resample_quality not in QUALITIES:
             raise ParameterError(f"resample_quality must be one of {', '.join(QUALITIES)}, got {resample_quality!r}",
                                  "resample_quality")
-        if threads is not None and int(threads) < 1:
-            raise ParameterError(f"threads must be at least 1, got {threads!r}", "threads")
+        if threads is not None:
+            threads = limits.whole(threads, "threads", 1, 1)
         hop = limits.hop(hop)
         rate = None if sample_rate is None else limits.sample_rate(sample_rate)
         self.model_path: Path = registry.default_model(latency) if model is None else registry.resolve_model(model)
@@ -244,8 +243,8 @@ class StreamingSeparator:
         if out is None:
             return np.empty(shape, np.float32)
         if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}, "
-                             f"got {out.dtype} {out.shape}")
+            raise ParameterError(f"out= must be a C-contiguous float32 array of shape {shape}, "
+                                 f"got {out.dtype} {out.shape}", "out")
         return out
 
     def process(self, block, out: np.ndarray | None = None) -> np.ndarray:

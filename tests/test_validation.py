@@ -103,6 +103,24 @@ def test_a_hop_below_the_command_lines_bound_is_refused_in_the_library_terms(ide
     assert "--hop" not in str(raised.value) and "non-negative" not in str(raised.value)
 
 
+@pytest.mark.parametrize("make, parameter", [
+    (lambda m: rs.StreamingSeparator(m, max_batch="x"), "max_batch"),
+    (lambda m: rs.StreamingSeparator(m, threads=0), "threads"),
+    (lambda m: rs.StreamingSeparator(m, channels=True), "channels"),
+    (lambda m: rs.StreamingSeparator(m, latency="low").process(np.zeros((4, 2)), out=np.zeros((1, 4, 2))), "out"),
+    (lambda m: rs.LiveSession(m, open_stream=False, sample_rate=1), "sample_rate"),
+    (lambda m: rs.LiveSession(m, open_stream=False, blocksize="256"), "blocksize"),
+    (lambda m: rs.LiveSession(m, open_stream=False, inference_budget=True), "inference_budget"),
+    (lambda m: rs.LiveSession(m, jack_name="mine"), "jack_name"),  # no JACK ports to name
+    (lambda m: rs.LiveSession(m, input="jack", jack_name="a:b"), "jack_name"),
+    (lambda m: rs.LiveSession(m, input="jack", connect="(["), "connect"),
+])
+def test_other_library_arguments_are_a_parameter_error_naming_them(identity_model, make, parameter):
+    with pytest.raises(ParameterError, match=f"{parameter}=") as raised:
+        make(identity_model)
+    assert raised.value.parameter == parameter
+
+
 # A model whose output does not match its metadata -----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
