@@ -257,6 +257,9 @@ def check_options(args: argparse.Namespace) -> None:
     if args.blocksize is not None and not BLOCKSIZES[0] <= args.blocksize <= BLOCKSIZES[1]:
         raise UserError(f"--blocksize {args.blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
                         "frames (e.g. 256), or leave it out for the hop of the latency preset")
+    if args.latency is not None and not args.latency.strip():
+        raise UserError(f"--latency {args.latency!r} names no preset; pass low, balanced, quality or offline, or leave "
+                        "it out (files: offline, live audio: balanced)")
     if args.stem is not None and not args.stem.replace(",", "").strip():
         raise UserError(f"--stem {args.stem!r} names no stem; pass e.g. --stem vocals,drums, or --stem all")
     if args.input and args.input.count(STDIO) > 1:

@@ -109,6 +109,9 @@ def test_a_hop_below_the_command_lines_bound_is_refused_in_the_library_terms(ide
 @pytest.mark.parametrize("make, parameter", [
     (lambda m: rs.StreamingSeparator(m, max_batch="x"), "max_batch"),
     (lambda m: rs.StreamingSeparator(m, threads=0), "threads"),
+    (lambda m: rs.StreamingSeparator(m, latency=""), "latency"),
+    (lambda m: rs.StreamingSeparator(m, gains=""), "gains"),
+    (lambda m: rs.StreamingSeparator(m, gains=[" ", ","]), "gains"),
     (lambda m: rs.StreamingSeparator(m, channels=True), "channels"),
     (lambda m: rs.StreamingSeparator(m, latency="low").process(np.zeros((4, 2)), out=np.zeros((1, 4, 2))), "out"),
     (lambda m: rs.LiveSession(m, open_stream=False, sample_rate=1), "sample_rate"),
