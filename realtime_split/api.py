@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .audio_files import ChannelSelection
 from .errors import ParameterError
 from .file_mode import BLOCK_FRAMES, FileResult, ProgressCallback, separate_files
@@ -93,21 +94,20 @@ class Separator:
         return engine
 
     def separate(self, audio, sample_rate: int | None = None) -> Separation:
-        """The stems of ``audio``: float samples ``(n, channels)`` with 1 or 2 channels, or ``(n,)`` mono, at
-        ``sample_rate`` (None: the model's, 44.1 kHz for the bundled ones; others are resampled)."""
-        samples = np.asarray(audio)
-        if samples.ndim not in (1, 2) or samples.dtype.kind != "f":
-            raise ParameterError(f"audio must be float samples shaped (frames, channels) or (frames,), got "
-                                 f"{samples.dtype} {samples.shape}", "audio")
+        """The stems of ``audio``: samples ``(n, channels)`` with 1 or 2 channels, or ``(n,)`` mono, at
+        ``sample_rate`` (None: the model's, 44.1 kHz for the bundled ones; others, from 1 kHz to 768 kHz, are
+        resampled). Float samples are taken as they are; integer PCM (int16, int32, int8, uint8) is scaled to
+        [-1, 1) as soundfile reads it, so the stems are float32 either way."""
+        samples = limits.float_samples(audio, "audio")
+        if samples.ndim not in (1, 2):
+            raise ParameterError(f"audio must be samples shaped (frames, channels) or (frames,), got shape "
+                                 f"{samples.shape}", "audio")
         frames = samples.reshape(-1, 1) if samples.ndim == 1 else samples
         channels = frames.shape[1]
         if channels not in (1, 2):
             raise ParameterError(f"audio has {channels} channels; the separator takes 1 or 2, so pick them first "
                                  "(e.g. audio[:, :2])", "audio")
-        rate = self.model_sample_rate if sample_rate is None else sample_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
-            raise ParameterError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}",
-                                 "sample_rate")
+        rate = self.model_sample_rate if sample_rate is None else limits.sample_rate(sample_rate)
         engine = self._engine(int(rate), channels)
         n, skip = len(frames), engine.latency_samples
         out = np.empty((len(engine.stems), n, channels), np.float32)

@@ -43,6 +43,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioIOError, ParameterError, UserError
+from .limits import SAMPLE_RATES  # outside them a header is damaged (resampling 2 GHz would take days)
 
 SOUNDFILE_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError)
 # Extensions users give for formats soundfile names differently.
@@ -63,8 +64,6 @@ STREAM_FORMATS = ("AU", "FLAC", "OGG")
 STREAM_DEFAULT = "AU"
 # Frames per libsndfile read call: a read that fails (a truncated flac) loses at most this many frames.
 READ_CHUNK = 4096
-# Sample rates a real recording has; outside them the header is damaged (resampling 2 GHz would take days).
-SAMPLE_RATES = (1000, 768000)
 # Containers whose header counts the audio in 32 bits: the bytes they hold. Past them libsndfile (1.2.2) keeps
 # writing but caps or wraps the header, so the file reads back short or not at all, and says nothing. AU is not
 # one: past 2 GiB libsndfile writes AU's "unknown size" and readers read to the end (files and pipes). W64, CAF

@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # the library modules load numpy, ONNX Runtime and numba: onl
 LIVE_INPUT = "mic"
 LIVE_OUTPUT = SPEAKERS  # --output speakers; JACK (--input jack, --output jack): ports of its own JACK client
 DEFAULT_OUTPUT_DIR = "separated/"
-MIN_HOP = 32  # model samples: below this the model runs so often that a song takes hours
+# The live options a file run has no use for: refused there rather than dropped without a word.
+LIVE_ONLY = ("duration", "blocksize", "inference_budget", "jack_name", "connect", "input_device", "output_device")
 
 # The library's parameters (as its messages write them, ``name=value``) and the flags that set them.
 FLAGS = {
@@ -69,6 +70,30 @@ def command_line(message: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
+    def parse_args(self, args=None, namespace=None):
+        """A value that starts with a dash is the option's value, not an option: ``--channels -1,2`` and
+        ``--duration -inf`` reach the checks that say what is wrong with them (argparse would say "expected one
+        argument"). A known option, or ``-`` (standard input or output), keeps argparse's meaning."""
+        args = list(sys.argv[1:] if args is None else args)
+        takes_value = {flag for action in self._actions if action.nargs is None and action.option_strings
+                       for flag in action.option_strings}
+        known = {flag for action in self._actions for flag in action.option_strings}
+        joined, i = [], 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                joined += args[i:]
+                break
+            following = args[i + 1] if i + 1 < len(args) else None
+            if arg in takes_value and following is not None and following.startswith("-") and following != "-" \
+                    and following.split("=", 1)[0] not in known:
+                joined.append(f"{arg}={following}")
+                i += 2
+                continue
+            joined.append(arg)
+            i += 1
+        return super().parse_args(joined, namespace)
+
     def error(self, message: str):
         """A bad option is one line like every other error, not the usage block first."""
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
@@ -105,8 +130,9 @@ def latency_help() -> str:
             presets.append(text)
         parts.append(f"{model.name}: {', '.join(presets)}")
     figures = "; ".join(parts) or "see --list-models"
-    return ("latency preset (low, balanced, quality; default: balanced for live audio, on the fast model; quality "
-            f"uses the quality model unless --model fast): {figures}. Live delays are input port to output port with "
+    return ("latency preset (low, balanced, quality, offline; default: balanced for live audio, on the fast model, "
+            "offline for files, the same as --offline; quality and offline use the quality model unless --model "
+            f"fast): {figures}. Live delays are input port to output port with "
             "--input jack --output jack at the model's rate; at a rate it also runs at unresampled (--list-models; "
             "the fast model: 48 kHz) they shrink with the rate, at others resampling adds about 1 ms, and up to a "
             "period where the hop falls inside periods; a live run's first line gives its own. For files, a preset "
@@ -138,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated stems (vocals,drums,bass,other,accompaniment) or 'all'; "
                         "default: all for files, vocals for live input")
     p.add_argument("--latency", default=None, metavar="PRESET",
-                   help="latency preset (low, balanced, quality); --help lists their latencies")
+                   help="latency preset (low, balanced, quality, offline); --help lists their latencies")
     p.add_argument("--hop", type=int, metavar="SAMPLES",
                    help="explicit hop in model samples instead of a preset (latency = hop + crossfade + lookahead)")
     p.add_argument("--offline", action="store_true",
@@ -220,19 +246,25 @@ def announce_model(args: argparse.Namespace, sep) -> None:
 
 def check_options(args: argparse.Namespace) -> None:
     """Refuse option values that parse but make no sense, before anything is loaded."""
-    if args.hop is not None and args.hop < MIN_HOP:
-        raise UserError(f"--hop {args.hop}: the hop must be at least {MIN_HOP} model samples (a smaller one runs "
-                        "the model so often that separating takes far longer than the song); try --hop 256 or "
-                        "a --latency preset")
+    from . import limits
+
+    limits.hop(args.hop)  # the library's bound and message, before anything is loaded
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         raise UserError(f"--duration {args.duration}: give a positive number of seconds, e.g. --duration 30, or "
                         "leave it out to run until the input ends or Ctrl-C")
     if args.blocksize is not None:
         check_blocksize(args.blocksize)
+    if args.latency is not None and not args.latency.strip():
+        raise UserError(f"--latency {args.latency!r} names no preset; pass low, balanced, quality or offline, or leave "
+                        "it out (files: offline, live audio: balanced)")
     if args.stem is not None and not args.stem.replace(",", "").strip():
         raise UserError(f"--stem {args.stem!r} names no stem; pass e.g. --stem vocals,drums, or --stem all")
     if args.input and args.input.count(STDIO) > 1:
         raise UserError("--input - (standard input) can be given only once")
+    live_input = next((i for i in args.input or () if i in (LIVE_INPUT, JACK)), None)
+    if live_input is not None and len(args.input) > 1:
+        raise UserError(f"--input {live_input} is live input and plays alone; pass --input {live_input} on its own, "
+                        f"or files only (a file named {live_input}: --input ./{live_input})")
 
 
 def exit_code_for(exc: KeyboardInterrupt) -> int:
@@ -279,7 +311,12 @@ def files(args: argparse.Namespace) -> int:
     from .api import Separator
     from .file_mode import is_directory_target
 
-    if args.offline and (args.latency or args.hop):
+    for name in LIVE_ONLY:
+        if getattr(args, name) not in (None, []):
+            flag = FLAGS.get(name, f"--{name}")
+            raise UserError(f"{flag} is for live audio (--input mic or jack, or --output speakers or jack); this run "
+                            f"separates files to {args.output or DEFAULT_OUTPUT_DIR}, so drop {flag}")
+    if args.offline and (args.latency or args.hop is not None):
         raise UserError("--offline excludes --latency and --hop; files are separated offline unless you pick a "
                         "latency preset to hear what live mode gives")
     # Offline (full context, fastest) unless --latency or --hop asks to reproduce live streaming; the output's
@@ -359,8 +396,12 @@ def _contents(result: FileResult) -> str:
     """What the summary says is in the output: the stems, or their mix with the gains that shaped it."""
     if not result.mix:
         return ", ".join(result.stems)
-    gains = result.gains_db
-    return "mix of " + ", ".join(f"{s} {gains[s]:+g} dB" if s in gains else s for s in result.stems)
+    return "mix of " + _with_gains(result.stems, result.gains_db)
+
+
+def _with_gains(stems, gains_db) -> str:
+    """``vocals -inf dB, drums, bass``: the stems, each with its gain when it has one."""
+    return ", ".join(f"{s} {gains_db[s]:+g} dB" if s in gains_db else s for s in stems)
 
 
 def _report(result: FileResult, args: argparse.Namespace) -> None:
@@ -420,7 +461,7 @@ def live(args: argparse.Namespace) -> int:
         announce_model(args, session.separator)
         names = session.output_device_name if session.input_device_name is None else \
             f"{session.input_device_name} -> {session.output_device_name}"
-        stems = ", ".join(session.separator.stems) if session.separator else ""
+        stems = _with_gains(session.separator.stems, session.separator.gains_db) if session.separator else ""
         origin = {None: "the microphone", JACK: "JACK"}.get(source, source)
         print(f"realtime-split: live {stems} from {origin} ({names}), block "
               f"{session.blocksize}, hop {session.hop}: {session.latency}", file=sys.stderr, flush=True)

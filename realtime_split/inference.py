@@ -137,6 +137,39 @@ def _check_spectral_io(inputs: dict, outputs: dict, info: ModelInfo, source: str
             f"[batch, {n_stems}, 2, frames, {bins}], found {outputs}; see docs/model-format.md")
 
 
+def _check_output_shapes(session: ort.InferenceSession, info: ModelInfo, source: str) -> None:
+    """Run the model once on silence of its shortest window and compare every output's shape with what its
+    metadata promises. A graph whose output length differs from its input (valid metadata, wrong graph) would
+    otherwise fail inside ONNX Runtime at the first block of audio, in files and live alike."""
+    n_stems, window = len(info.stems), min(g.window for g in info.presets.values())
+    feed: dict[str, np.ndarray] = {}
+    expected: dict[str, tuple[int, ...]] = {}
+    if info.frontend is None:
+        feed[INPUT_NAME] = np.zeros((1, 2, window), np.float32)
+        expected[OUTPUT_NAME] = (1, n_stems, 2, window)
+    else:
+        f = info.frontend
+        # A stateful model runs the new frames of one hop; a spectral one a whole window's frames.
+        frames = info.geometry().hop // f.hop if info.state else window // f.hop
+        feed[MASK_INPUT] = np.zeros((1, 2, frames, f.bins), np.float32)
+        expected[MASK_OUTPUT] = (1, n_stems, 2, frames, f.bins)
+        for t in info.state:
+            feed[t.input] = np.full((1, *t.shape), t.init, np.float32)
+            expected[t.output] = (1, *t.shape)
+    inputs = ", ".join(f"{name!r} {list(value.shape)}" for name, value in feed.items())
+    try:
+        results = session.run(list(expected), feed)
+    except Exception as exc:  # onnxruntime's own exception types: the graph cannot run on such input
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFormatError(f"{source}: the model fails on input {inputs} as its metadata describes it "
+                               f"({reason}); see docs/model-format.md") from None
+    for (name, want), value in zip(expected.items(), results):
+        if tuple(value.shape) != want:
+            raise ModelFormatError(f"{source}: output {name!r} is {list(value.shape)} for input {inputs}, but its "
+                                   f"metadata promises {list(want)} (stems {','.join(info.stems)}, output as long "
+                                   "as the input); the graph does not match its metadata, see docs/model-format.md")
+
+
 def load_model(path: str | os.PathLike | None = None, provider: str = "auto",
                threads: int | None = None) -> LoadedModel:
     """Open ``path`` and check it against the model contract.
@@ -158,6 +191,7 @@ def load_model(path: str | os.PathLike | None = None, provider: str = "auto",
     source = str(path)
     info = parse_metadata(dict(session.get_modelmeta().custom_metadata_map), source=source)
     _check_io(session, info, source)
+    _check_output_shapes(session, info, source)
     active = session.get_providers()[0]
     if provider == "cuda" and active != CUDA:
         raise ParameterError(

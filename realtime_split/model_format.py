@@ -268,7 +268,7 @@ class ModelInfo:
                                        f"so the hop must be a multiple of {f.hop}")
             return f.stateful_geometry(int(hop))
         if hop is not None:
-            geometry = geometry.with_hop(int(hop)).validate(self.length_multiple, where=f"--hop {hop}")
+            geometry = geometry.with_hop(int(hop)).validate(self.length_multiple, where=f"hop={hop}")
         return geometry
 
     def loss_region(self) -> tuple[int, int]:
@@ -316,6 +316,19 @@ def _require(props: dict[str, str], key: str, source: str) -> str:
     return value
 
 
+def _parse(props: dict[str, str], key: str, convert, expected: str, source: str, default: str | None = None):
+    """The metadata value ``key`` through ``convert``; a missing one (without a ``default``) or one that does not
+    convert is a ``ModelFormatError`` naming the key and what it should hold."""
+    text = props.get(PREFIX + key, default)
+    if text is None or (text == "" and default is None):
+        text = _require(props, key, source)
+    try:
+        return convert(text)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+        raise ModelFormatError(f"{source}: metadata key {PREFIX + key!r} must be {expected}, found {text!r} "
+                               f"({exc})") from None
+
+
 def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
     """Validate ``metadata_props`` and build a :class:`ModelInfo`, or raise ModelFormatError."""
     version = _require(props, "format_version", source)
@@ -324,18 +337,18 @@ def parse_metadata(props: dict[str, str], source: str = "model") -> ModelInfo:
             f"{source}: model format version {version} is not supported (this realtime-split reads "
             f"versions {', '.join(READABLE_VERSIONS)}); re-export the model or upgrade realtime-split"
         )
-    try:
-        sample_rate = int(_require(props, "sample_rate", source))
-        channels = int(props.get(PREFIX + "channels", "2"))
-        length_multiple = int(_require(props, "length_multiple", source))
-        presets_raw = json.loads(_require(props, "presets", source))
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"{source}: invalid metadata value ({exc})") from None
+    sample_rate = _parse(props, "sample_rate", int, "a whole number of Hz", source)
+    channels = _parse(props, "channels", int, "2", source, default="2")
+    length_multiple = _parse(props, "length_multiple", int, "a whole number of samples", source)
+    presets_raw = _parse(props, "presets", json.loads, "a JSON object of geometries", source)
     if sample_rate <= 0 or length_multiple <= 0 or channels != 2:
         raise ModelFormatError(f"{source}: sample_rate and length_multiple must be positive and channels 2")
-    stems = tuple(s.strip() for s in _require(props, "stems", source).split(",") if s.strip())
+    if PREFIX + "stems" not in props:
+        _require(props, "stems", source)
+    stems = tuple(s.strip() for s in props[PREFIX + "stems"].split(",") if s.strip())
     if not stems or len(set(stems)) != len(stems):
-        raise ModelFormatError(f"{source}: metadata 'stems' must list distinct stem names")
+        raise ModelFormatError(f"{source}: metadata 'stems' must list distinct stem names, e.g. "
+                               f"'vocals,drums,bass,other'; found {props[PREFIX + 'stems']!r}")
     if not isinstance(presets_raw, dict) or not presets_raw:
         raise ModelFormatError(f"{source}: metadata 'presets' must be a JSON object of geometries")
     presets = {

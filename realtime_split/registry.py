@@ -93,11 +93,15 @@ def resolve_model(name_or_path: str | os.PathLike, directory: str | os.PathLike 
         raise ParameterError(f"the model name is empty; pass a bundled name or a .onnx file ({_listing(directory)})",
                              "model")
     path = Path(text)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        raise ParameterError(f"model {text!r} is a directory, not a model file; pass a .onnx file in it or a "
-                             f"bundled name ({_listing(directory)})", "model")
+    try:
+        if path.is_file():
+            return path
+        if path.is_dir():
+            raise ParameterError(f"model {text!r} is a directory, not a model file; pass a .onnx file in it or a "
+                                 f"bundled name ({_listing(directory)})", "model")
+    except OSError as exc:  # a name over 255 bytes, a path too deep to look up
+        raise ParameterError(f"model {text!r} cannot be looked up ({exc.strerror}); pass a shorter path to the "
+                             f".onnx file or a bundled name ({_listing(directory)})", "model") from None
     raise ParameterError(f"model {text!r} not found: not a file and not a bundled model ({_listing(directory)})",
                          "model")
 
@@ -153,6 +157,11 @@ def _native_note(info: ModelInfo) -> str:
     return f" (live and streamed audio at {rates}: unresampled, so the same samples take less time)"
 
 
+def score(value) -> str:
+    """A stamped SDR as ``--list-models`` shows it (one decimal, Python's rounding); the README quotes these."""
+    return f"{value:.1f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
 def _score_lines(text: str | None) -> list[str]:
     """Median SDR per preset from the metadata key ``scores`` (``{"offline": {"vocals": 7.1, ...}}``)."""
     if not text:
@@ -164,8 +173,5 @@ def _score_lines(text: str | None) -> list[str]:
     if not isinstance(scores, dict) or not all(isinstance(v, dict) for v in scores.values()):
         return ["median SDR: unreadable (metadata 'scores' is not a JSON object of presets)"]
 
-    def value(v) -> str:
-        return f"{v:.1f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
-
-    return [f"median SDR at {preset}: " + ", ".join(f"{stem} {value(v)} dB" for stem, v in stems.items())
+    return [f"median SDR at {preset}: " + ", ".join(f"{stem} {score(v)} dB" for stem, v in stems.items())
             for preset, stems in scores.items()]

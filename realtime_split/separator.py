@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import overlap_add as ola, registry
+from . import limits, overlap_add as ola, registry
 from .errors import ParameterError, UserError
 from .inference import BatchRunner, load_model, make_runner
 from .model_format import Geometry, ModelInfo
 from .resampling import DEFAULT_QUALITY, LOW_DELAY, QUALITIES, FirResampler, SoxrResampler, make_resampler
 from .rings import ring
-from .stems import linear_gains, parse_gains, parse_stems, stem_sources
+from .stems import available_stems, linear_gains, parse_gains, parse_stems, stem_sources
 
 
 @dataclass
@@ -118,6 +118,10 @@ def _geometry(info: ModelInfo, preset: str, hop: int | None, path: Path, label: 
     the fast model streams at (low, balanced), points to it."""
     if preset in info.presets:
         return info.geometry(preset, hop)
+    presets = ', '.join(name for name, _ in registry.by_latency(info))
+    if preset in registry.bundled_names():
+        raise ParameterError(f"latency={preset!r} names a model, not a latency preset; pass model={preset!r} for "
+                             f"that model, and latency= one of {presets}", "latency")
     hint = ""
     if not registry.is_bundled(path, registry.FAST):
         try:
@@ -125,8 +129,8 @@ def _geometry(info: ModelInfo, preset: str, hop: int | None, path: Path, label: 
                 hint = f", or pass model={registry.FAST!r}, which has it"
         except UserError:  # no fast model in this build: nothing to point to
             pass
-    raise ParameterError(f"model {label!r} has no latency preset {preset!r}; choose one of "
-                         f"{', '.join(name for name, _ in registry.by_latency(info))}{hint}", "latency")
+    raise ParameterError(f"model {label!r} has no latency preset {preset!r}; choose one of {presets}{hint}",
+                         "latency")
 
 
 class StreamingSeparator:
@@ -164,28 +168,31 @@ class StreamingSeparator:
         threads: int | None = None,
         resample_quality: str = DEFAULT_QUALITY,
     ):
-        if channels not in (1, 2):
-            raise ParameterError(f"channels must be 1 or 2, got {channels!r}", "channels")
-        if int(max_batch) < 1:
-            raise ParameterError(f"max_batch must be at least 1, got {max_batch!r}", "max_batch")
+        if isinstance(channels, bool) or channels not in (1, 2):
+            raise ParameterError(f"channels={channels!r}: the separator takes 1 or 2 channels", "channels")
+        max_batch = limits.whole(max_batch, "max_batch", 1, 16)
         if resample_quality not in QUALITIES:
             raise ParameterError(f"resample_quality must be one of {', '.join(QUALITIES)}, got {resample_quality!r}",
                                  "resample_quality")
-        if threads is not None and int(threads) < 1:
-            raise ParameterError(f"threads must be at least 1, got {threads!r}", "threads")
+        if threads is not None:
+            threads = limits.whole(threads, "threads", 1, 1)
+        hop = limits.hop(hop)
+        rate = None if sample_rate is None else limits.sample_rate(sample_rate)
         self.model_path: Path = registry.default_model(latency) if model is None else registry.resolve_model(model)
         loaded = load_model(self.model_path, provider, threads)
         self.info: ModelInfo = loaded.info
         self.provider: str = loaded.provider
+        if latency is not None and (not isinstance(latency, str) or not latency.strip()):
+            raise ParameterError(f"latency={latency!r} names no preset; pass one of "
+                                 f"{', '.join(name for name, _ in registry.by_latency(self.info))}, or leave it out "
+                                 f"for the model's default ({self.info.default_preset})", "latency")
         self.preset: str = latency or self.info.default_preset
         label = self.model_path.stem if model is None else os.fspath(model)
         self.geometry: Geometry = _geometry(self.info, self.preset, hop, self.model_path, label)
         self.stems: tuple[str, ...] = parse_stems(stems, self.info.stems)
-        self.gains_db: dict[str, float] = parse_gains(gains, self.stems)
+        self.gains_db: dict[str, float] = parse_gains(gains, self.stems, available_stems(self.info.stems))
         self.channels = channels
-        self.sample_rate = int(sample_rate or self.info.sample_rate)
-        if self.sample_rate <= 0:
-            raise ParameterError(f"sample_rate must be positive, got {sample_rate!r}", "sample_rate")
+        self.sample_rate = rate or self.info.sample_rate
         # The rate the network runs at: its own, or a native rate when the caller wants the least delay.
         native = self.sample_rate in self.info.native_rates and resample_quality == LOW_DELAY
         self.model_sample_rate = self.sample_rate if native else self.info.sample_rate
@@ -215,7 +222,7 @@ class StreamingSeparator:
                 f"provider={self.provider!r})")
 
     def _frames(self, block) -> np.ndarray:
-        frames = np.asarray(block)
+        frames = limits.float_samples(block, "block")
         if frames.ndim == 1:
             frames = frames.reshape(-1, 1)
         if frames.ndim != 2:
@@ -229,20 +236,21 @@ class StreamingSeparator:
             raise ParameterError(
                 f"input has {found} channel{'s' if found != 1 else ''} but the separator was made for "
                 f"{self.channels}; create it with channels={found}", "block")
-        return np.ascontiguousarray(frames, dtype=np.float32)
+        return frames
 
     def _output(self, out: np.ndarray | None, n: int) -> np.ndarray:
         shape = (len(self.stems), n, self.channels)
         if out is None:
             return np.empty(shape, np.float32)
         if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}, "
-                             f"got {out.dtype} {out.shape}")
+            raise ParameterError(f"out= must be a C-contiguous float32 array of shape {shape}, "
+                                 f"got {out.dtype} {out.shape}", "out")
         return out
 
     def process(self, block, out: np.ndarray | None = None) -> np.ndarray:
         """Push ``block`` ``(n, channels)`` (or ``(n,)`` mono), any ``n >= 0``, and get the stems
-        ``(len(stems), n, channels)`` of the input ``latency_samples`` earlier.
+        ``(len(stems), n, channels)`` of the input ``latency_samples`` earlier. Float samples are taken as they
+        are; integer PCM (int16, int32, int8, uint8) is scaled to [-1, 1) like soundfile reads it (limits.py).
 
         With a preallocated C-contiguous float32 ``out`` and a float32 block the engine allocates no
         arrays (when resampling, soxr still returns new arrays). NaN/Inf input samples become 0 and

@@ -64,11 +64,13 @@ def _parse_db(stem: str, text: str) -> float:
     return value
 
 
-def parse_gains(spec: str | Mapping[str, float] | Iterable[str] | None, stems: Iterable[str]) -> dict[str, float]:
+def parse_gains(spec: str | Mapping[str, float] | Iterable[str] | None, stems: Iterable[str],
+                available: Iterable[str] = ()) -> dict[str, float]:
     """Per-stem gains in dB for the output ``stems``.
 
     ``spec`` is a mapping, ``"vocals=-inf,drums=-6"`` or a list of such strings (the CLI's repeated
-    ``--gain``). Unnamed stems keep 0 dB.
+    ``--gain``). Unnamed stems keep 0 dB. ``available``: every stem the model offers, so a gain for one that
+    is not selected says to select it, and a misspelt one is pointed to the name it resembles.
     """
     stems = tuple(stems)
     if spec is None:
@@ -85,14 +87,31 @@ def parse_gains(spec: str | Mapping[str, float] | Iterable[str] | None, stems: I
             if not sep or not name.strip() or not value.strip():
                 raise ParameterError(f"gain {item!r} must look like STEM=DB, e.g. vocals=-inf or drums=-6", "gains")
             pairs.append((name, value))
+        if not pairs:
+            raise ParameterError(f"gains={','.join(items)!r} names no stem; pass e.g. gains='vocals=-inf' (karaoke), "
+                                 "or leave it out", "gains")
     gains: dict[str, float] = {}
     for name, value in pairs:
         stem = name.strip().lower()
         if stem not in stems:
-            raise ParameterError(f"gain for {stem!r}, which is not an output stem; the output stems are "
-                                 f"{', '.join(stems)} (add it to stems=)", "gains")
+            hint = _gain_hint(stem, stems, available)
+            raise ParameterError(f"gain for {stem!r}, which is not an output stem; {hint}", "gains")
         gains[stem] = _parse_db(stem, value.strip())
     return gains
+
+
+def _gain_hint(stem: str, stems: tuple[str, ...], available: Iterable[str]) -> str:
+    """The fix for a gain on a stem that is not an output: the output stem it resembles (a typo), or to select it."""
+    import difflib
+
+    outputs = f"the output stems are {', '.join(stems)}"
+    known = tuple(dict.fromkeys((*stems, *available)))
+    if stem in known:
+        return f"{outputs} (add it to stems=)"
+    close = difflib.get_close_matches(stem, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}? ({outputs}{'' if close[0] in stems else '; add it to stems='})"
+    return outputs
 
 
 def stem_sources(stems: Iterable[str], model_stems: Iterable[str]) -> np.ndarray:

@@ -76,6 +76,23 @@ def make_scaled_identity_model(path, scales=None, info: ModelInfo | None = None)
     return _save(graph, path, info)
 
 
+def make_short_output_model(path, info: ModelInfo | None = None, cut: int = 64) -> Path:
+    """Valid metadata, wrong graph: every stem is the mix without its last ``cut`` samples, so the output is
+    shorter than the input while the declared shapes (symbolic ``time``) still match the contract."""
+    info = info or test_info()
+    n = len(info.stems)
+    x, y = _io(n)
+    inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
+             (("axes", [1]), ("starts", [0]), ("ends", [-cut]), ("time_axis", [3]), ("repeats", [1, n, 1, 1]))]
+    nodes = [
+        helper.make_node("Unsqueeze", [INPUT_NAME, "axes"], ["mix4"]),
+        helper.make_node("Tile", ["mix4", "repeats"], ["tiled"]),
+        helper.make_node("Slice", ["tiled", "starts", "ends", "time_axis"], [OUTPUT_NAME]),
+    ]
+    graph = helper.make_graph(nodes, "short_output", [x], [y], initializer=inits)
+    return _save(graph, path, info)
+
+
 def make_identity_model(path, info: ModelInfo | None = None) -> Path:
     return make_scaled_identity_model(path, None, info)
 

@@ -142,7 +142,7 @@ def six_channels(tmp_path):
     (lambda d, m: Separator(m, stems="vocals,kazoo"), ValueError, "stems", "stems='vocals,kazoo'"),
     (lambda d, m: Separator(m, gains="vocals=loud"), ValueError, "gains", "gains='vocals=-6'"),
     (lambda d, m: Separator(m, provider="tpu"), ValueError, "provider", "provider='tpu' is unknown"),
-    (lambda d, m: Separator(m).separate(np.zeros((10, 2), np.int16)), ValueError, "audio", "audio must be float"),
+    (lambda d, m: Separator(m).separate(np.zeros((10, 2), np.int64)), ValueError, "audio", "audio has dtype int64"),
     (lambda d, m: Separator(m).separate(np.zeros((10, 3), np.float32)), ValueError, "audio", "audio[:, :2]"),
     (lambda d, m: separate_file(d / "nope.wav", d / "out", model=m), OSError, "input", "nope.wav"),
     (lambda d, m: separate_file(six_channels(d), d / "out", model=m), ValueError, "channels", "channels='1,2'"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -228,3 +229,102 @@ def test_a_damaged_m4a_through_ffmpeg_is_one_line(tmp_path, scaled_model):
         assert done.returncode in (0, 2) and "Traceback" not in done.stderr, (name, done.stderr)
         if done.returncode == 2:
             assert done.stderr.strip().count("\n") == 0, done.stderr
+
+
+# The library's arguments: any rate, dtype and shape gives stems or a UserError, never a crash or a hang -----------
+
+def library_arguments(model: str, examples: int) -> None:
+    """Run in a subprocess by the test below (a crash inside soxr or ONNX Runtime would take pytest with it):
+    ``separate`` and ``StreamingSeparator.process`` on drawn rates, dtypes and shapes. Each case is printed
+    before it runs, so a crash or hang names it."""
+    import realtime_split as rs
+    from realtime_split.errors import UserError
+
+    dtypes = [np.float32, np.float64, np.float16, np.int16, np.int32, np.int8, np.uint8, np.int64, np.uint16,
+              np.bool_, np.complex64, np.object_]
+    rates = st.one_of(st.none(), st.sampled_from([1000, 8000, 22050, 44100, 48000, 96000, 768000]),
+                      st.integers(-10, 2000), st.integers(700000, 10 ** 10),
+                      st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([True, "44100", 44100.0]))
+    shapes = st.one_of(st.tuples(st.integers(0, 3000)), st.tuples(st.integers(0, 3000), st.integers(0, 4)),
+                       st.tuples(), st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)))
+    whole = rs.Separator(model, stems="vocals")
+
+    @settings(max_examples=examples, deadline=None, database=None)
+    @given(rate=rates, dtype=st.sampled_from(dtypes), shape=shapes, streaming=st.booleans())
+    def case(rate, dtype, shape, streaming):
+        print(f"case: rate={rate!r} dtype={np.dtype(dtype).name} shape={shape} streaming={streaming}", flush=True)
+        audio = (np.random.default_rng(0).standard_normal(shape) * 0.1 * (2 ** 14 if np.dtype(dtype).kind in "iu"
+                                                                          else 1)).astype(dtype)
+        try:
+            if streaming:
+                sep = rs.StreamingSeparator(model, stems="vocals", latency="low", sample_rate=rate,
+                                            channels=shape[1] if len(shape) == 2 and shape[1] in (1, 2) else 2)
+                out = sep.process(audio)
+                assert out.dtype == np.float32 and out.shape[1] == (shape[0] if shape else 0)
+            else:
+                out = whole.separate(audio, rate).stems["vocals"]
+                assert out.dtype == np.float32 and out.shape == shape
+            assert np.all(np.isfinite(out)) and np.abs(out).max(initial=0) < 100  # scaled, not int16 as floats
+        except UserError as exc:
+            assert str(exc) and "\n" not in str(exc)
+
+    case()
+    print("done", flush=True)
+
+
+def test_any_rate_dtype_and_shape_gives_stems_or_a_user_error(identity_model):
+    code = f"import test_fuzz; test_fuzz.library_arguments({str(identity_model)!r}, 40)"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                              cwd=Path(__file__).parent, env=subprocess_env())
+    except subprocess.TimeoutExpired as exc:
+        last = [line for line in (exc.stdout or b"").decode().splitlines() if line.startswith("case:")][-1:]
+        pytest.fail(f"no answer after 300 s; the last case: {last}")
+    last = [line for line in done.stdout.splitlines() if line.startswith("case:")][-1:]
+    assert done.returncode == 0 and done.stdout.endswith("done\n"), (done.returncode, last, done.stderr[-3000:])
+
+
+# The command line's option values, live options included and values that start with a dash ---------------------
+
+LIVE_OPTIONS = {
+    "--jack-name": st.one_of(st.sampled_from(["mine", "a:b", "x" * 300, "", " "]), TEXT),
+    "--connect": st.one_of(st.sampled_from(["mpv", "([", "vocals=([", "vocals=system:playback", "kazoo=x", "="]),
+                           TEXT),
+    "--inference-budget": NUMBER,
+    "--blocksize": NUMBER,
+    "--latency": st.one_of(st.sampled_from(["fast", "quality", "", "offline"]), TEXT),
+    "--gain": st.one_of(st.sampled_from(["", ",", "vocal=-inf", "vocals=-inf", "drums=-6,,"]), TEXT),
+    "--stem": st.sampled_from(["vocals", "all", "drums"]),
+}
+
+
+@st.composite
+def live_option_sets(draw):
+    names = draw(st.lists(st.sampled_from(sorted(LIVE_OPTIONS)), min_size=1, max_size=3, unique=True))
+    argv = []
+    for name in names:
+        argv += [name, draw(LIVE_OPTIONS[name])]  # as a user types them: "--connect -x" too
+    return argv
+
+
+@FAST
+@given(argv=live_option_sets(), jack=st.booleans())
+def test_any_live_option_values_give_one_line_before_any_server_is_asked(short_song, scaled_model, capsys,
+                                                                         monkeypatch, argv, jack):
+    """JACK runs against a server that does not exist, so every outcome is one line: the option's own problem
+    when it has one, else that no server runs (the same for a file run, where live options are refused)."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "realtime-split-fuzz-no-such-server")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    with tempfile.TemporaryDirectory() as out:
+        where = ["--input", "jack", "--output", "jack"] if jack else ["--input", str(short_song), "--output",
+                                                                      f"{out}/"]
+        try:
+            code = main([*where, "--model", str(scaled_model), "--no-progress", *argv])
+        except SystemExit as exc:
+            code = exc.code
+        err = capsys.readouterr().err
+        assert code in (0, 2), (argv, code, err)
+        if code == 2:
+            errors = [line for line in err.splitlines() if "error" in line]
+            assert len(errors) == 1 and errors[0].startswith("realtime-split: error: "), (argv, err)
+            assert "expected one argument" not in err, (argv, err)  # a value that starts with "-" is a value

@@ -77,12 +77,16 @@ def test_ms_to_samples():
         ({"native_rates": "48k"}, "comma-separated rates in Hz"),
         ({"native_rates": "44100"}, "other than sample_rate 44100"),
         ({"native_rates": "48000,48000"}, "distinct positive rates"),
-        ({"sample_rate": "fast"}, "invalid metadata value"),
+        ({"sample_rate": "fast"}, "key 'realtime_split.sample_rate' must be a whole number of Hz, found 'fast'"),
         ({"sample_rate": "0"}, "must be positive"),
         ({"channels": "1"}, "channels 2"),
         ({"stems": None}, "stems' is missing"),
         ({"stems": "vocals,vocals"}, "distinct stem names"),
-        ({"presets": "{not json"}, "invalid metadata value"),
+        ({"presets": "{not json"}, "key 'realtime_split.presets' must be a JSON object of geometries, found '{not"),
+        ({"presets": None}, r"^m\.onnx: metadata key 'realtime_split\.presets' is missing; is this a [^()]*\(see docs"
+                            r"/model-format\.md\)$"),  # said once, not nested in "invalid metadata value (...)"
+        ({"stems": ""}, "'stems' must list distinct stem names, e.g. 'vocals,drums,bass,other'; found ''"),
+        ({"channels": "two"}, "key 'realtime_split.channels' must be 2, found 'two'"),
         ({"presets": "[]"}, "must be a JSON object"),
         ({"presets": presets_json(window=2048, hop=256)}, "needs integer window, hop, crossfade and lookahead"),
         ({"presets": presets_json(window=2048, hop=0, crossfade=0, lookahead=0)}, "hop must be at least 1"),
@@ -117,7 +121,7 @@ def test_unknown_preset_and_bad_hop_are_refused():
     info = make_info()
     with pytest.raises(ModelFormatError, match="unknown latency preset 'fastest'; choose one of low, balanced"):
         info.geometry("fastest")
-    with pytest.raises(ModelFormatError, match="--hop 4096: .*exceeds the window"):
+    with pytest.raises(ModelFormatError, match="hop=4096: .*exceeds the window"):
         info.geometry("balanced", hop=4096)
     with pytest.raises(ModelFormatError, match="hop must be at least 1"):
         info.geometry("balanced", hop=0)

@@ -105,7 +105,7 @@ def test_first_latency_samples_are_silence_and_preallocated_out_is_used(identity
     assert sep.process(x, out=out) is out
     assert not out[0, :sep.latency_samples].any()
     np.testing.assert_allclose(out[0, sep.latency_samples:], x[:1000 - sep.latency_samples], atol=1e-6)
-    with pytest.raises(ValueError, match="out must be"):
+    with pytest.raises(ValueError, match="out= must be"):
         sep.process(x, out=np.zeros((1, 999, 2), np.float32))
 
 
@@ -304,7 +304,7 @@ def test_channel_errors(identity_model):
         sep.process(np.zeros((10, 3), np.float32))
     with pytest.raises(UserError, match="input has 1 channel but the separator was made for 2"):
         sep.process(np.zeros(10, np.float32))
-    with pytest.raises(UserError, match="channels must be 1 or 2"):
+    with pytest.raises(UserError, match="the separator takes 1 or 2 channels"):
         StreamingSeparator(identity_model, channels=3)
 
 

@@ -14,6 +14,7 @@ argument that matches none, or several, is a ``ParameterError`` naming ``input_d
 
 from __future__ import annotations
 
+import numbers
 import sys
 from dataclasses import dataclass
 
@@ -42,9 +43,10 @@ class AudioDevice:
 
 def check_blocksize(blocksize: int) -> int:
     """``blocksize``, or a ParameterError naming the frames a stream may use per callback."""
-    if not BLOCKSIZES[0] <= blocksize <= BLOCKSIZES[1]:
-        raise ParameterError(f"blocksize={blocksize}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} frames (e.g. "
-                             "256); without blocksize= the block is the latency preset's hop", "blocksize")
+    if (isinstance(blocksize, bool) or not isinstance(blocksize, numbers.Integral)
+            or not BLOCKSIZES[0] <= blocksize <= BLOCKSIZES[1]):
+        raise ParameterError(f"blocksize={blocksize!r}: choose between {BLOCKSIZES[0]} and {BLOCKSIZES[1]} "
+                             "frames (e.g. 256); without blocksize= the block is the latency preset's hop", "blocksize")
     return blocksize
 
 

@@ -275,6 +275,32 @@ class JackClient:
 _CONNECT = re.compile(r"^(?P<target>[A-Za-z_][\w-]*)=(?P<pattern>.+)$")
 
 
+MAX_CLIENT_NAME = 63  # characters: JACK's client name size (64) less its terminating NUL
+
+
+def check_client_name(name: str) -> None:
+    """A name JACK can give the client and its ports (``NAME:vocals_L``): 1 to 63 characters, no colon
+    (the colon separates a port's client from its own name; JACK would open the client and garble every port)."""
+    if not isinstance(name, str) or not name or len(name.encode()) > MAX_CLIENT_NAME or ":" in name:
+        raise ParameterError(f"jack_name={name!r}: a JACK client's name has 1 to {MAX_CLIENT_NAME} characters and no "
+                             f"colon; pass e.g. jack_name={CLIENT_NAME + '-2'!r}", "jack_name")
+
+
+def check_pattern(text: str) -> None:
+    """A ``connect=`` entry whose pattern (after ``NAME=``, if any) is a regular expression, before any JACK
+    server is asked: a pattern that cannot compile would otherwise match nothing and be reported as such."""
+    found = _CONNECT.match(text)
+    for pattern in (text, found["pattern"]) if found and ":" not in found["target"] else (text,):
+        try:
+            re.compile(pattern)
+            return
+        except re.error as exc:
+            reason = exc
+    raise ParameterError(f"connect={text!r} is not a valid regular expression ({reason}); JACK port patterns are "
+                         "regular expressions, e.g. connect='system:capture' or connect='vocals=system:playback'",
+                         "connect")
+
+
 def parse_connect(text: str, pairs: Sequence[str]) -> tuple[str | None, str]:
     """``PATTERN`` (other clients' output ports feed the input ports, in order) or ``NAME=PATTERN`` (the output
     pair ``NAME`` of ``pairs``, a stem, ``dry`` or ``out``, feeds the input ports ``PATTERN`` matches, a regular

@@ -19,6 +19,7 @@ class Latency:
     samplerate: int
     between_ports: bool = False  # JACK ports: separator + buffers is the whole delay from input port to output port
     host_frames: int = 0  # samples the audio API holds on top (PortAudio's JACK host API: one block)
+    from_file: bool = False  # JACK ports fed from a file: the delay runs from the file's read position, no input port
 
     @property
     def samples(self) -> int:
@@ -32,7 +33,7 @@ class Latency:
     def __str__(self) -> str:
         if self.between_ports:
             return (f"latency {self.total_ms:.1f} ms = separator {self.separator} + buffers {self.buffers} samples "
-                    f"at {self.samplerate} Hz, input port to output port")
+                    f"at {self.samplerate} Hz, {'file' if self.from_file else 'input port'} to output port")
         host = f" + PortAudio {self.host_frames} samples" if self.host_frames else ""
         return (f"latency {self.total_ms:.1f} ms = separator {self.separator} + buffers {self.buffers} samples"
                 f"{host} + device {1000.0 * self.device_seconds:.1f} ms at {self.samplerate} Hz")

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
 from ..errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
 from ..resampling import playback_resampler
@@ -81,15 +82,17 @@ class LiveSession:
         self._jack_output = output == JACK
         self._connect = [connect] if isinstance(connect, str) else list(connect or [])
         _check_jack_options(self._jack_input, self._jack_output, input, output, record, open_stream,
-                            input_device, output_device, self._connect)
-        if inference_budget is not None and not (isinstance(inference_budget, (int, float)) and
-                                                 0 < inference_budget <= 1.0):
+                            input_device, output_device, self._connect, jack_name)
+        if inference_budget is not None and (isinstance(inference_budget, bool) or not (
+                isinstance(inference_budget, (int, float)) and 0 < inference_budget <= 1.0)):
             raise ParameterError(f"inference_budget={inference_budget!r}: give seconds between 0 and 1, e.g. "
                                  "inference_budget=0.008", "inference_budget")
         self._budget = INFERENCE_BUDGET if inference_budget is None else float(inference_budget)
         self._jack_name = jack_name
         if self._jack_input:
             input = None
+        if sample_rate is not None:
+            sample_rate = limits.sample_rate(sample_rate)  # refused here, not when start() builds the engine
         if blocksize is not None:
             check_blocksize(blocksize)
         if not open_stream and input is not None:
@@ -233,7 +236,7 @@ class LiveSession:
         for i, name in enumerate(client.pairs):
             ports = client.dry if name == "dry" else client.outputs[2 * i:2 * i + 2]
             self.jack_ports[name] = [p.name for p in ports]
-        latency = Latency(bridge.latency, bridge.buffers, 0.0, rate, between_ports=True)
+        latency = Latency(bridge.latency, bridge.buffers, 0.0, rate, between_ports=True, from_file=not live_input)
         self._latency = latency
         self.input_device_name = f"JACK ports {client.name}:in_L/R" if live_input else None
         self.output_device_name = f"JACK ports {client.name}:" + ", ".join(f"{name}_L/R" for name in client.pairs)
@@ -411,15 +414,25 @@ class LiveSession:
 
 
 def _check_jack_options(jack_input: bool, jack_output: bool, input, output, record, open_stream: bool,
-                        input_device, output_device, connect: list[str]) -> None:
-    """Refuse the combinations of JACK ports and other options that cannot work, naming the fix."""
+                        input_device, output_device, connect: list[str], jack_name: str | None) -> None:
+    """Refuse the combinations of JACK ports and other options that cannot work, naming the fix, and the client
+    names and port patterns JACK cannot take, before a server is asked."""
+    from .jack_client import check_client_name, check_pattern
+
     if output not in (None, SPEAKERS, JACK):
         raise ParameterError(f"output={output!r}: a live session plays to output='speakers' or output='jack'; to "
                              "save what it plays pass record=", "output")
     if not (jack_input or jack_output):
         if connect:
             raise ParameterError("connect= wires JACK ports; it needs input='jack' or output='jack'", "connect")
+        if jack_name is not None:
+            raise ParameterError("jack_name= names the session's JACK client; it needs input='jack' or "
+                                 "output='jack'", "jack_name")
         return
+    if jack_name is not None:
+        check_client_name(jack_name)
+    for text in connect:
+        check_pattern(text)
     if jack_output and not jack_input and input is None:
         raise ParameterError("output='jack' takes its input from JACK ports or a file: pass input='jack' (and "
                              "connect= to wire a source) or input='song.flac'", "output")
