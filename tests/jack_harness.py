@@ -18,13 +18,18 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parents[1]
+RATE = 44100  # the live tests' server (``jack_server`` in conftest.py)
+PERIOD = 256
 PORTAUDIO_IN = r"PortAudio.*:in_"
 PORTAUDIO_OUT = r"PortAudio.*:out_"
 
@@ -535,3 +540,57 @@ def skip_because_of_xruns(session: dict, what: str) -> None:
     if session["xruns"]:
         pytest.skip(f"xruns in all {SESSION_ATTEMPTS} sessions ({session['xruns']} in the last): this machine did "
                     f"not keep JACK's period, so {what}")
+
+
+# Programs under test ------------------------------------------------------------------------------------------------
+
+def program_env(**extra) -> dict:
+    """The environment for a program under test: this checkout's ``realtime_split`` first."""
+    paths = [str(REPO), os.environ.get("PYTHONPATH")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), **extra}
+
+
+def launch(*args, script: str | None = None, **extra_env) -> subprocess.Popen:
+    """The CLI (or ``script``) with ``args``, stdout and stderr piped; it dies with the test process."""
+    command = [sys.executable, script] if script else [sys.executable, "-m", "realtime_split"]
+    return subprocess.Popen([*command, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=program_env(**extra_env), cwd=REPO, preexec_fn=dies_with_parent())
+
+
+def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a launched program; a program that does not stop fails the test."""
+    import pytest
+
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the program did not stop:\n{err}")
+    return proc.returncode, out, err
+
+
+def sine(seconds: float, freq: float = 440.0, amp: float = 0.5, rate: int = RATE) -> np.ndarray:
+    """A sine with 10 ms raised-cosine fades, so its own onset is not a jump."""
+    n = int(seconds * rate)
+    x = amp * np.sin(2 * np.pi * freq * np.arange(n) / rate)
+    ramp = int(0.01 * rate)
+    fade = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
+    x[:ramp] *= fade
+    x[-ramp:] *= fade[::-1]
+    return x.astype(np.float32)
+
+
+def click_delays(harness: Harness, clicks: np.ndarray) -> list[tuple[int, float]]:
+    """(delay, recorded/played level) of every click of the signal the harness played (clicks first).
+    Tests use the median level: a rare missed deadline on a loaded machine plays one click dry (at
+    full level) and must not decide the result."""
+    starts = np.flatnonzero(np.diff((clicks != 0).astype(np.int8)) == 1) + 1
+    rec = harness.take()[:, 0]
+    found = []
+    for s in starts:
+        burst = clicks[s:s + int(0.005 * harness.rate)]
+        d, _ = harness.delay(burst, offset_in_signal=s)
+        at = harness.play_start + s + d + harness.loop_periods * harness.period - harness.record_start
+        found.append((d, float(np.std(rec[at:at + len(burst)]) / np.std(burst))))
+    return found

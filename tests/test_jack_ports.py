@@ -29,6 +29,7 @@ from jack_harness import (
     Harness,
     JackServer,
     click_train,
+    dies_with_parent,
     first_session_without_xruns,
     jackd_path,
     parse_latency_line,
@@ -50,7 +51,8 @@ def launch(*args, env: dict | None = None) -> subprocess.Popen:
     paths = [str(REPO), os.environ.get("PYTHONPATH")]
     environment = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     return subprocess.Popen([sys.executable, "-m", "realtime_split", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=environment, cwd=REPO)
+                            stderr=subprocess.PIPE, text=True, env=environment, cwd=REPO,
+                            preexec_fn=dies_with_parent())
 
 
 def stop(proc: subprocess.Popen) -> tuple[int, str]:

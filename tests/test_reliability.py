@@ -25,7 +25,6 @@ from realtime_split.audio_files import _wav_declared_frames
 from realtime_split.cli import main
 from test_cli_errors import command, fails, interrupt_separation, subprocess_env
 from test_cli_files import music, read, separate, write_music
-from test_live_jack import jack_server  # noqa: F401  (the fixture: a JACK server for the live test; F811 below)
 
 
 def run_cli(*args, stdin=None, timeout: float = 120, preexec_fn=None, **kwargs) -> subprocess.CompletedProcess:
@@ -364,9 +363,8 @@ def test_writing_to_a_full_device_through_stdout(tmp_path, scaled_model):
 
 @pytest.mark.slow
 @pytest.mark.jack
-def test_sigterm_during_a_live_recording_keeps_a_valid_recording(jack_server, scaled_model, tmp_path):  # noqa: F811
-    from jack_harness import Harness
-    from test_live_jack import RATE, finish, launch, sine
+def test_sigterm_during_a_live_recording_keeps_a_valid_recording(jack_server, scaled_model, tmp_path):
+    from jack_harness import RATE, Harness, finish, launch, sine
 
     recording = tmp_path / "monitor.wav"
     with Harness(jack_server, record_seconds=10) as harness:
