@@ -179,6 +179,7 @@ def interrupt_separation(song: Path, out: Path, model: Path, sig: int) -> tuple[
     return proc.returncode, stderr
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_ctrl_c_keeps_valid_partial_outputs(tmp_path, conv_model):
     """SIGINT while separating a long file: exit 130, every stem file so far is valid audio."""
     block = music(10.0, 44100, 2)

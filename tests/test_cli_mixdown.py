@@ -81,6 +81,7 @@ def test_several_inputs_to_one_file_are_still_refused_with_a_gain(tmp_path, caps
           "--output", tmp_path / "k.wav", model=scaled_model, contains="2 inputs need one file each")
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_karaoke_mix_to_standard_output(tmp_path, scaled_model):
     mix = write_music(tmp_path / "song.wav", seconds=0.5)
 

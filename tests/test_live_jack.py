@@ -225,6 +225,7 @@ def test_a_device_name_that_matches_nothing_lists_the_candidates(jack_server, sc
                            "input devices: 0 system (JACK Audio Connection Kit, 2 in, 2 out)")
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_no_sound_server_is_a_one_line_error(scaled_model):
     quiet = {"JACK_DEFAULT_SERVER": "realtime-split-no-such-server", "JACK_NO_START_SERVER": "1"}
     code, out, err = finish(launch("--list-devices", **quiet))

@@ -90,6 +90,7 @@ def long_song(path: Path, minutes: int = 5) -> Path:
     return path
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_keep_valid_partial_outputs(tmp_path, conv_model, sig, code):
     if signal.getsignal(sig) is signal.SIG_IGN:  # the command inherits it ignored and, by design, keeps it so
@@ -114,6 +115,7 @@ def file_size_limit(limit: int):
     return apply
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_a_full_disk_is_one_line_and_leaves_stems_of_one_length(tmp_path, scaled_model):
     write_music(tmp_path / "song.wav", seconds=6.0, subtype="PCM_16")  # 1 MB; each float stem would be 2 MB
     out = tmp_path / "out"
@@ -132,6 +134,7 @@ def test_a_full_disk_is_one_line_and_leaves_stems_of_one_length(tmp_path, scaled
     assert line.endswith(f"the partial output in {out}/ holds the first {frames / 44100:.1f} s")
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_a_full_disk_removes_a_flac_that_cannot_be_finished(tmp_path, scaled_model):
     write_music(tmp_path / "song.wav", seconds=6.0, subtype="PCM_16")
     out = tmp_path / "out"
@@ -279,6 +282,7 @@ def test_a_malformed_option_is_one_line(capsys):
 
 # 9: standard input and output -------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_stdin_to_stdout_through_pipes(tmp_path, scaled_model):
     mix = write_music(tmp_path / "song.wav", seconds=1.0)
     with open(tmp_path / "song.wav", "rb") as f:
@@ -298,6 +302,7 @@ def test_stdin_to_stdout_through_pipes(tmp_path, scaled_model):
     assert "standard input -> standard output (vocals)" in done.stderr.decode()
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 @pytest.mark.parametrize("path", ["-", "/dev/stdin"])
 def test_a_piped_ogg_on_stdin_is_separated_to_a_folder(tmp_path, scaled_model, path):
     mix = write_music(tmp_path / "song.ogg", seconds=1.0)
@@ -312,6 +317,7 @@ def test_a_piped_ogg_on_stdin_is_separated_to_a_folder(tmp_path, scaled_model, p
     np.testing.assert_allclose(read(tmp_path / "out/bass.wav")[0], 0.125 * mix, atol=1e-5)
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_a_piped_flac_says_what_a_pipe_can_carry(tmp_path, scaled_model):
     write_music(tmp_path / "song.flac", seconds=0.5)
     feed = subprocess.Popen(["cat", str(tmp_path / "song.flac")], stdout=subprocess.PIPE)
@@ -336,6 +342,7 @@ def test_stdout_takes_one_stem_in_a_streamable_format(tmp_path, capsys, scaled_m
     fails(capsys, "--input", tmp_path / "song.wav", *options, "--output", "-", model=scaled_model, contains=contains)
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_a_truncated_input_through_the_command_has_no_traceback(tmp_path, scaled_model):
     write_music(tmp_path / "song.flac", seconds=2.0)
     truncate(tmp_path / "song.flac", 0.3)
@@ -345,6 +352,7 @@ def test_a_truncated_input_through_the_command_has_no_traceback(tmp_path, scaled
     assert "ended early" in done.stderr and sf.info(str(tmp_path / "v.wav")).frames > 0
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 @pytest.mark.skipif(sys.platform != "linux", reason="/dev/full is Linux")
 def test_writing_to_a_full_device_through_stdout(tmp_path, scaled_model):
     write_music(tmp_path / "song.wav", seconds=0.5)
