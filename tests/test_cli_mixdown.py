@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from cli_helpers import STEMS4, command, fails, read, separate, subprocess_env, write_music
 from realtime_split.cli import main
-from test_cli_errors import command, fails, subprocess_env
-from test_cli_files import STEMS4, read, separate, write_music
 
 DEMO = Path(__file__).resolve().parents[1] / "realtime_split" / "demo" / "demo.ogg"
 FAST = Path(__file__).resolve().parents[1] / "realtime_split" / "models" / "fast.onnx"

@@ -21,10 +21,9 @@ import pytest
 import soundfile as sf
 
 import onnx_models
+from cli_helpers import command, fails, interrupt_separation, music, read, separate, subprocess_env, write_music
 from realtime_split.audio_files import _wav_declared_frames
 from realtime_split.cli import main
-from test_cli_errors import command, fails, interrupt_separation, subprocess_env
-from test_cli_files import music, read, separate, write_music
 
 
 def run_cli(*args, stdin=None, timeout: float = 120, preexec_fn=None, **kwargs) -> subprocess.CompletedProcess:
@@ -197,9 +196,9 @@ def test_nan_model_output_is_silenced_and_reported_in_file_mode(tmp_path, capsys
 
 
 def test_nan_model_output_is_reported_in_the_live_summary(nonfinite_model):
+    from bridge_helpers import RATE, bridge_for, run_live, sine
     from realtime_split.live import BridgeReadings
     from realtime_split.status import Latency, summary
-    from test_live_bridge import RATE, bridge_for, run_live, sine
 
     bridge = bridge_for(nonfinite_model)
     played = run_live(bridge, sine(0.5))
