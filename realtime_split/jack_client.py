@@ -136,7 +136,7 @@ def port_names(jack, client, pattern: str = "", *, is_audio: bool = False, is_in
     if not names:
         return []
     try:
-        found = []
+        found: list[str] = []
         while names[len(found)]:  # the strings live in the server's shared memory: copy them now
             found.append(ffi.string(names[len(found)]).decode(errors="replace"))
         return found
