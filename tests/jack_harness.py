@@ -24,6 +24,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -108,7 +109,7 @@ class JackServer:
     (``dies_with_parent``, SIGTERM so jackd unregisters itself). Slots that dead servers left in JACK's
     registry are reclaimed when jackd finds no free slot (``stale_server_names``)."""
 
-    running: weakref.WeakSet[JackServer] = weakref.WeakSet()
+    running: ClassVar[set[JackServer]] = set()  # started and not stopped: the atexit hook stops them
 
     def __init__(self, rate: int = 44100, period: int = 256, name: str | None = None):
         self.rate, self.period = rate, period
