@@ -115,7 +115,7 @@ class JackServer:
         self.rate, self.period = rate, period
         self.name = name or f"rs-test-{uuid.uuid4().hex[:8]}"
         self.process: subprocess.Popen | None = None
-        self.clients: weakref.WeakSet = weakref.WeakSet()  # Harnesses (anything with close()) on this server
+        self.clients: weakref.WeakSet = weakref.WeakSet()  # Harnesses and client() clients on this server
         self._saved_env: dict[str, str | None] = {}
 
     @property
@@ -168,6 +168,14 @@ class JackServer:
                 continue
             client.close()
             return True
+
+    def client(self, name: str = "rs-probe"):
+        """A ``jack.Client`` on this server that ``stop()`` closes if the test does not (see ``close_clients``)."""
+        import jack
+
+        client = jack.Client(name, no_start_server=True, servername=self.name)
+        self.clients.add(client)
+        return client
 
     def close_clients(self) -> None:
         """Close this process's clients of the server while it still runs. libjack (jackd2) keeps one state per
