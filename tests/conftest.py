@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from jack_harness import PERIOD, RATE, JackServer, jackd_path
 from onnx_models import make_conv_model, make_identity_model, make_scaled_identity_model, test_info
 
 # Keep numba's on-disk cache and ONNX Runtime quiet and deterministic in tests.
@@ -56,6 +57,19 @@ def scaled_native48_model(model_dir) -> Path:
 def conv_model(model_dir) -> Path:
     """A random per-stem FIR filter: output depends on every sample in the window."""
     return make_conv_model(model_dir / "conv.onnx")
+
+
+@pytest.fixture(scope="module")
+def jack_server():
+    """A JACK server (jackd2, dummy backend) for the live tests of one module, at ``RATE`` and ``PERIOD``."""
+    if jackd_path() is None:
+        pytest.skip("jackd not found: live audio tests need a real JACK server (apt-get install jackd2)")
+    try:
+        import jack  # noqa: F401
+    except ImportError:
+        pytest.skip("JACK-Client not installed (pip install JACK-Client): it plays and records the test signals")
+    with JackServer(rate=RATE, period=PERIOD) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

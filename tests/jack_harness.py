@@ -2,7 +2,8 @@
 
 Tests and benchmarks/bench_live.py use it to run live audio end to end without a sound card:
 ``JackServer`` starts ``jackd -d dummy`` under a private server name (exported as
-JACK_DEFAULT_SERVER so every subprocess, PortAudio included, talks to it) and stops it by PID.
+JACK_DEFAULT_SERVER so every subprocess, PortAudio included, talks to it) and stops it by PID,
+also when the test process dies (``dies_with_parent``, which the tests' program launchers use too).
 ``Harness`` is one JACK client whose output ports feed the program's input ports and whose
 input ports record the program's output ports, so played and recorded frames share one
 timeline and the measured delay is exact to the sample.
@@ -10,19 +11,26 @@ timeline and the measured delay is exact to the sample.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 import weakref
 from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parents[1]
+RATE = 44100  # the live tests' server (``jack_server`` in conftest.py)
+PERIOD = 256
 PORTAUDIO_IN = r"PortAudio.*:in_"
 PORTAUDIO_OUT = r"PortAudio.*:out_"
 
@@ -31,13 +39,83 @@ def jackd_path() -> str | None:
     return shutil.which("jackd")
 
 
+@functools.cache
+def _prctl():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def dies_with_parent(death_signal: int = signal.SIGKILL) -> Callable[[], None]:
+    """A ``preexec_fn`` for ``subprocess.Popen``: the kernel sends the child ``death_signal`` when the process
+    (the thread) that started it dies, even by SIGKILL or a segmentation fault, when no cleanup code runs.
+    So a test session that crashes leaves no server or program running. Linux only; elsewhere a no-op."""
+    if not os.path.exists("/proc/self"):
+        return lambda: None
+    prctl, parent = _prctl(), os.getpid()  # looked up before the fork: the child only calls
+
+    def bind() -> None:
+        prctl(1, death_signal)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the call above
+            os.kill(os.getpid(), death_signal)
+
+    return bind
+
+
+_SHM_REGISTRY = "/dev/shm/jack-shm-registry"
+
+
+def stale_server_names(prefix: str = "rs-test-") -> list[str]:
+    """Names starting with ``prefix`` that JACK's shared-memory registry still holds for a server that died
+    without unregistering (killed by SIGKILL). The registry has eight slots for the whole machine and JACK
+    reclaims a dead server's slot only for a server of the same name, so dead uniquely named servers pile
+    up until jackd says "too many servers already active". Read-only; the layout is jackd2's ``shm.h``
+    (magic, ..., then eight ``{pid_t pid; char name[257]}``, ``jack-<uid>:<server name>:``)."""
+    try:
+        with open(_SHM_REGISTRY, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return []
+    if head[:4] != b"KCAJ" or len(head) < 24:  # JACK's magic number, "JACK" as a little-endian uint32
+        return []
+    found = []
+    for slot in range(8):
+        at = 24 + slot * 264
+        pid = int.from_bytes(head[at:at + 4], "little", signed=True)
+        name = head[at + 4:at + 4 + 257].split(b"\0", 1)[0].decode(errors="replace")
+        server = name.split(":", 1)[1].rstrip(":") if ":" in name else ""
+        if pid > 0 and server.startswith(prefix) and not _alive(pid):
+            found.append(server)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class JackServer:
-    """``jackd -d dummy`` under a private name; a context manager that restores the environment."""
+    """``jackd -d dummy`` under a private name; a context manager that restores the environment.
+
+    What a test session starts, it stops, however the session ends: ``stop()`` first closes the harness
+    clients still open on the server (libjack keeps one global state per process, and a client left open on
+    a server that stopped corrupts it for the next server's clients: see ``close_clients``), an ``atexit``
+    hook stops servers a failing test left running, and the kernel stops jackd if this process dies
+    (``dies_with_parent``, SIGTERM so jackd unregisters itself). Slots that dead servers left in JACK's
+    registry are reclaimed when jackd finds no free slot (``stale_server_names``)."""
+
+    running: ClassVar[set[JackServer]] = set()  # started and not stopped: the atexit hook stops them
 
     def __init__(self, rate: int = 44100, period: int = 256, name: str | None = None):
         self.rate, self.period = rate, period
         self.name = name or f"rs-test-{uuid.uuid4().hex[:8]}"
         self.process: subprocess.Popen | None = None
+        self.clients: weakref.WeakSet = weakref.WeakSet()  # Harnesses and client() clients on this server
         self._saved_env: dict[str, str | None] = {}
 
     @property
@@ -54,22 +132,30 @@ class JackServer:
         for key, value in self.env.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
-        self.process = subprocess.Popen(
-            [path, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ},
-        )
+        JackServer.running.add(self)
         jack.set_error_function(lambda message: None)  # "cannot connect" while the server starts up
         try:
-            self._wait_ready(jack, timeout)
+            for attempt in range(2):
+                self.process = subprocess.Popen(
+                    [path, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ},
+                    preexec_fn=dies_with_parent(signal.SIGTERM),
+                )
+                if self._wait_ready(jack, timeout, reclaim=attempt == 0):
+                    break
         finally:
             jack.set_error_function()
         return self
 
-    def _wait_ready(self, jack, timeout: float) -> None:
+    def _wait_ready(self, jack, timeout: float, reclaim: bool) -> bool:
+        """Whether the server answers; False once it gave up on a full registry that ``reclaim`` freed."""
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace")
+                self.process.stderr.close()
+                if reclaim and "too many servers" in err.lower() and _reclaim(stale_server_names()):
+                    return False
                 self.stop()
                 raise RuntimeError(f"jackd exited with {self.process.returncode}: {err.strip()[-500:]}")
             try:
@@ -81,14 +167,32 @@ class JackServer:
                 time.sleep(0.05)
                 continue
             client.close()
-            return
+            return True
+
+    def client(self, name: str = "rs-probe"):
+        """A ``jack.Client`` on this server that ``stop()`` closes if the test does not (see ``close_clients``)."""
+        import jack
+
+        client = jack.Client(name, no_start_server=True, servername=self.name)
+        self.clients.add(client)
+        return client
+
+    def close_clients(self) -> None:
+        """Close this process's clients of the server while it still runs. libjack (jackd2) keeps one state per
+        process: once a client's server stops, the next client opened anywhere makes libjack free the stale
+        client under its wrapper, and closing that wrapper later (or collecting it) tears down the state the
+        live clients use, so their next call (``jack_get_ports`` in a polling loop) crashes."""
+        for client in list(self.clients):
+            client.close()
+        self.clients.clear()
 
     def stop(self) -> None:
+        self.close_clients()
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:  # its registry slot stays taken: reclaimed by the next start
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         if self.process is not None and self.process.stderr:
@@ -99,12 +203,29 @@ class JackServer:
             else:
                 os.environ[key] = value
         self._saved_env.clear()
+        JackServer.running.discard(self)
 
     def __enter__(self) -> JackServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _reclaim(names: list[str]) -> bool:
+    """Free the registry slots of dead servers ``names`` the way JACK does: a server of the same name takes the
+    slot over, and unregisters when it stops. Whether there were any."""
+    for name in names:
+        with JackServer(name=name):
+            pass
+    return bool(names)
+
+
+@atexit.register
+def _stop_running_servers() -> None:
+    """Servers a test left running (an error between start and stop) stop with the session."""
+    for server in list(JackServer.running):
+        server.stop()
 
 
 # Slots of the int64 array a Harness shares with its compiled process callback (JACK's ``arg``).
@@ -245,6 +366,7 @@ class Harness:
         ports = [int(jack._ffi.cast("uintptr_t", port._ptr)) for port in self.outports + self.inports]
         self._state[H_PORTS:] = ports
         self._close = weakref.finalize(self, _shut_down, self.client, self._state, self.recording, self._signals)
+        server.clients.add(self)  # closed before the server stops, whatever the test does
         if jack._lib.jack_set_process_callback(self.client._ptr, jack._ffi.cast("JackProcessCallback", process.address),
                                                jack._ffi.cast("void *", self._state.ctypes.data)) != 0:
             self.close()
@@ -268,9 +390,13 @@ class Harness:
 
     def wait_for_ports(self, regex: str, count: int, timeout: float = 60.0, process: subprocess.Popen | None = None):
         """The names of ``count`` ports matching ``regex`` once they exist (the program opened its stream)."""
+        import jack
+
+        from realtime_split.live.jack_client import port_names
+
         deadline = time.monotonic() + timeout
         while True:
-            names = sorted(p.name for p in self.client.get_ports(regex))
+            names = sorted(port_names(jack, self.client, regex))  # names only: the program's ports come and go
             if len(names) >= count:
                 return names[:count]
             if process is not None and process.poll() is not None:
@@ -423,3 +549,57 @@ def skip_because_of_xruns(session: dict, what: str) -> None:
     if session["xruns"]:
         pytest.skip(f"xruns in all {SESSION_ATTEMPTS} sessions ({session['xruns']} in the last): this machine did "
                     f"not keep JACK's period, so {what}")
+
+
+# Programs under test ------------------------------------------------------------------------------------------------
+
+def program_env(**extra) -> dict:
+    """The environment for a program under test: this checkout's ``realtime_split`` first."""
+    paths = [str(REPO), os.environ.get("PYTHONPATH")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), **extra}
+
+
+def launch(*args, script: str | None = None, **extra_env) -> subprocess.Popen:
+    """The CLI (or ``script``) with ``args``, stdout and stderr piped; it dies with the test process."""
+    command = [sys.executable, script] if script else [sys.executable, "-m", "realtime_split"]
+    return subprocess.Popen([*command, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=program_env(**extra_env), cwd=REPO, preexec_fn=dies_with_parent())
+
+
+def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a launched program; a program that does not stop fails the test."""
+    import pytest
+
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the program did not stop:\n{err}")
+    return proc.returncode, out, err
+
+
+def sine(seconds: float, freq: float = 440.0, amp: float = 0.5, rate: int = RATE) -> np.ndarray:
+    """A sine with 10 ms raised-cosine fades, so its own onset is not a jump."""
+    n = int(seconds * rate)
+    x = amp * np.sin(2 * np.pi * freq * np.arange(n) / rate)
+    ramp = int(0.01 * rate)
+    fade = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
+    x[:ramp] *= fade
+    x[-ramp:] *= fade[::-1]
+    return x.astype(np.float32)
+
+
+def click_delays(harness: Harness, clicks: np.ndarray) -> list[tuple[int, float]]:
+    """(delay, recorded/played level) of every click of the signal the harness played (clicks first).
+    Tests use the median level: a rare missed deadline on a loaded machine plays one click dry (at
+    full level) and must not decide the result."""
+    starts = np.flatnonzero(np.diff((clicks != 0).astype(np.int8)) == 1) + 1
+    rec = harness.take()[:, 0]
+    found = []
+    for s in starts:
+        burst = clicks[s:s + int(0.005 * harness.rate)]
+        d, _ = harness.delay(burst, offset_in_signal=s)
+        at = harness.play_start + s + d + harness.loop_periods * harness.period - harness.record_start
+        found.append((d, float(np.std(rec[at:at + len(burst)]) / np.std(burst))))
+    return found

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 import realtime_split
+from cli_helpers import music, read, write_music
 from realtime_split import (
     AudioIOError,
     FileResult,
@@ -25,7 +26,6 @@ from realtime_split import (
     separate_file,
 )
 from realtime_split.cli import command_line
-from test_cli_files import music, read, write_music
 
 RATE = 44100
 

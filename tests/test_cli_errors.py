@@ -6,31 +6,18 @@ error, and Ctrl-C leaves valid (shorter) output files and exits with 130.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from cli_helpers import command, fails, interrupt_separation, music, read, separate, subprocess_env, write_music
 from onnx_models import make_model_without_metadata
-from test_cli_files import music, read, separate, write_music
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def fails(capsys, *args, model, contains: str) -> str:
-    """Run the CLI, expect exit code 2 and a one-line error naming the problem; return the line."""
-    assert separate(*args, model=model) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("realtime-split: error: ") and "\n" not in err, err
-    assert contains.lower() in err.lower(), err
-    return err
 
 
 @pytest.fixture
@@ -141,16 +128,6 @@ def test_nan_and_inf_input_samples_become_silence_and_are_counted(tmp_path, caps
     assert "12 NaN/Inf samples" in capsys.readouterr().err
 
 
-def command() -> list[str]:
-    """The installed console script when present, else the same entry point through ``python -m``."""
-    script = shutil.which("realtime-split")
-    return [script] if script else [sys.executable, "-m", "realtime_split"]
-
-
-def subprocess_env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-
-
 def test_the_command_reports_a_user_error_without_traceback(tmp_path):
     done = subprocess.run([*command(), "--input", str(tmp_path / "nope.wav")], capture_output=True, text=True,
                           env=subprocess_env(), timeout=120)
@@ -159,26 +136,7 @@ def test_the_command_reports_a_user_error_without_traceback(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def interrupt_separation(song: Path, out: Path, model: Path, sig: int) -> tuple[int, str]:
-    """Separate ``song`` into ``out/`` with the real command, send ``sig`` once a stem file passes 1 MB;
-    returns the exit code and stderr."""
-    proc = subprocess.Popen([*command(), "--input", str(song), "--output", f"{out}/", "--model", str(model),
-                             "--latency", "low", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    try:
-        deadline = time.monotonic() + 120
-        while not ((out / "other.wav").exists() and (out / "other.wav").stat().st_size > 1_000_000):
-            assert proc.poll() is None, f"finished before it could be interrupted: {proc.communicate()}"
-            assert time.monotonic() < deadline, "no output after 120 s"
-            time.sleep(0.05)
-        proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return proc.returncode, stderr
-
-
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_ctrl_c_keeps_valid_partial_outputs(tmp_path, conv_model):
     """SIGINT while separating a long file: exit 130, every stem file so far is valid audio."""
     block = music(10.0, 44100, 2)

@@ -15,45 +15,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from cli_helpers import MODEL_RATE, STEMS4, read, separate, write_music
 from realtime_split.cli import main
 
 SCALES = {"vocals": 0.5, "drums": 0.25, "bass": 0.125, "other": 0.125, "accompaniment": 0.5}
-STEMS4 = ("vocals", "drums", "bass", "other")
-MODEL_RATE = 44100
-
-
-def music(seconds: float, samplerate: int, channels: int, seed: int = 0) -> np.ndarray:
-    """A few sines over band-limited noise, below full scale: (frames, channels) float32."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * samplerate)
-    t = np.arange(n) / samplerate
-    out = np.empty((n, channels), np.float32)
-    for c in range(channels):
-        noise = np.convolve(rng.standard_normal(n), np.ones(8) / 8, mode="same")
-        tones = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in rng.uniform(80, 4000, 3))
-        out[:, c] = 0.08 * tones + 0.2 * noise
-    return out
-
-
-def write_music(path: Path, seconds: float = 2.0, samplerate: int = MODEL_RATE, channels: int = 2,
-                seed: int = 0, **kwargs) -> np.ndarray:
-    """Write test music to ``path`` and return what a reader decodes from it (lossy formats differ)."""
-    sf.write(path, music(seconds, samplerate, channels, seed), samplerate, **kwargs)
-    decoded, _ = sf.read(path, dtype="float32", always_2d=True)
-    return decoded
-
-
-def read(path: Path) -> tuple[np.ndarray, sf._SoundFileInfo]:
-    data, _ = sf.read(path, dtype="float32", always_2d=True)
-    return data, sf.info(str(path))
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
-
-
-def separate(*args, model) -> int:
-    return main([*map(str, args), "--model", str(model), "--no-progress"])
 
 
 @pytest.mark.parametrize(

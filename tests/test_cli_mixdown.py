@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from cli_helpers import STEMS4, command, fails, read, separate, subprocess_env, write_music
 from realtime_split.cli import main
-from test_cli_errors import command, fails, subprocess_env
-from test_cli_files import STEMS4, read, separate, write_music
 
 DEMO = Path(__file__).resolve().parents[1] / "realtime_split" / "demo" / "demo.ogg"
 FAST = Path(__file__).resolve().parents[1] / "realtime_split" / "models" / "fast.onnx"
@@ -81,6 +80,7 @@ def test_several_inputs_to_one_file_are_still_refused_with_a_gain(tmp_path, caps
           "--output", tmp_path / "k.wav", model=scaled_model, contains="2 inputs need one file each")
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_karaoke_mix_to_standard_output(tmp_path, scaled_model):
     mix = write_music(tmp_path / "song.wav", seconds=0.5)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from extras import STEMPEG
 from training.datasets import (
     MUSDB_VALIDATION_TRACKS,
     DatasetError,
@@ -77,6 +78,7 @@ def musdb_root(tmp_path_factory) -> Path:
     return root
 
 
+@STEMPEG
 def test_musdb_reads_the_four_stems_in_stream_order_and_ignores_the_coded_mixture(musdb_root):
     tracks = open_dataset("musdb", musdb_root)
     assert [t.name for t in tracks] == ["Leaf - Summerghost", "Other Band - Test Song", "Some Band - Training Song"]
@@ -104,6 +106,7 @@ def test_validation_list_matches_the_musdb_package_when_installed():
     assert sorted(yaml.safe_load(config.read_text())["validation_tracks"]) == sorted(MUSDB_VALIDATION_TRACKS)
 
 
+@STEMPEG
 def test_load_resamples_with_soxr(musdb_root):
     track = open_dataset("musdb", musdb_root, "train")[0]
     rate, stems = track.load(sample_rate=22050)
@@ -220,12 +223,17 @@ def test_corrupt_files(tmp_path):
     (clip / "vocals.ogg").write_bytes(b"OggS" + bytes(200))
     with pytest.raises(DatasetError, match=r"vocals\.ogg: cannot decode audio"):
         open_dataset("folder", tmp_path / "folder")[0].load()
+
+
+@STEMPEG
+def test_corrupt_stem_file(tmp_path):
     (tmp_path / "musdb").mkdir()
     (tmp_path / "musdb" / "Broken.stem.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
     with pytest.raises(DatasetError, match=r"Broken\.stem\.mp4: cannot read the stem file"):
         open_dataset("musdb", tmp_path / "musdb")[0].load()
 
 
+@STEMPEG
 def test_stem_file_with_wrong_stream_count(tmp_path):
     wav = tmp_path / "a.wav"
     sf.write(wav, tone(440.0, 4410), RATE)

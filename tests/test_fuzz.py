@@ -19,10 +19,9 @@ import pytest
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from cli_helpers import command, music, subprocess_env, write_music
 from realtime_split import StreamingSeparator
 from realtime_split.cli import main
-from test_cli_errors import command, subprocess_env
-from test_cli_files import music, write_music
 
 pytestmark = pytest.mark.slow  # the property tests and the corpus of damaged files
 

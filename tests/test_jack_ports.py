@@ -29,6 +29,7 @@ from jack_harness import (
     Harness,
     JackServer,
     click_train,
+    dies_with_parent,
     first_session_without_xruns,
     jackd_path,
     parse_latency_line,
@@ -50,7 +51,8 @@ def launch(*args, env: dict | None = None) -> subprocess.Popen:
     paths = [str(REPO), os.environ.get("PYTHONPATH")]
     environment = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     return subprocess.Popen([sys.executable, "-m", "realtime_split", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=environment, cwd=REPO)
+                            stderr=subprocess.PIPE, text=True, env=environment, cwd=REPO,
+                            preexec_fn=dies_with_parent())
 
 
 def stop(proc: subprocess.Popen) -> tuple[int, str]:
@@ -69,6 +71,15 @@ def requires_jack() -> None:
     if jackd_path() is None:
         pytest.skip("jackd not found: JACK port tests need a real JACK server (apt-get install jackd2)")
     pytest.importorskip("jack", reason="JACK-Client plays and records the test signals (pip install JACK-Client)")
+
+
+def listed(client, pattern: str) -> list[str]:
+    """The names of the ports matching ``pattern`` (names only: ports that vanish meanwhile cannot fail it)."""
+    import jack
+
+    from realtime_split.live.jack_client import port_names
+
+    return port_names(jack, client, pattern)
 
 
 def ports(harness: Harness, proc: subprocess.Popen, names) -> list[str]:
@@ -176,10 +187,10 @@ def test_connect_wires_other_clients_ports_and_the_latency_ranges_add_the_delay(
     with JackServer(rate=44100, period=256) as server:
         proc = launch("--input", "jack", "--output", "jack", "--stem", "vocals,drums", "--model", scaled_model,
                       "--connect", "system:capture", "--connect", "vocals=system:playback", "--no-progress")
-        probe = jack.Client("rs-probe", no_start_server=True, servername=server.name)
+        probe = server.client()
         try:
             deadline = time.monotonic() + 60
-            while not probe.get_ports(f"{CLIENT}:vocals_R") or not probe.get_all_connections(f"{CLIENT}:vocals_R"):
+            while not listed(probe, f"{CLIENT}:vocals_R") or not probe.get_all_connections(f"{CLIENT}:vocals_R"):
                 assert proc.poll() is None, stop(proc)
                 assert time.monotonic() < deadline, "no connection after 60 s"
                 time.sleep(0.05)
@@ -233,7 +244,7 @@ def test_jack_input_alone_plays_the_stems_mix_on_one_pair(scaled_model):
         proc = launch("--input", "jack", "--stem", "vocals", "--model", scaled_model, "--no-progress")
         harness.connect(harness.wait_for_ports(f"{CLIENT}:in_", 2, process=proc),
                         harness.wait_for_ports(f"{CLIENT}:out_", 2, process=proc))
-        assert not harness.client.get_ports(f"{CLIENT}:dry_")  # no dry pair without stem ports
+        assert not listed(harness.client, f"{CLIENT}:dry_")  # no dry pair without stem ports
         harness.start_recording()
         time.sleep(0.3)
         harness.play(clicks)
@@ -282,14 +293,13 @@ def test_a_file_played_to_stem_ports_ends_by_itself(scaled_model, tmp_path):
 
 def test_a_jack_server_that_goes_away_is_one_line_after_the_summary(scaled_model):
     requires_jack()
-    import jack
 
     server = JackServer(rate=44100, period=256).start()
     try:
         proc = launch("--input", "jack", "--output", "jack", "--model", scaled_model, "--no-progress")
-        probe = jack.Client("rs-probe", no_start_server=True, servername=server.name)
+        probe = server.client()
         deadline = time.monotonic() + 60
-        while not probe.get_ports(f"{CLIENT}:dry_R"):
+        while not listed(probe, f"{CLIENT}:dry_R"):
             assert proc.poll() is None and time.monotonic() < deadline, stop(proc)
             time.sleep(0.05)
         probe.close()

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from cli_helpers import fails, read, separate, write_music
 from realtime_split import ParameterError, Separator
 from realtime_split.audio_files import (
     HEADER_ROOM,
@@ -33,8 +34,6 @@ from realtime_split.audio_files import (
     plan_container,
 )
 from realtime_split.cli import _report
-from test_cli_errors import fails
-from test_cli_files import read, separate, write_music
 
 RATE = 44100
 SOAK_FRAMES = 537_311_912  # the soak run's stereo float output: 4.003 GiB, read back as 536,870,911 frames

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 44100
 
 
+@pytest.mark.slow  # the example in a subprocess for a whole run: 2-4 s (CONTRIBUTING: the fast tier)
 def test_file_in_chunks_example_writes_stems_aligned_with_the_input(scaled_model, tmp_path):
     x = np.random.default_rng(2).uniform(-0.5, 0.5, (20000, 2)).astype(np.float32)
     sf.write(tmp_path / "in.wav", x, RATE, subtype="FLOAT")

@@ -16,11 +16,8 @@ latency) is outside this path and reported separately, as PortAudio reports it.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,67 +27,26 @@ import soundfile as sf
 
 import onnx_models
 from jack_harness import (
+    PERIOD,
+    RATE,
+    REPO,
     Harness,
     JackServer,
+    click_delays,
     click_train,
     find_each,
+    finish,
     first_session_without_xruns,
-    jackd_path,
+    launch,
     max_jump,
     parse_latency_line,
     reported_xruns,
+    sine,
     skip_because_of_xruns,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-RATE = 44100
-PERIOD = 256
 NO_DEVICE = ("realtime-split: error: no input device found; is a sound server running? "
              "list devices with --list-devices")
-
-
-def env(**extra) -> dict:
-    paths = [str(REPO), os.environ.get("PYTHONPATH")]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), **extra}
-
-
-def launch(*args: str, script: str | None = None, **extra_env) -> subprocess.Popen:
-    command = [sys.executable, script] if script else [sys.executable, "-m", "realtime_split"]
-    return subprocess.Popen([*command, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env(**extra_env), cwd=REPO)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"the program did not stop:\n{err}")
-    return proc.returncode, out, err
-
-
-@pytest.fixture(scope="module")
-def jack_server():
-    if jackd_path() is None:
-        pytest.skip("jackd not found: live audio tests need a real JACK server (apt-get install jackd2)")
-    try:
-        import jack  # noqa: F401
-    except ImportError:
-        pytest.skip("JACK-Client not installed (pip install JACK-Client): it plays and records the test signals")
-    with JackServer(rate=RATE, period=PERIOD) as server:
-        yield server
-
-
-def sine(seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
-    """A sine with 10 ms raised-cosine fades, so its own onset is not a jump."""
-    n = int(seconds * RATE)
-    x = amp * np.sin(2 * np.pi * freq * np.arange(n) / RATE)
-    ramp = int(0.01 * RATE)
-    fade = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
-    x[:ramp] *= fade
-    x[-ramp:] *= fade[::-1]
-    return x.astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -118,21 +74,6 @@ def record_mic_session(server: JackServer, model, folder: Path) -> dict:
         code, _, err = finish(proc)
         return {"code": code, "stderr": err, "harness": harness, "clicks": clicks, "tone_start": len(clicks),
                 "tone": tone, "recording": recording, "xruns": reported_xruns(err)}
-
-
-def click_delays(harness: Harness, clicks: np.ndarray) -> list[tuple[int, float]]:
-    """(delay, recorded/played level) of every click of the signal the harness played (clicks first).
-    Tests use the median level: a rare missed deadline on a loaded machine plays one click dry (at
-    full level) and must not decide the result."""
-    starts = np.flatnonzero(np.diff((clicks != 0).astype(np.int8)) == 1) + 1
-    rec = harness.take()[:, 0]
-    found = []
-    for s in starts:
-        burst = clicks[s:s + int(0.005 * RATE)]
-        d, _ = harness.delay(burst, offset_in_signal=s)
-        at = harness.play_start + s + d + harness.loop_periods * harness.period - harness.record_start
-        found.append((d, float(np.std(rec[at:at + len(burst)]) / np.std(burst))))
-    return found
 
 
 @pytest.mark.slow
@@ -284,6 +225,7 @@ def test_a_device_name_that_matches_nothing_lists_the_candidates(jack_server, sc
                            "input devices: 0 system (JACK Audio Connection Kit, 2 in, 2 out)")
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_no_sound_server_is_a_one_line_error(scaled_model):
     quiet = {"JACK_DEFAULT_SERVER": "realtime-split-no-such-server", "JACK_NO_START_SERVER": "1"}
     code, out, err = finish(launch("--list-devices", **quiet))

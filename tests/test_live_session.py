@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jack_harness import Harness, click_train
+from jack_harness import PERIOD, RATE, Harness, click_delays, click_train, finish, launch
 from realtime_split import StreamingSeparator
-from test_live_jack import PERIOD, RATE, click_delays, finish, jack_server, launch  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.jack]
 APP = str(Path(__file__).with_name("live_session_app.py"))
@@ -28,7 +27,7 @@ def lines(out: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def test_a_session_starts_separates_the_microphone_and_stops_with_named_counters(jack_server, scaled_model,  # noqa: F811
+def test_a_session_starts_separates_the_microphone_and_stops_with_named_counters(jack_server, scaled_model,
                                                                                  tmp_path):
     recording = tmp_path / "monitor.wav"
     clicks = click_train(RATE, 1.0, every=0.25)
@@ -69,7 +68,7 @@ def test_a_session_starts_separates_the_microphone_and_stops_with_named_counters
     assert levels["input"] > 0.1 and levels["stems"]["vocals"] == pytest.approx(0.5 * levels["input"], rel=0.01)
 
 
-def test_a_file_played_live_ends_by_itself(jack_server, scaled_model, tmp_path):  # noqa: F811
+def test_a_file_played_live_ends_by_itself(jack_server, scaled_model, tmp_path):
     sf.write(tmp_path / "song.wav", 0.3 * np.random.default_rng(1).standard_normal((int(0.8 * RATE), 2)), RATE)
     with Harness(jack_server, record_seconds=10) as harness:
         proc = launch("--model", scaled_model, "--input", tmp_path / "song.wav", "--seconds", "30", script=APP)
@@ -82,7 +81,7 @@ def test_a_file_played_live_ends_by_itself(jack_server, scaled_model, tmp_path):
     assert ended["stats"]["recording"] is None and ended["stats"]["recorded_seconds"] == 0
 
 
-def test_a_device_that_matches_nothing_is_a_value_error_naming_the_parameter(jack_server, scaled_model):  # noqa: F811
+def test_a_device_that_matches_nothing_is_a_value_error_naming_the_parameter(jack_server, scaled_model):
     code, out, err = finish(launch("--model", scaled_model, "--input-device", "usb headset", script=APP))
     assert code == 0, err
     (error,) = lines(out)

@@ -17,11 +17,11 @@ import onnx
 import pytest
 
 import onnx_models
+from cli_helpers import read, write_music
 from onnx_models import make_identity_model, make_scaled_identity_model
 from realtime_split import StreamingSeparator, UserError, registry
 from realtime_split.cli import main
 from realtime_split.model_format import Geometry
-from test_cli_files import read, write_music
 
 FAST_VOCALS, QUALITY_VOCALS = 0.5, 0.25
 QUALITY_PRESETS = {"quality": Geometry(window=4096, hop=1024, crossfade=256, lookahead=512),  # 1792: 40.6 ms

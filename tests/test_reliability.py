@@ -21,11 +21,9 @@ import pytest
 import soundfile as sf
 
 import onnx_models
+from cli_helpers import command, fails, interrupt_separation, music, read, separate, subprocess_env, write_music
 from realtime_split.audio_files import _wav_declared_frames
 from realtime_split.cli import main
-from test_cli_errors import command, fails, interrupt_separation, subprocess_env
-from test_cli_files import music, read, separate, write_music
-from test_live_jack import jack_server  # noqa: F401  (the fixture: a JACK server for the live test; F811 below)
 
 
 def run_cli(*args, stdin=None, timeout: float = 120, preexec_fn=None, **kwargs) -> subprocess.CompletedProcess:
@@ -91,6 +89,7 @@ def long_song(path: Path, minutes: int = 5) -> Path:
     return path
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_keep_valid_partial_outputs(tmp_path, conv_model, sig, code):
     if signal.getsignal(sig) is signal.SIG_IGN:  # the command inherits it ignored and, by design, keeps it so
@@ -115,6 +114,7 @@ def file_size_limit(limit: int):
     return apply
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_a_full_disk_is_one_line_and_leaves_stems_of_one_length(tmp_path, scaled_model):
     write_music(tmp_path / "song.wav", seconds=6.0, subtype="PCM_16")  # 1 MB; each float stem would be 2 MB
     out = tmp_path / "out"
@@ -133,6 +133,7 @@ def test_a_full_disk_is_one_line_and_leaves_stems_of_one_length(tmp_path, scaled
     assert line.endswith(f"the partial output in {out}/ holds the first {frames / 44100:.1f} s")
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_a_full_disk_removes_a_flac_that_cannot_be_finished(tmp_path, scaled_model):
     write_music(tmp_path / "song.wav", seconds=6.0, subtype="PCM_16")
     out = tmp_path / "out"
@@ -195,8 +196,8 @@ def test_nan_model_output_is_silenced_and_reported_in_file_mode(tmp_path, capsys
 
 
 def test_nan_model_output_is_reported_in_the_live_summary(nonfinite_model):
+    from bridge_helpers import bridge_for, run_live, sine
     from realtime_split.cli_status import summary
-    from test_live_bridge import bridge_for, run_live, sine
 
     bridge = bridge_for(nonfinite_model)
     played = run_live(bridge, sine(0.5))
@@ -279,6 +280,7 @@ def test_a_malformed_option_is_one_line(capsys):
 
 # 9: standard input and output -------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_stdin_to_stdout_through_pipes(tmp_path, scaled_model):
     mix = write_music(tmp_path / "song.wav", seconds=1.0)
     with open(tmp_path / "song.wav", "rb") as f:
@@ -298,6 +300,7 @@ def test_stdin_to_stdout_through_pipes(tmp_path, scaled_model):
     assert "standard input -> standard output (vocals)" in done.stderr.decode()
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 @pytest.mark.parametrize("path", ["-", "/dev/stdin"])
 def test_a_piped_ogg_on_stdin_is_separated_to_a_folder(tmp_path, scaled_model, path):
     mix = write_music(tmp_path / "song.ogg", seconds=1.0)
@@ -312,6 +315,7 @@ def test_a_piped_ogg_on_stdin_is_separated_to_a_folder(tmp_path, scaled_model, p
     np.testing.assert_allclose(read(tmp_path / "out/bass.wav")[0], 0.125 * mix, atol=1e-5)
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_a_piped_flac_says_what_a_pipe_can_carry(tmp_path, scaled_model):
     write_music(tmp_path / "song.flac", seconds=0.5)
     feed = subprocess.Popen(["cat", str(tmp_path / "song.flac")], stdout=subprocess.PIPE)
@@ -336,6 +340,7 @@ def test_stdout_takes_one_stem_in_a_streamable_format(tmp_path, capsys, scaled_m
     fails(capsys, "--input", tmp_path / "song.wav", *options, "--output", "-", model=scaled_model, contains=contains)
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 def test_a_truncated_input_through_the_command_has_no_traceback(tmp_path, scaled_model):
     write_music(tmp_path / "song.flac", seconds=2.0)
     truncate(tmp_path / "song.flac", 0.3)
@@ -345,6 +350,7 @@ def test_a_truncated_input_through_the_command_has_no_traceback(tmp_path, scaled
     assert "ended early" in done.stderr and sf.info(str(tmp_path / "v.wav")).frames > 0
 
 
+@pytest.mark.slow  # the command in a subprocess for a whole run: 2-4 s each (CONTRIBUTING: the fast tier)
 @pytest.mark.skipif(sys.platform != "linux", reason="/dev/full is Linux")
 def test_writing_to_a_full_device_through_stdout(tmp_path, scaled_model):
     write_music(tmp_path / "song.wav", seconds=0.5)
@@ -363,9 +369,8 @@ def test_writing_to_a_full_device_through_stdout(tmp_path, scaled_model):
 
 @pytest.mark.slow
 @pytest.mark.jack
-def test_sigterm_during_a_live_recording_keeps_a_valid_recording(jack_server, scaled_model, tmp_path):  # noqa: F811
-    from jack_harness import Harness
-    from test_live_jack import RATE, finish, launch, sine
+def test_sigterm_during_a_live_recording_keeps_a_valid_recording(jack_server, scaled_model, tmp_path):
+    from jack_harness import RATE, Harness, finish, launch, sine
 
     recording = tmp_path / "monitor.wav"
     with Harness(jack_server, record_seconds=10) as harness:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from extras import SCIPY
 from training.augment import augment_stems, band_limit, change_speed, source_length, speed_ratio
 from training.cache import AudioCache, CachedTrack
 from training.config import AugmentConfig
@@ -40,7 +41,7 @@ def sampler(tracks, augment=EVERYTHING, stems=FOUR) -> WindowSampler:
     return WindowSampler([Source("test", tracks)], TargetLayout(stems), W, augment, 8000)
 
 
-@pytest.mark.parametrize("augment", [NO_AUGMENT, EVERYTHING])
+@pytest.mark.parametrize("augment", [NO_AUGMENT, pytest.param(EVERYTHING, marks=SCIPY)])
 def test_mix_is_the_sum_of_the_augmented_stems(augment):
     rng = np.random.default_rng(0)
     mix, targets, presence = sampler(musdb_like(), augment).batch(rng, 8)
@@ -50,6 +51,7 @@ def test_mix_is_the_sum_of_the_augmented_stems(augment):
     assert np.abs(mix).max() > 0.05
 
 
+@SCIPY
 def test_vocals_accompaniment_data_trains_vocals_and_the_sum_of_the_rest():
     mix, targets, presence = sampler(mir_like()).batch(np.random.default_rng(1), 6)
     assert TargetLayout(FOUR).names == FOUR + ("accompaniment",)
@@ -79,6 +81,7 @@ def test_short_tracks_are_zero_padded():
     assert not mix[100:].any()
 
 
+@SCIPY
 def test_batches_are_reproducible_per_seed_epoch_and_step():
     s = sampler(musdb_like())
     a = list(s.batches(seed=3, epoch=1, steps=range(2, 4), size=2))
@@ -121,6 +124,7 @@ def test_band_limit_removes_everything_above_the_cutoff():
     assert spectrum[:, freqs > 2000].max() < 1e-3 * spectrum[:, freqs < 2000].max()
 
 
+@SCIPY
 @pytest.mark.parametrize("semitones", [-2, -1, 1, 2])
 def test_speed_change_moves_pitch_by_the_ratio_and_keeps_the_level_to_the_window_edges(semitones):
     rate, window, tone = 8000, 2048, 500.0

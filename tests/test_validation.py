@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 
 import realtime_split as rs
+from cli_helpers import command, fails, music, subprocess_env, write_music
 from onnx_models import make_short_output_model
 from realtime_split.cli import main
 from realtime_split.errors import ModelFormatError, ParameterError, UserError
-from test_cli_errors import command, fails, subprocess_env
-from test_cli_files import music, write_music
 
 REPO = Path(__file__).resolve().parents[1]
 

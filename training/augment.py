@@ -9,7 +9,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from .config import AugmentConfig
 
@@ -54,6 +53,8 @@ def source_length(window: int, speed: Fraction | None) -> int:
 
 def change_speed(stems: np.ndarray, speed: Fraction, window: int) -> np.ndarray:
     """``(n_stems, source_length, 2)`` -> ``(n_stems, window, 2)`` played ``speed`` times faster."""
+    from scipy.signal import resample_poly  # the train extra; imported here so the sampler runs without it
+
     out = resample_poly(stems, speed.denominator, speed.numerator, axis=1)
     start = int(round(SPEED_MARGIN / speed))
     return np.ascontiguousarray(out[:, start:start + window], dtype=np.float32)

@@ -109,6 +109,28 @@ def latency_range(port_pointer: int, mode: int, lib: ctypes.CDLL | None = None) 
     return found.min, found.max
 
 
+def port_names(jack, client, pattern: str = "", *, is_audio: bool = False, is_input: bool = False,
+               is_output: bool = False) -> list[str]:
+    """The names of the ports matching ``pattern`` (a JACK regular expression), from one ``jack_get_ports`` call.
+
+    JACK-Client's ``Client.get_ports`` looks each listed name up again (``jack_port_by_name``) to build a
+    port object, and raises when the port vanished in between (another client closing its stream), so a
+    listing taken while other clients come and go fails at random. Names alone need no second lookup.
+    ``client`` is a ``jack.Client``."""
+    lib, ffi = jack._lib, jack._ffi
+    flags = (lib.JackPortIsInput if is_input else 0) | (lib.JackPortIsOutput if is_output else 0)
+    names = lib.jack_get_ports(client._ptr, pattern.encode(), jack._AUDIO if is_audio else b"", flags)
+    if not names:
+        return []
+    try:
+        found: list[str] = []
+        while names[len(found)]:  # the strings live in the server's shared memory: copy them now
+            found.append(ffi.string(names[len(found)]).decode(errors="replace"))
+        return found
+    finally:
+        lib.jack_free(names)
+
+
 class JackClient:
     """A JACK client for one live session: ``open`` it, ``register`` the ports, ``attach`` a bridge,
     ``activate``, ``connect``; ``close`` when done. ``rate`` and ``period`` are the server's."""
@@ -233,11 +255,9 @@ class JackClient:
 
     def _others(self, pattern: str, is_output: bool) -> list[str]:
         mine = f"{self.name}:"
-        try:
-            ports = self.client.get_ports(pattern, is_audio=True, is_output=is_output, is_input=not is_output)
-        except self.jack.JackError:  # a pattern JACK's regex cannot parse
-            ports = []
-        return [p.name for p in ports if not p.name.startswith(mine)]
+        names = port_names(self.jack, self.client, pattern, is_audio=True, is_output=is_output,
+                           is_input=not is_output)
+        return [name for name in names if not name.startswith(mine)]
 
     def _pair(self, target: str) -> list[Any]:
         if target == DRY:
