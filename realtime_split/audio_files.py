@@ -26,6 +26,7 @@ make no sense (``channels=``, ``format=``, ``subtype=``) ``ParameterError``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -128,6 +129,19 @@ def _cause(exc: BaseException) -> str:
     if "System error" in str(exc) and code:
         return os.strerror(code)
     return str(exc).strip().rstrip(".") or type(exc).__name__
+
+
+# What a failed write's errno means when libsndfile's own message hides it (the flac encoder says "problem with
+# initialization of the flac decoder" when the disk is full).
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EPIPE, errno.EROFS}
+
+
+def _write_cause(exc: BaseException) -> str:
+    """The system's reason for a failed write, also when libsndfile reports its encoder's message instead."""
+    code = getattr(sf._ffi, "errno", 0)
+    if code in WRITE_ERRNOS:
+        return os.strerror(code)
+    return _cause(exc)
 
 
 def readable_formats() -> str:
@@ -591,7 +605,7 @@ class AudioWriter:
             with contextlib.suppress(OSError):
                 os.close(fd)
             raise AudioIOError(f"cannot write {label(path, True)} as {fmt.lower()}/{subtype} at {samplerate} Hz: "
-                               f"{_cause(exc)}", "output") from None
+                               f"{_write_cause(exc)}", "output") from None
         if self.container.downgrade:
             _rf64_auto_downgrade(self._file)  # refused: the file is RF64 whatever its size, valid, and rf64 says so
 
@@ -616,7 +630,7 @@ class AudioWriter:
             self._file.write(block)
         except SOUNDFILE_ERRORS as exc:
             self.failed = True
-            raise WriteError(f"cannot write {label(self.path, True)}: {_cause(exc)}", self.path) from None
+            raise WriteError(f"cannot write {label(self.path, True)}: {_write_cause(exc)}", self.path) from None
         self.frames += len(block)
 
     def cut(self, frames: int) -> bool:
@@ -629,6 +643,7 @@ class AudioWriter:
         except SOUNDFILE_ERRORS:
             return False
         self.frames = frames
+        self.failed = False  # what the failed write left past ``frames`` is gone
         return True
 
     def close(self) -> None:
@@ -637,7 +652,7 @@ class AudioWriter:
             self._file.close()
         except SOUNDFILE_ERRORS as exc:
             self.failed = True
-            raise WriteError(f"cannot finish {label(self.path, True)}: {_cause(exc)}", self.path) from None
+            raise WriteError(f"cannot finish {label(self.path, True)}: {_write_cause(exc)}", self.path) from None
         if self.container.downgrade:
             try:
                 with open(self.target, "rb") as f:
@@ -677,10 +692,31 @@ def readable(path: Path) -> bool:
     if str(path) == STDIO:
         return True
     try:
-        with sf.SoundFile(path) as f:
+        with _library_noise_hidden(), sf.SoundFile(path) as f:
             if not 0 <= f.frames < 2 ** 40:  # libsndfile's "unknown length" (a flac whose header never got written)
                 return False
             f.read(min(f.frames, READ_CHUNK), dtype="float32")
         return True
     except SOUNDFILE_ERRORS:
         return False
+
+
+def stored_frames(path: Path) -> int | None:
+    """The frames a closed output's header says it holds (None: it does not say, or does not open)."""
+    try:
+        with _library_noise_hidden():  # libmpg123's notes on an mp3 cut short
+            return sf.info(str(path)).frames
+    except SOUNDFILE_ERRORS:
+        return None
+
+
+def decoded_frames(path: Path) -> int | None:
+    """The frames a closed output decodes to, read to its end (None: it fails on the way)."""
+    count = 0
+    try:
+        with _library_noise_hidden(), sf.SoundFile(path) as f:
+            while got := len(f.read(65536, dtype="float32")):  # (soundfile's blocks() counts what the header says)
+                count += got
+    except SOUNDFILE_ERRORS:
+        return None
+    return count

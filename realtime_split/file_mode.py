@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from .audio_files import (
     STDIO,
@@ -44,6 +43,7 @@ from .audio_files import (
     ChannelSelection,
     Container,
     WriteError,
+    decoded_frames,
     default_extension,
     file_identity,
     is_stream,
@@ -52,6 +52,7 @@ from .audio_files import (
     output_format,
     plan_container,
     readable,
+    stored_frames,
 )
 from .errors import AudioIOError, ParameterError, UserError, signals_deferred
 from .output_set import OutputSet
@@ -294,13 +295,14 @@ def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str, owned:
     except UserError as exc:  # a write failed (a full disk), or the input could not be read on
         with signals_deferred():
             reader.close()
-            exc.args = (f"{exc}; {_settle(writers, owned)}",)
+            exc.args = (f"{exc}; {_settle(writers, owned, job.outputs)}",)
         raise
     except BaseException as exc:  # Ctrl-C, SIGTERM, SIGHUP: keep what the stems hold; a bug: keep nothing
         with signals_deferred():
             reader.close()
             if not done:  # (a signal held back while committing arrives after it: the outputs are whole)
                 outputs = _stopped(writers, owned, keep=isinstance(exc, KeyboardInterrupt))
+                owned.discard(job.outputs)
         report(stopped=True)
         raise
     result = FileResult(
@@ -349,45 +351,64 @@ def _stopped(writers: list[AudioWriter], owned: OutputSet, keep: bool) -> tuple[
     return tuple(owned.commit(kept))
 
 
-def _settle(writers: list[AudioWriter], owned: OutputSet) -> str:
+def _settle(writers: list[AudioWriter], owned: OutputSet, outputs: Sequence[Path]) -> str:
     """After a failed write or read: cut the stems to the length all of them reached, close them, and give their
-    names to those that decode and hold audio where no file had that name before the run (an earlier output
-    stays as it was); remove the rest. Says what is in place, for the error message."""
-    if not writers:
-        return "nothing was written"
-    common = min(w.frames for w in writers)
+    names to those that hold audio and are whole (decode to the end their header gives) where no file had that
+    name before the run (an earlier output stays as it was); remove the rest. Says what is in place."""
+    if outputs and str(outputs[0]) == STDIO:  # a stream cannot be taken back: say what went out
+        _close_quietly(writers)
+        sent = writers[0].frames / writers[0].samplerate if writers else 0.0
+        return f"standard output got the first {sent:.1f} s" if sent else "nothing was written"
+    common = min((w.frames for w in writers), default=0)
     for writer in writers:
-        writer.cut(common)  # every writer, even after one that cannot be cut (compressed formats)
+        writer.cut(common)  # every writer, even after one that cannot be cut (ogg, mp3)
     _close_quietly(writers)
-    kept, unfinished, earlier = [], [], []
-    for writer in writers:
-        if owned.existed(writer.path) and str(writer.path) != STDIO:
-            earlier.append(writer.path)
-        elif readable(writer.target) and _frames(writer.target) != 0:
-            kept.append(writer.path)
-        else:
-            unfinished.append(writer.path)
-    owned.discard(unfinished + earlier)
-    kept = owned.commit(kept)
-    paths = [w.path for w in writers]
-    where = label(paths[0], output=True) if len(paths) == 1 else f"{paths[0].parent}/"
+    opened = {w.path: w for w in writers}
+    kept: dict[Path, int] = {}
+    unfinished, earlier = [], []
+    for path in outputs:
+        writer = opened.get(path)
+        if owned.existed(path):
+            earlier.append(path)
+        elif writer is not None:
+            frames = _whole_frames(writer)
+            if frames:
+                kept[path] = frames
+            else:
+                unfinished.append(path)
+    owned.discard([path for path in outputs if path not in kept])  # an earlier file of the name stays
+    for path in set(kept) - set(owned.commit(kept)):
+        del kept[path]
+    rate = writers[0].samplerate if writers else 1
+    where = label(outputs[0], output=True) if len(outputs) == 1 else f"{outputs[0].parent}/"
     parts = []
     if kept:
-        lengths = sorted({_frames(p) or 0 for p in kept}) if str(kept[0]) != STDIO else [common]
-        span = " to ".join(f"{n / writers[0].samplerate:.1f}" for n in (lengths[0], lengths[-1])[:len(lengths)])
-        named = "" if len(kept) == len(paths) else f" ({', '.join(p.name for p in kept)})"
+        lengths = sorted(set(kept.values()))
+        span = " to ".join(f"{n / rate:.1f}" for n in sorted({lengths[0], lengths[-1]}))
+        named = "" if len(kept) == len(outputs) else f" ({', '.join(p.name for p in kept)})"
         parts.append(f"the partial output in {where}{named} holds the first {span} s")
-    if len(paths) == 1 and unfinished:
+    elif not unfinished:
+        parts.append("nothing was written")
+    if len(outputs) == 1 and unfinished:
         parts.append("it could not be finished, so nothing was kept")
-    elif len(paths) == 1 and earlier:
+    elif len(outputs) == 1 and earlier:
         parts.append("the file from before this run is left as it was")
-    if len(paths) > 1 and unfinished:
+    if len(outputs) > 1 and unfinished:
         parts.append(f"{_names(unfinished)} could not be finished and {'was' if len(unfinished) == 1 else 'were'} "
                      "not kept")
-    if len(paths) > 1 and earlier:
+    if len(outputs) > 1 and earlier:
         parts.append(f"{_names(earlier)} from before this run {'is' if len(earlier) == 1 else 'are'} left as "
                      f"{'it was' if len(earlier) == 1 else 'they were'}")
-    return "; ".join(parts) or "nothing was written"
+    return "; ".join(parts)
+
+
+def _whole_frames(writer: AudioWriter) -> int:
+    """The frames a closed stem holds if it is whole (0: not, or empty): it decodes to the end its header gives (an
+    mp3 whose last frames the full disk refused closes without an error, and its header promises more)."""
+    if writer.failed or not readable(writer.target):
+        return 0
+    decoded = decoded_frames(writer.target)
+    return decoded if decoded is not None and decoded == stored_frames(writer.target) else 0
 
 
 def _names(paths: Sequence[Path]) -> str:
@@ -395,14 +416,6 @@ def _names(paths: Sequence[Path]) -> str:
     if len(paths) == 1:
         return label(paths[0], output=True)
     return f"{', '.join(p.name for p in paths[:-1])} and {paths[-1].name} in {folder}/"
-
-
-def _frames(path: Path) -> int | None:
-    """The frames a closed output holds, as a reader sees them (None: it does not say)."""
-    try:
-        return sf.info(str(path)).frames
-    except Exception:  # noqa: BLE001  (any failure to read the header means "unknown")
-        return None
 
 
 def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:

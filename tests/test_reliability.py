@@ -8,8 +8,11 @@ exit where the user must act, valid output files and untouched inputs.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +29,7 @@ from realtime_split.cli import main
 from test_cli_errors import command, fails, interrupt_separation, subprocess_env
 from test_cli_files import music, read, separate, write_music
 from test_live_jack import jack_server  # noqa: F401  (the fixture: a JACK server for the live test; F811 below)
+from test_output_set import start, stop, wait_for_partial
 
 
 def run_cli(*args, stdin=None, timeout: float = 120, preexec_fn=None, **kwargs) -> subprocess.CompletedProcess:
@@ -108,6 +112,28 @@ def test_sigterm_and_sighup_keep_valid_partial_outputs(tmp_path, conv_model, sig
     assert sorted(p.name for p in out.iterdir()) == ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
 
 
+@pytest.mark.parametrize("ext", ["ogg", "mp3"])
+def test_a_stop_signal_leaves_compressed_stems_of_one_length_and_says_what_they_hold(tmp_path, conv_model, ext):
+    """Issue 31, 2: SIGTERM left ogg stems 1,894,144 and 1,959,680 frames long, and the message gave the input's
+    time (29.7 s), not what the stems hold."""
+    song = long_song(tmp_path / "long.wav", minutes=2)
+    out = tmp_path / "out"
+    proc = start(song, out, conv_model, "--format", ext)
+    wait_for_partial(proc, out / f"other.{ext}", size=40_000)
+    code, err = stop(proc, signal.SIGTERM)
+    assert code == 143, err
+    assert "Traceback" not in err
+    lengths = set()
+    for stem in ("vocals", "drums", "bass", "other"):
+        data, _ = sf.read(out / f"{stem}.{ext}", dtype="float32", always_2d=True)
+        lengths.add(len(data))
+    assert len(lengths) == 1, lengths
+    frames = lengths.pop()
+    assert 0 < frames < 2 * 60 * 44100
+    assert f"the partial output in {out}/ holds its first {frames / 44100:.1f} s" in err, err
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.{ext}" for s in ("vocals", "drums", "bass", "other"))
+
+
 # 4: a full disk --------------------------------------------------------------------------------------------------
 
 def file_size_limit(limit: int):
@@ -152,6 +178,81 @@ def test_a_full_disk_removes_a_flac_that_cannot_be_finished(tmp_path, scaled_mod
     else:
         assert line.endswith("File too large; it could not be finished, so nothing was kept")
     assert sorted(p.name for p in out.iterdir()) == (["v.flac"] if (out / "v.flac").exists() else [])
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, free: int):
+    """A file system with ``free`` bytes left: a tmpfs mounted here (root only), filled but for ``free`` bytes.
+    Yields (folder, preexec_fn): without the mount, the folder is plain and preexec_fn limits each file to
+    ``free`` bytes (RLIMIT_FSIZE) instead."""
+    folder.mkdir()
+    size = free + 256 * 1024
+    mounted = shutil.which("mount") is not None and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True).returncode == 0
+    if not mounted:
+        yield folder, file_size_limit(free)
+        return
+    try:
+        with open(folder / ".filler", "wb") as f:  # hidden: what a test lists of the folder is the run's
+            f.write(b"\0" * (size - free))
+        yield folder, None
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def assert_the_message_tells_what_is_left(stderr: str, out: Path, ext: str, stems: tuple[str, ...]) -> None:
+    """One line naming the full disk; each output it says is kept decodes and holds the seconds it says; nothing
+    it says was not kept exists; no temporary or lock file is left."""
+    line = stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    assert line.startswith("realtime-split: error: cannot write ") and \
+        ("No space left on device" in line or "File too large" in line), line
+    names = sorted(p.name for p in out.iterdir() if p.name != ".filler")
+    assert all(name in {f"{stem}.{ext}" for stem in stems} for name in names), names  # only final names
+    held = re.search(r"holds the first ([\d.]+)(?: to ([\d.]+))? s", line)
+    if not names:
+        assert held is None and ("nothing was" in line or "not kept" in line), line
+        return
+    assert held is not None, line
+    seconds = []
+    for name in names:
+        data, _ = sf.read(out / name, dtype="float32", always_2d=True)  # decodes to its end
+        assert len(data) == sf.info(str(out / name)).frames > 0
+        seconds.append(f"{len(data) / 44100:.1f}")
+    assert (min(seconds, key=float), max(seconds, key=float)) == (held.group(1), held.group(2) or held.group(1))
+    if len(names) < len(stems):
+        missing = [f"{stem}.{ext}" for stem in stems if f"{stem}.{ext}" not in names]
+        assert all(name in line for name in missing) and "not kept" in line, line
+
+
+@pytest.mark.parametrize("ext, free", [("wav", 1_200_000), ("flac", 600_000), ("ogg", 120_000), ("mp3", 120_000)])
+def test_a_full_disk_in_every_format_says_truly_what_is_left(tmp_path, scaled_model, ext, free):
+    """Issue 31, 3: a full disk left 0-byte files, flac blamed "the flac decoder", flac and mp3 named seconds
+    of stems they then removed."""
+    write_music(tmp_path / "song.wav", seconds=8.0, subtype="PCM_16")
+    with small_disk(tmp_path / "disk", free) as (disk, preexec_fn):
+        done = run_cli("--input", tmp_path / "song.wav", "--output", f"{disk / 'o'}/", "--format", ext, "--model",
+                       scaled_model, "--no-progress", preexec_fn=preexec_fn, text=True)
+        assert done.returncode == 2, done.stderr
+        assert "flac decoder" not in done.stderr
+        assert_the_message_tells_what_is_left(done.stderr, disk / "o", ext, ("vocals", "drums", "bass", "other"))
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3"])
+def test_a_full_disk_leaves_an_earlier_output_as_it_was(tmp_path, scaled_model, ext):
+    """Issue 31, 3: a full disk replaced an existing output with an empty one."""
+    write_music(tmp_path / "song.wav", seconds=8.0, subtype="PCM_16")
+    with small_disk(tmp_path / "disk", 40_000) as (disk, preexec_fn):
+        write_music(disk / f"new.{ext}", seconds=0.2)
+        before = (disk / f"new.{ext}").read_bytes()
+        done = run_cli("--input", tmp_path / "song.wav", "--stem", "vocals", "--output", disk / f"new.{ext}",
+                       "--model", scaled_model, "--no-progress", preexec_fn=preexec_fn, text=True)
+        assert done.returncode == 2, done.stderr
+        line = done.stderr.strip()
+        assert "\n" not in line and "Traceback" not in line, line
+        assert line.endswith("; the file from before this run is left as it was"), line
+        assert (disk / f"new.{ext}").read_bytes() == before
+        assert sorted(p.name for p in disk.iterdir() if p.name != ".filler") == [f"new.{ext}"]
 
 
 # 5: gains ---------------------------------------------------------------------------------------------------------
