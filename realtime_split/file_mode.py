@@ -367,11 +367,10 @@ def _settle(writers: list[AudioWriter], owned: OutputSet, outputs: Sequence[Path
     kept: dict[Path, int] = {}
     unfinished, earlier = [], []
     for path in outputs:
-        writer = opened.get(path)
         if owned.existed(path):
             earlier.append(path)
-        elif writer is not None:
-            frames = _whole_frames(writer)
+        elif path in opened:
+            frames = _whole_frames(opened[path])
             if frames:
                 kept[path] = frames
             else:
