@@ -45,6 +45,7 @@ import soundfile as sf
 
 from .errors import AudioIOError, ParameterError, UserError
 
+NAME_MAX = 255  # bytes in one file name (Linux, macOS); longer ones fail with "File name too long"
 SOUNDFILE_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError)
 # Extensions users give for formats soundfile names differently.
 FORMAT_ALIASES = {"AIF": "AIFF", "OGA": "OGG", "WAVE": "WAV"}
@@ -110,6 +111,41 @@ def is_stream(path: str | Path) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
+def name_problem(path: str | Path) -> str | None:
+    """Why the system cannot take ``path`` as a name, before anyone tries: a part longer than a file name may be
+    (255 bytes on Linux; ``File name too long`` otherwise), or a symbolic link that loops."""
+    text = os.fspath(path)
+    if text == STDIO:
+        return None
+    for part in Path(text).parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            return f"the name {part[:24]}... is {size} bytes long, more than the {NAME_MAX} a file name can hold"
+    try:
+        os.stat(text)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"it is a symbolic link that leads back to itself ({exc.strerror})"
+        if exc.errno == errno.ENAMETOOLONG:
+            return f"the path is {len(os.fsencode(text))} bytes long, more than the system takes ({exc.strerror})"
+    return None
+
+
+def not_a_folder(folder: Path) -> str | None:
+    """Why ``folder`` cannot become a folder: the nearest part of it that exists is a file (or a device, or a link
+    that cannot be followed), not a folder."""
+    for part in (folder, *folder.parents):
+        if not os.path.lexists(part):
+            continue
+        try:
+            if stat.S_ISDIR(os.stat(part).st_mode):
+                return None
+        except OSError as exc:
+            return f"{part} is a symbolic link that cannot be followed ({exc.strerror})"
+        return f"{part} is a file, not a folder"
+    return None
+
+
 def file_identity(path: str | Path) -> tuple[int, int] | None:
     """(device, inode) of an existing file, following links: two names of one file compare equal."""
     if str(path) == STDIO:
@@ -139,6 +175,8 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EPIPE,
 def _write_cause(exc: BaseException) -> str:
     """The system's reason for a failed write, also when libsndfile reports its encoder's message instead."""
     code = getattr(sf._ffi, "errno", 0)
+    if code == errno.EPIPE:
+        return f"{os.strerror(code)} (the program reading it has exited)"
     if code in WRITE_ERRNOS:
         return os.strerror(code)
     return _cause(exc)
@@ -240,6 +278,9 @@ class SoundFileReader(AudioReader):
         self.samplerate, self.file_channels = handle.samplerate, handle.channels
         self.frames = handle.frames if handle.seekable() else None
         self._promised = self.frames  # what the header says; libsndfile clamps a wav's frames to its data
+        if self.frames is None and 0 < handle.frames < 2 ** 40 and \
+                audio_bytes(handle.frames, handle.channels, handle.subtype) < SIZE_LIMITS["WAV"] - HEADER_ROOM:
+            self._promised = handle.frames  # a stream's header that gives a size (not "unknown", 0xFFFFFFFF)
         if self.frames is not None and handle.format in ("WAV", "WAVEX"):
             declared = _wav_declared_frames(path)
             if declared is not None and declared > self.frames:
@@ -416,6 +457,9 @@ def open_input(path: str | os.PathLike, channels: ChannelSelection = None) -> Au
     """Open an audio file for block reading, or raise an ``AudioIOError`` (``ParameterError`` for
     ``channels``) that says what is wrong with it."""
     path = Path(path)
+    problem = name_problem(path)
+    if problem:
+        raise AudioIOError(f"cannot read {path}: {problem}; check input=", "input")
     if is_stream(path):
         return _open_stream(path, channels)
     if not path.exists():
@@ -604,6 +648,8 @@ class AudioWriter:
         except SOUNDFILE_ERRORS as exc:
             with contextlib.suppress(OSError):
                 os.close(fd)
+            if getattr(sf._ffi, "errno", 0) == errno.EPIPE:  # the header could not go out: no reader
+                raise AudioIOError(f"cannot write {label(path, True)}: {_write_cause(exc)}", "output") from None
             raise AudioIOError(f"cannot write {label(path, True)} as {fmt.lower()}/{subtype} at {samplerate} Hz: "
                                f"{_write_cause(exc)}", "output") from None
         if self.container.downgrade:

@@ -28,6 +28,7 @@ Nothing here prints: progress goes to the caller's callback, the outcome comes b
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -48,6 +49,8 @@ from .audio_files import (
     file_identity,
     is_stream,
     label,
+    name_problem,
+    not_a_folder,
     open_input,
     output_format,
     plan_container,
@@ -141,8 +144,14 @@ class _Job:
 def is_directory_target(output: str | os.PathLike) -> bool:
     """Whether ``output`` means a folder (one file per stem): a trailing slash, an existing folder, or no suffix."""
     text = os.fspath(output)
-    path = Path(text)
-    return text != STDIO and (text.endswith(("/", os.sep)) or path.is_dir() or not path.suffix)
+    if text == STDIO:
+        return False
+    if text.endswith(("/", os.sep)):
+        return True
+    try:
+        return stat.S_ISDIR(os.stat(text).st_mode)  # an existing file or device (/dev/null) is a file output
+    except OSError:
+        return not Path(text).suffix
 
 
 def separate_files(engine: EngineFactory, inputs: Iterable[str | os.PathLike], output: str | os.PathLike, *,
@@ -188,8 +197,9 @@ def _run(engine: EngineFactory, jobs: list[_Job], output: str, file_format: str 
                 raise ParameterError(f"output='-' (standard output) carries one stem of one input, but {what} need "
                                      "one file each; pick one with stems=, or pass a directory such as "
                                      f"output='stems/'{mix_hint}", "output")
+            suggestion = "stems/" if target.exists() else str(target.with_suffix("")) + "/"  # (/dev/null exists)
             raise ParameterError(f"output={output!r} is one file, but {what} need one file each; pass a directory "
-                                 f"such as output={str(target.with_suffix('')) + '/'!r}{mix_hint}", "output")
+                                 f"such as output={suggestion!r}{mix_hint}", "output")
         jobs[0].outputs = [target]
         jobs[0].mix = mix and len(stems) > 1
     for job in jobs:  # an output its container cannot hold is refused here, before anything is written
@@ -243,9 +253,16 @@ def _check_writable(jobs: list[_Job]) -> None:
                 raise ParameterError(f"the output {out} is {name}; writing it would destroy that input, so pass "
                                      "another output=", "output")
     for job in jobs:
-        if job.outputs == [Path(STDIO)]:
-            continue
+        if job.outputs == [Path(STDIO)] or (len(job.outputs) == 1 and is_stream(job.outputs[0])):
+            continue  # standard output, a device (/dev/null) or a FIFO: written in place
         folder = job.outputs[0].parent
+        problem = not_a_folder(folder)
+        if problem:
+            raise AudioIOError(f"cannot write to {folder}/: {problem}; pass another output=", "output")
+        for out in job.outputs:
+            problem = name_problem(out)
+            if problem:
+                raise AudioIOError(f"cannot write {out}: {problem}; pass another output=", "output")
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=folder):
@@ -295,7 +312,8 @@ def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str, owned:
     except UserError as exc:  # a write failed (a full disk), or the input could not be read on
         with signals_deferred():
             reader.close()
-            exc.args = (f"{exc}; {_settle(writers, owned, job.outputs)}",)
+            left = _settle(writers, owned, job.outputs)
+            exc.args = (f"{exc}; {left}" if left else str(exc),)
         raise
     except BaseException as exc:  # Ctrl-C, SIGTERM, SIGHUP: keep what the stems hold; a bug: keep nothing
         with signals_deferred():
@@ -358,7 +376,7 @@ def _settle(writers: list[AudioWriter], owned: OutputSet, outputs: Sequence[Path
     if outputs and str(outputs[0]) == STDIO:  # a stream cannot be taken back: say what went out
         _close_quietly(writers)
         sent = writers[0].frames / writers[0].samplerate if writers else 0.0
-        return f"standard output got the first {sent:.1f} s" if sent else "nothing was written"
+        return f"standard output got the first {sent:.1f} s" if sent else ""
     common = min((w.frames for w in writers), default=0)
     for writer in writers:
         writer.cut(common)  # every writer, even after one that cannot be cut (ogg, mp3)
@@ -386,7 +404,7 @@ def _settle(writers: list[AudioWriter], owned: OutputSet, outputs: Sequence[Path
         span = " to ".join(f"{n / rate:.1f}" for n in sorted({lengths[0], lengths[-1]}))
         named = "" if len(kept) == len(outputs) else f" ({', '.join(p.name for p in kept)})"
         parts.append(f"the partial output in {where}{named} holds the first {span} s")
-    elif not unfinished:
+    elif not unfinished and writers:
         parts.append("nothing was written")
     if len(outputs) == 1 and unfinished:
         parts.append("it could not be finished, so nothing was kept")
