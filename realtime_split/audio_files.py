@@ -648,7 +648,7 @@ class AudioWriter:
         except SOUNDFILE_ERRORS as exc:
             with contextlib.suppress(OSError):
                 os.close(fd)
-            if getattr(sf._ffi, "errno", 0) == errno.EPIPE:  # the header could not go out: no reader
+            if getattr(sf._ffi, "errno", 0) in WRITE_ERRNOS:  # the header could not go out (a full disk, no reader)
                 raise AudioIOError(f"cannot write {label(path, True)}: {_write_cause(exc)}", "output") from None
             raise AudioIOError(f"cannot write {label(path, True)} as {fmt.lower()}/{subtype} at {samplerate} Hz: "
                                f"{_write_cause(exc)}", "output") from None

@@ -404,7 +404,7 @@ def _settle(writers: list[AudioWriter], owned: OutputSet, outputs: Sequence[Path
         span = " to ".join(f"{n / rate:.1f}" for n in sorted({lengths[0], lengths[-1]}))
         named = "" if len(kept) == len(outputs) else f" ({', '.join(p.name for p in kept)})"
         parts.append(f"the partial output in {where}{named} holds the first {span} s")
-    elif not unfinished and writers:
+    elif not unfinished:
         parts.append("nothing was written")
     if len(outputs) == 1 and unfinished:
         parts.append("it could not be finished, so nothing was kept")
