@@ -7,7 +7,8 @@ fills, and splices its stems with a second run writing into the same folder. So:
 - **One writer per output.** ``OutputSet.lock()`` takes an exclusive ``flock`` on a lock file beside
   each output (``.vocals.wav.lock``, holding the writer's pid) before anything is written, and refuses
   a second writer of any of those files with one line naming the other run's pid and the fix. The
-  kernel drops a lock with its process, so a killed run never blocks the next one.
+  kernel drops a lock with its process, so a killed run never blocks the next one. (A file system without
+  locks, as some network ones, writes unlocked: the temporary names still keep half-written files hidden.)
 - **Temporary names.** Each output is written as ``.<name>.partial-<pid>`` in its own folder (same file
   system, so the rename is atomic) and renamed to its name by ``commit()`` when it is complete, or when
   an interrupted run keeps what it has. ``discard()`` removes a temporary, leaving whatever had that
@@ -42,6 +43,7 @@ from .errors import AudioIOError
 STDIO = "-"
 PARTIAL = ".partial-"  # temporary names: .<name>.partial-<pid>
 LOCK = ".lock"  # lock files: .<name>.lock
+UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}  # flock on file systems that have no locks
 _SUFFIX_ROOM = len(PARTIAL) + 10  # the longest suffix a hidden name gets (a pid has at most 7 digits on Linux)
 
 
@@ -168,6 +170,8 @@ def _take_lock(real: Path, parameter: str) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
+            if exc.errno in UNSUPPORTED:  # a file system without locks: the temporary names still protect the outputs
+                return fd
             holder = _read_pid(fd)
             os.close(fd)
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
