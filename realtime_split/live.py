@@ -24,8 +24,18 @@ import numpy as np
 import soxr
 
 from . import devices
-from .audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
+from .audio_files import (
+    STDIO,
+    AudioReader,
+    AudioWriter,
+    ChannelSelection,
+    file_identity,
+    open_input,
+    output_format,
+    readable,
+)
 from .errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
+from .output_set import OutputSet
 from .realtime import RealtimeBridge
 from .realtime.bridge import INFERENCE_BUDGET
 from .realtime.slots import (
@@ -247,7 +257,7 @@ class LiveSession:
         latency = Latency(bridge.latency, bridge.buffers, device_latency, rate, host_frames=host_frames)
         if record is not None:
             assert fmt is not None  # found above for every recording
-            self._saver = _Saver(_open_writer(record, rate, out_ch, fmt), bridge)
+            self._saver = _Saver(*_open_writer(record, rate, out_ch, fmt), bridge)
         self._readings = BridgeReadings(bridge, latency, self._saver, record)
         bridge.start()
         if self._reader is not None:
@@ -490,14 +500,22 @@ def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev):
                           "see list_devices())") from None
 
 
-def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]) -> AudioWriter:
+def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]) -> tuple[AudioWriter, OutputSet]:
+    """The recording's writer, under a temporary name its ``OutputSet`` (locked: one session per file) renames."""
     if str(path) != STDIO:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AudioIOError(f"cannot write to {path.parent}: {exc.strerror or exc}; pass another record=",
                                "record") from None
-    return AudioWriter(path, rate, channels, *fmt)
+    owned = OutputSet([path], parameter="record")
+    owned.lock()
+    try:
+        return AudioWriter(path, rate, channels, *fmt, target=owned.temporary(path)), owned
+    except BaseException:
+        owned.discard([path])
+        owned.release()
+        raise
 
 
 def _prebuffer(bridge: RealtimeBridge, feeder: _Feeder, rate: int) -> None:
@@ -562,8 +580,8 @@ class _Feeder:
 class _Saver:
     """Writes what the callback played to the recording from its own thread, never the callback."""
 
-    def __init__(self, writer, bridge: RealtimeBridge):
-        self.writer, self.bridge = writer, bridge
+    def __init__(self, writer: AudioWriter, owned: OutputSet, bridge: RealtimeBridge):
+        self.writer, self.owned, self.bridge = writer, owned, bridge
         self.frames = 0
         self.error: BaseException | None = None
         self._running = False
@@ -600,3 +618,14 @@ class _Saver:
                 self.writer.close()
             except UserError as exc:
                 self.error = self.error or exc
+            finally:  # the recording takes its name if it decodes (a full disk may leave a flac that does not)
+                path = self.writer.path
+                try:
+                    if readable(self.writer.target):
+                        self.owned.commit([path])
+                    else:
+                        self.owned.discard([path])
+                except UserError as exc:
+                    self.error = self.error or exc
+                finally:
+                    self.owned.release()

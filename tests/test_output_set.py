@@ -125,3 +125,23 @@ def test_a_stem_written_through_a_symbolic_link_replaces_the_file_it_names(tmp_p
     assert (tmp_path / "v.wav").is_symlink()
     np.testing.assert_allclose(read(tmp_path / "library/v.wav")[0], 0.5 * mix, atol=1e-5)
     assert sorted(os.listdir(tmp_path / "library")) == ["v.wav"]
+
+
+def test_a_live_recording_is_owned_like_a_file_output(tmp_path, scaled_model):
+    """A live session's recording (record=) is written under a temporary name and locked: a second session
+    recording to the same file is refused, and the file takes its name, whole, when the session stops."""
+    from realtime_split import LiveSession
+
+    recording = tmp_path / "monitor.flac"
+    first = LiveSession(scaled_model, record=recording, open_stream=False, sample_rate=44100, blocksize=256)
+    with first:
+        with pytest.raises(AudioIOError, match=r"another run in this process is writing .*monitor\.flac.*record=") \
+                as caught:
+            LiveSession(scaled_model, record=recording, open_stream=False, sample_rate=44100, blocksize=256).start()
+        assert caught.value.parameter == "record"
+        block, play = np.zeros((256, 2), np.float32), first.callback
+        for _ in range(40):
+            play(block, block.copy(), 256, None, None)  # what the app's own audio callback does
+        assert not recording.exists() and any(p.name.startswith(".monitor.flac.partial-") for p in tmp_path.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["monitor.flac"]
+    sf.read(recording)
