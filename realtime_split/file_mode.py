@@ -98,7 +98,9 @@ class FileResult:
 
 @dataclass(frozen=True)
 class Progress:
-    """Where the separation of one input stands; the callback gets one at its start, one per block, one at its end."""
+    """Where the separation of one input stands; the callback gets one at its start, one per block, one at its end
+    (``result`` set), or, when the run is stopped or fails otherwise than with a ``UserError``, a last one with
+    ``stopped`` set: ``outputs`` then lists the partial outputs kept and ``seconds_written`` what they hold."""
 
     input: Path
     outputs: tuple[Path, ...]

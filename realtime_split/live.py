@@ -30,6 +30,7 @@ from .audio_files import (
     AudioWriter,
     ChannelSelection,
     file_identity,
+    name_problem,
     open_input,
     output_format,
     readable,
@@ -155,7 +156,10 @@ class LiveSession:
         self._record = None if record is None else Path(record)
         if record is not None and self._record is not None:
             text = os.fspath(record)
-            if text.endswith(("/", "\\")) or self._record.is_dir():
+            problem = name_problem(self._record)
+            if problem:
+                raise AudioIOError(f"cannot write {text}: {problem}; pass another record=", "record")
+            if text.endswith(("/", "\\")) or os.path.isdir(self._record):
                 raise ParameterError(f"record={text!r} is a folder; a live session records the monitored sound to "
                                      "one file, e.g. record='monitor.wav'", "record")
             if self._input is not None and file_identity(self._record) is not None and \

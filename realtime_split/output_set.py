@@ -59,7 +59,7 @@ class OutputSet:
             if str(path) != STDIO and path not in self._real and not _is_special(path):
                 self._real[path] = Path(os.path.realpath(path))
         self._locks: dict[Path, int] = {}  # real path -> the open, locked lock file
-        self._existed = {path: real.exists() for path, real in self._real.items()}
+        self._existed = {path: os.path.lexists(real) for path, real in self._real.items()}
 
     # Ownership ---------------------------------------------------------------------------------------------------
 

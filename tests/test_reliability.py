@@ -566,6 +566,11 @@ def test_the_library_raises_audio_io_errors_for_names_too_long(tmp_path, scaled_
     with pytest.raises(AudioIOError, match="more than the 255") as caught:
         separate_file(tmp_path / "song.wav", tmp_path / ("n" * 300 + ".wav"), model=scaled_model, stems="vocals")
     assert caught.value.parameter == "output"
+    from realtime_split import LiveSession
+
+    with pytest.raises(AudioIOError, match="more than the 255") as caught:
+        LiveSession(scaled_model, record=tmp_path / ("n" * 300 + ".wav"), open_stream=False, sample_rate=44100)
+    assert caught.value.parameter == "record"
 
 
 def test_a_name_of_255_bytes_is_written_through_a_shorter_temporary(tmp_path, scaled_model):
