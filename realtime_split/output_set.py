@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import os
 import stat
@@ -39,6 +38,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import AudioIOError
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: outputs are written unlocked, still under temporary names
+    fcntl = None  # type: ignore[assignment]  # (checked where a lock is taken)
 
 STDIO = "-"
 PARTIAL = ".partial-"  # temporary names: .<name>.partial-<pid>
@@ -167,6 +171,8 @@ def _take_lock(real: Path, parameter: str) -> int:
         except OSError as exc:
             raise AudioIOError(f"cannot write {real}: {exc.strerror or exc}; pass another {parameter}=",
                                parameter) from None
+        if fcntl is None:
+            return fd
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
