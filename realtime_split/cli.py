@@ -374,7 +374,11 @@ def say(line: str) -> None:
         try:
             if sys.stdout is None:
                 raise OSError(errno.EBADF, "it is closed")
-            sys.stdout.write(line + "\n")
+            try:
+                sys.stdout.write(line + "\n")
+            except UnicodeEncodeError:  # a file name that is not in the terminal's encoding: its bytes as they are
+                sys.stdout.flush()
+                sys.stdout.buffer.write(os.fsencode(line) + b"\n")
             sys.stdout.flush()
             return
         except OSError as exc:

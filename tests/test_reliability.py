@@ -609,9 +609,12 @@ def test_a_folder_name_that_is_not_utf8_is_written(tmp_path, scaled_model):
     """Issue 31, 11: a non-UTF-8 output folder gave "surrogates not allowed" and left an empty folder."""
     mix = write_music(tmp_path / "song.wav", seconds=0.2)
     out = tmp_path / os.fsdecode(b"st\xffems")
-    done = run_cli("--input", tmp_path / "song.wav", "--output", f"{out}/", "--model", scaled_model, "--no-progress")
+    done = subprocess.run([*command(), "--input", str(tmp_path / "song.wav"), "--output", f"{out}/", "--model",
+                           str(scaled_model), "--no-progress"], capture_output=True, timeout=120,
+                          env={**subprocess_env(), "PYTHONIOENCODING": "utf-8:strict"})  # a terminal's strict UTF-8
     assert done.returncode == 0, done.stderr
     assert b"Traceback" not in done.stderr
+    assert done.stdout.startswith(f"{tmp_path / 'song.wav'} -> ".encode() + os.fsencode(out) + b"/ (vocals")
     with open(out / "drums.wav", "rb") as f:  # (soundfile encodes a name it is given strictly as UTF-8)
         np.testing.assert_allclose(sf.read(f, dtype="float32", always_2d=True)[0], 0.25 * mix, atol=1e-5)
 
