@@ -240,6 +240,20 @@ def test_a_full_disk_in_every_format_says_truly_what_is_left(tmp_path, scaled_mo
         assert_the_message_tells_what_is_left(done.stderr, disk / "o", ext, ("vocals", "drums", "bass", "other"))
 
 
+@pytest.mark.parametrize("output", ["new.wav", "o2/"])
+def test_a_disk_full_from_the_start_leaves_no_empty_file(tmp_path, scaled_model, output):
+    """Issue 31, 3: `-o full/new.wav` and `full/o2/vocals.wav` were left as 0-byte files no reader opens."""
+    write_music(tmp_path / "song.wav", seconds=1.0)
+    with small_disk(tmp_path / "disk", 0) as (disk, preexec_fn):
+        stems = ["--stem", "vocals"] if output.endswith(".wav") else []
+        done = run_cli("--input", tmp_path / "song.wav", *stems, "--output", f"{disk}/{output}", "--model",
+                       scaled_model, "--no-progress", preexec_fn=preexec_fn, text=True)
+        assert done.returncode == 2, done.stderr
+        line = done.stderr.strip()
+        assert "\n" not in line and line.endswith("; nothing was written"), line
+        assert [p.name for p in disk.rglob("*") if p.is_file() and p.name != ".filler"] == []
+
+
 @pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3"])
 def test_a_full_disk_leaves_an_earlier_output_as_it_was(tmp_path, scaled_model, ext):
     """Issue 31, 3: a full disk replaced an existing output with an empty one."""
