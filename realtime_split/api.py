@@ -148,7 +148,13 @@ class Separator:
                        progress: ProgressCallback | None = None) -> list[FileResult]:
         """Separate several files like ``separate_file``; in a folder ``output`` each input gets its own
         ``<name>/`` (``subfolders``, None: when there are several). All inputs are opened and all outputs
-        checked (none may be any input, under any name) before the first is separated."""
+        checked (none may be any input, under any name) before the first is separated.
+
+        The run owns its outputs (``output_set.OutputSet``): each is written under a hidden temporary name
+        (``.vocals.wav.partial-<pid>``) and renamed when its input is done, so a name always holds a whole
+        file; another run writing one of them meanwhile is refused (``AudioIOError`` naming its pid). Stopped
+        (KeyboardInterrupt, SIGTERM/SIGHUP under the CLI), the partial stems, of one length, take their names;
+        a failed write keeps only stems that decode, never over a file that was there before."""
         return separate_files(self._engine, inputs, output, channels=channels, file_format=format, subtype=subtype,
                               mix=mix, subfolders=subfolders, progress=progress)
 

@@ -7,11 +7,14 @@ and its flushed tail appended), exactly as long as the input and at its sample
 rate. Every check that can fail (inputs, format, model, stems, output folder,
 an output that is the same file as any input of the run, by device and inode,
 an output its container cannot hold at the input's length) runs before the
-first sample is written; writers are closed in ``finally``
-(with SIGINT, SIGTERM and SIGHUP held back meanwhile) so an interrupted run
-leaves valid, shorter files. A failed write (a full disk) stops the run with one
-message; the job's stems are cut to one common length where the format allows and
-any that would not decode is removed. A truncated input is separated as far as
+first sample is written. The run owns its outputs (``OutputSet``: a second run
+writing one of them is refused; each is written under a temporary name and
+renamed when its input is done). Writers are closed in ``finally`` (with SIGINT,
+SIGTERM and SIGHUP held back meanwhile, and while a block goes to every stem) so
+an interrupted run renames valid, shorter stems of one length. A failed write (a
+full disk) stops the run with one message; the stems are cut to one common length
+where the format allows and only those that decode take their names, never over
+an output that existed before the run. A truncated input is separated as far as
 it goes (``FileResult.ended_early`` says where it ended); the stems cover what was read.
 
 With ``mix=True`` and one output file (or ``-``), the selected stems are not refused as
@@ -25,6 +28,7 @@ Nothing here prints: progress goes to the caller's callback, the outcome comes b
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,16 +44,21 @@ from .audio_files import (
     ChannelSelection,
     Container,
     WriteError,
+    decoded_frames,
     default_extension,
     file_identity,
     is_stream,
     label,
+    name_problem,
+    not_a_folder,
     open_input,
     output_format,
     plan_container,
     readable,
+    stored_frames,
 )
 from .errors import AudioIOError, ParameterError, UserError, signals_deferred
+from .output_set import OutputSet
 from .separator import StreamingSeparator
 
 # Large enough that the separator batches many hops per ONNX Runtime call, small enough to keep memory flat.
@@ -89,13 +98,17 @@ class FileResult:
 
 @dataclass(frozen=True)
 class Progress:
-    """Where the separation of one input stands; the callback gets one at its start, one per block, one at its end."""
+    """Where the separation of one input stands; the callback gets one at its start, one per block, one at its end
+    (``result`` set), or, when the run is stopped or fails otherwise than with a ``UserError``, a last one with
+    ``stopped`` set: ``outputs`` then lists the partial outputs kept and ``seconds_written`` what they hold."""
 
     input: Path
     outputs: tuple[Path, ...]
     seconds_done: float
     seconds_total: float | None  # None: the input does not say how long it is (some streams)
     result: FileResult | None = None  # set on the last call for this input
+    seconds_written: float = 0.0  # of audio each output holds so far (behind seconds_done by the latency)
+    stopped: bool = False  # the last call for a stopped input: ``outputs`` are the partial ones kept (or none)
 
     @property
     def finished(self) -> bool:
@@ -133,8 +146,14 @@ class _Job:
 def is_directory_target(output: str | os.PathLike) -> bool:
     """Whether ``output`` means a folder (one file per stem): a trailing slash, an existing folder, or no suffix."""
     text = os.fspath(output)
-    path = Path(text)
-    return text != STDIO and (text.endswith(("/", os.sep)) or path.is_dir() or not path.suffix)
+    if text == STDIO:
+        return False
+    if text.endswith(("/", os.sep)):
+        return True
+    try:
+        return stat.S_ISDIR(os.stat(text).st_mode)  # an existing file or device (/dev/null) is a file output
+    except OSError:
+        return not Path(text).suffix
 
 
 def separate_files(engine: EngineFactory, inputs: Iterable[str | os.PathLike], output: str | os.PathLike, *,
@@ -180,8 +199,9 @@ def _run(engine: EngineFactory, jobs: list[_Job], output: str, file_format: str 
                 raise ParameterError(f"output='-' (standard output) carries one stem of one input, but {what} need "
                                      "one file each; pick one with stems=, or pass a directory such as "
                                      f"output='stems/'{mix_hint}", "output")
+            suggestion = "stems/" if target.exists() else str(target.with_suffix("")) + "/"  # (/dev/null exists)
             raise ParameterError(f"output={output!r} is one file, but {what} need one file each; pass a directory "
-                                 f"such as output={str(target.with_suffix('')) + '/'!r}{mix_hint}", "output")
+                                 f"such as output={suggestion!r}{mix_hint}", "output")
         jobs[0].outputs = [target]
         jobs[0].mix = mix and len(stems) > 1
     for job in jobs:  # an output its container cannot hold is refused here, before anything is written
@@ -190,7 +210,8 @@ def _run(engine: EngineFactory, jobs: list[_Job], output: str, file_format: str 
         job.container = plan_container(fmt, subtype, job.channels, job.frames, explicit=file_format is not None,
                                        name=name)
     _check_writable(jobs)
-    return [_separate(job, engine(job.samplerate, job.channels), fmt, subtype, progress) for job in jobs]
+    with OutputSet(out for job in jobs for out in job.outputs) as owned:  # AudioIOError: another run writes one
+        return [_separate(job, engine(job.samplerate, job.channels), fmt, subtype, owned, progress) for job in jobs]
 
 
 def _probe(path: Path, channels: ChannelSelection) -> _Job:
@@ -234,9 +255,16 @@ def _check_writable(jobs: list[_Job]) -> None:
                 raise ParameterError(f"the output {out} is {name}; writing it would destroy that input, so pass "
                                      "another output=", "output")
     for job in jobs:
-        if job.outputs == [Path(STDIO)]:
-            continue
+        if job.outputs == [Path(STDIO)] or (len(job.outputs) == 1 and is_stream(job.outputs[0])):
+            continue  # standard output, a device (/dev/null) or a FIFO: written in place
         folder = job.outputs[0].parent
+        problem = not_a_folder(folder)
+        if problem:
+            raise AudioIOError(f"cannot write to {folder}/: {problem}; pass another output=", "output")
+        for out in job.outputs:
+            problem = name_problem(out)
+            if problem:
+                raise AudioIOError(f"cannot write {out}: {problem}; pass another output=", "output")
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=folder):
@@ -246,22 +274,27 @@ def _check_writable(jobs: list[_Job]) -> None:
                                "output") from None
 
 
-def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str,
+def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str, owned: OutputSet,
               progress: ProgressCallback | None) -> FileResult:
+    """One input into its outputs, written under ``owned``'s temporary names and renamed when done (or stopped)."""
     reader = job.reader or open_input(job.input, job.channel_selection)
     job.reader = None
     writers: list[AudioWriter] = []
     frames = 0
     outputs = tuple(job.outputs)
+    done = False
 
-    def report(result: FileResult | None = None) -> None:
+    def report(result: FileResult | None = None, stopped: bool = False) -> None:
         if progress is not None:
-            progress(Progress(job.input, outputs, frames / job.samplerate, reader.duration, result))
+            written = writers[0].frames / job.samplerate if writers else 0.0
+            progress(Progress(job.input, outputs, frames / job.samplerate, reader.duration, result,
+                              seconds_written=written, stopped=stopped))
 
     start, before = time.perf_counter(), (sep.stats.nonfinite_samples, sep.stats.nonfinite_outputs)
     try:
         for path in job.outputs:
-            writers.append(AudioWriter(path, job.samplerate, job.channels, fmt, subtype, job.container))
+            writers.append(AudioWriter(path, job.samplerate, job.channels, fmt, subtype, job.container,
+                                       target=owned.temporary(path)))
         report()
         block_in = np.empty((BLOCK_FRAMES, job.channels), np.float32)
         block_out = np.empty((len(sep.stems), BLOCK_FRAMES, job.channels), np.float32)
@@ -273,15 +306,25 @@ def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str,
             report()
         tail = sep.flush()
         _write(writers, _mixed(tail) if job.mix else tail, skip)
-    except UserError as exc:  # a write failed (a full disk), or the input could not be read on
-        with signals_deferred():
-            kept = _settle(writers)
-        exc.args = (f"{exc}; {kept}",)
-        raise
-    finally:
         with signals_deferred():  # a second Ctrl-C or SIGTERM must not cut finalizing the headers short
             reader.close()
             _close_all(writers)
+            outputs = tuple(owned.commit(job.outputs))
+            done = True
+    except UserError as exc:  # a write failed (a full disk), or the input could not be read on
+        with signals_deferred():
+            reader.close()
+            left = _settle(writers, owned, job.outputs)
+            exc.args = (f"{exc}; {left}" if left else str(exc),)
+        raise
+    except BaseException as exc:  # Ctrl-C, SIGTERM, SIGHUP: keep what the stems hold; a bug: keep nothing
+        with signals_deferred():
+            reader.close()
+            if not done:  # (a signal held back while committing arrives after it: the outputs are whole)
+                outputs = _stopped(writers, owned, keep=isinstance(exc, KeyboardInterrupt))
+                owned.discard(job.outputs)
+        report(stopped=True)
+        raise
     result = FileResult(
         input=job.input, outputs=dict(zip((MIX,) if job.mix else sep.stems, job.outputs)), stems=sep.stems,
         gains_db=dict(sep.gains_db), mix=job.mix, sample_rate=job.samplerate, channels=job.channels,
@@ -307,36 +350,101 @@ def _close_all(writers: Sequence[AudioWriter]) -> None:
         raise failure
 
 
-def _settle(writers: list[AudioWriter]) -> str:
-    """After a failed write or read: cut the stems to the length all of them reached, close them, remove
-    any that would not decode; say what is left, for the error message."""
-    if not writers:
-        return "nothing was written"
-    common = min(w.frames for w in writers)
-    even = all([w.cut(common) for w in writers])  # every writer, not just up to the first that cannot
+def _close_quietly(writers: Sequence[AudioWriter]) -> None:
     for writer in writers:
         try:
             writer.close()
-        except WriteError:
+        except UserError:
             pass
+
+
+def _stopped(writers: list[AudioWriter], owned: OutputSet, keep: bool) -> tuple[Path, ...]:
+    """After a stop signal (``keep``): close the stems (each block went to every stem, so they are equal in length)
+    and give them their names if they hold audio; after a bug, remove them. Returns the outputs now in place."""
+    _close_quietly(writers)
     paths = [w.path for w in writers]
-    removed = [p for p in paths if not readable(p)]
-    for path in removed:
-        path.unlink(missing_ok=True)
-    where = label(paths[0], output=True) if len(paths) == 1 else f"{paths[0].parent}/"
-    message = (f"the partial output in {where} holds the first {common / writers[0].samplerate:.1f} s"
-               + ("" if even else " (compressed stems may run a little longer)"))
-    if removed:
-        message += f"; removed {', '.join(p.name for p in removed)}, which could not be finished"
-    return message
+    if not keep or not writers or writers[0].frames == 0:
+        owned.discard(paths)
+        return ()
+    kept = [w.path for w in writers if readable(w.target)]
+    owned.discard(set(paths) - set(kept))
+    return tuple(owned.commit(kept))
+
+
+def _settle(writers: list[AudioWriter], owned: OutputSet, outputs: Sequence[Path]) -> str:
+    """After a failed write or read: cut the stems to the length all of them reached, close them, and give their
+    names to those that hold audio and are whole (decode to the end their header gives) where no file had that
+    name before the run (an earlier output stays as it was); remove the rest. Says what is in place."""
+    if outputs and str(outputs[0]) == STDIO:  # a stream cannot be taken back: say what went out
+        _close_quietly(writers)
+        sent = writers[0].frames / writers[0].samplerate if writers else 0.0
+        return f"standard output got the first {sent:.1f} s" if sent else ""
+    common = min((w.frames for w in writers), default=0)
+    for writer in writers:
+        writer.cut(common)  # every writer, even after one that cannot be cut (ogg, mp3)
+    _close_quietly(writers)
+    opened = {w.path: w for w in writers}
+    kept: dict[Path, int] = {}
+    unfinished, earlier = [], []
+    for path in outputs:
+        if owned.existed(path):
+            earlier.append(path)
+        elif path in opened:
+            frames = _whole_frames(opened[path])
+            if frames:
+                kept[path] = frames
+            else:
+                unfinished.append(path)
+    owned.discard([path for path in outputs if path not in kept])  # an earlier file of the name stays
+    for path in set(kept) - set(owned.commit(kept)):
+        del kept[path]
+    rate = writers[0].samplerate if writers else 1
+    where = label(outputs[0], output=True) if len(outputs) == 1 else f"{outputs[0].parent}/"
+    parts = []
+    if kept:
+        lengths = sorted(set(kept.values()))
+        span = " to ".join(f"{n / rate:.1f}" for n in sorted({lengths[0], lengths[-1]}))
+        named = "" if len(kept) == len(outputs) else f" ({', '.join(p.name for p in kept)})"
+        parts.append(f"the partial output in {where}{named} holds the first {span} s")
+    elif not unfinished:
+        parts.append("nothing was written")
+    if len(outputs) == 1 and unfinished:
+        parts.append("it could not be finished, so nothing was kept")
+    elif len(outputs) == 1 and earlier:
+        parts.append("the file from before this run is left as it was")
+    if len(outputs) > 1 and unfinished:
+        parts.append(f"{_names(unfinished)} could not be finished and {'was' if len(unfinished) == 1 else 'were'} "
+                     "not kept")
+    if len(outputs) > 1 and earlier:
+        parts.append(f"{_names(earlier)} from before this run {'is' if len(earlier) == 1 else 'are'} left as "
+                     f"{'it was' if len(earlier) == 1 else 'they were'}")
+    return "; ".join(parts)
+
+
+def _whole_frames(writer: AudioWriter) -> int:
+    """The frames a closed stem holds if it is whole (0: not, or empty): it decodes to the end its header gives (an
+    mp3 whose last frames the full disk refused closes without an error, and its header promises more)."""
+    if writer.failed or not readable(writer.target):
+        return 0
+    decoded = decoded_frames(writer.target)
+    return decoded if decoded is not None and decoded == stored_frames(writer.target) else 0
+
+
+def _names(paths: Sequence[Path]) -> str:
+    folder = paths[0].parent
+    if len(paths) == 1:
+        return label(paths[0], output=True)
+    return f"{', '.join(p.name for p in paths[:-1])} and {paths[-1].name} in {folder}/"
 
 
 def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:
-    """Write ``stems`` (n_stems, n, channels) after dropping ``skip`` leading frames; return what is left to skip."""
+    """Write ``stems`` (n_stems, n, channels) after dropping ``skip`` leading frames; return what is left to skip.
+    A stop signal waits until every stem has the block, so the stems of a stopped run have one length."""
     dropped = min(skip, stems.shape[1])
     if dropped < stems.shape[1]:
-        for writer, stem in zip(writers, stems):
-            writer.write(stem[dropped:])
+        with signals_deferred():
+            for writer, stem in zip(writers, stems):
+                writer.write(stem[dropped:])
     return skip - dropped
 
 

@@ -24,8 +24,19 @@ from typing import Any
 import numpy as np
 
 from .. import limits
-from ..audio_files import STDIO, AudioReader, AudioWriter, ChannelSelection, file_identity, open_input, output_format
+from ..audio_files import (
+    STDIO,
+    AudioReader,
+    AudioWriter,
+    ChannelSelection,
+    file_identity,
+    name_problem,
+    open_input,
+    output_format,
+    readable,
+)
 from ..errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
+from ..output_set import OutputSet
 from ..resampling import playback_resampler
 from ..separator import StreamingSeparator
 from ..stems import linear_gains
@@ -105,7 +116,10 @@ class LiveSession:
         self._record = None if record is None else Path(record)
         if record is not None and self._record is not None:
             text = os.fspath(record)
-            if text.endswith(("/", "\\")) or self._record.is_dir():
+            problem = name_problem(self._record)
+            if problem:
+                raise AudioIOError(f"cannot write {text}: {problem}; pass another record=", "record")
+            if text.endswith(("/", "\\")) or os.path.isdir(self._record):
                 raise ParameterError(f"record={text!r} is a folder; a live session records the monitored sound to "
                                      "one file, e.g. record='monitor.wav'", "record")
             if self._input is not None and file_identity(self._record) is not None and \
@@ -199,7 +213,7 @@ class LiveSession:
         latency = Latency(bridge.latency, bridge.buffers, device_latency, rate, host_frames=host_frames)
         if record is not None:
             assert fmt is not None  # found above for every recording
-            self._saver = _Saver(_open_writer(record, rate, out_ch, fmt), bridge)
+            self._saver = _Saver(*_open_writer(record, rate, out_ch, fmt), bridge)
         self._latency = latency
         self._start_bridge()
         if self._saver is not None:
@@ -465,14 +479,22 @@ def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev):
                           "see list_devices())") from None
 
 
-def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]) -> AudioWriter:
+def _open_writer(path: Path, rate: int, channels: int, fmt: tuple[str, str]) -> tuple[AudioWriter, OutputSet]:
+    """The recording's writer, under a temporary name its ``OutputSet`` (locked: one session per file) renames."""
     if str(path) != STDIO:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AudioIOError(f"cannot write to {path.parent}: {exc.strerror or exc}; pass another record=",
                                "record") from None
-    return AudioWriter(path, rate, channels, *fmt)
+    owned = OutputSet([path], parameter="record")
+    owned.lock()
+    try:
+        return AudioWriter(path, rate, channels, *fmt, target=owned.temporary(path)), owned
+    except BaseException:
+        owned.discard([path])
+        owned.release()
+        raise
 
 
 def _prebuffer(bridge: RealtimeBridge, feeder: _Feeder, rate: int) -> None:
@@ -537,8 +559,8 @@ class _Feeder:
 class _Saver:
     """Writes what the callback played to the recording from its own thread, never the callback."""
 
-    def __init__(self, writer, bridge: RealtimeBridge):
-        self.writer, self.bridge = writer, bridge
+    def __init__(self, writer: AudioWriter, owned: OutputSet, bridge: RealtimeBridge):
+        self.writer, self.owned, self.bridge = writer, owned, bridge
         self.frames = 0
         self.error: BaseException | None = None
         self._running = False
@@ -575,3 +597,14 @@ class _Saver:
                 self.writer.close()
             except UserError as exc:
                 self.error = self.error or exc
+            finally:  # the recording takes its name if it decodes (a full disk may leave a flac that does not)
+                path = self.writer.path
+                try:
+                    if readable(self.writer.target):
+                        self.owned.commit([path])
+                    else:
+                        self.owned.discard([path])
+                except UserError as exc:
+                    self.error = self.error or exc
+                finally:
+                    self.owned.release()
