@@ -569,8 +569,9 @@ class AudioWriter:
     """
 
     def __init__(self, path: Path, samplerate: int, channels: int, fmt: str, subtype: str,
-                 container: Container | None = None):
+                 container: Container | None = None, target: Path | None = None):
         self.path, self.samplerate = path, samplerate
+        self.target = path if target is None else target  # where the bytes go: an ``OutputSet`` temporary
         self.clipped = 0
         self.nonfinite = 0
         self.frames = 0  # written successfully
@@ -580,21 +581,15 @@ class AudioWriter:
         fmt, subtype = self.container.format, self.container.subtype
         self._frame_bytes = audio_bytes(1, channels, subtype)
         self._clip = subtype not in FLOAT_SUBTYPES
-        target: Path | int = path  # a path, or a file descriptor for standard output
-        if str(path) == STDIO:
-            if sys.stdout is None or sys.stdout.isatty():
-                raise AudioIOError("output='-' writes audio to standard output, which is a terminal; pipe it into "
-                                   "a program (e.g. | ffmpeg -i - vocals.mp3) or write a file (output='FILE')",
-                                   "output")
-            sys.stdout.flush()
-            target = os.dup(sys.stdout.fileno())
+        # libsndfile gets a file descriptor we opened: any file name the system takes works (also one that is not
+        # UTF-8), and an OSError (a name too long, a folder in the way) gets its reason.
+        fd = _stdout_fd() if str(path) == STDIO else _open_output(path, self.target)
         try:
-            self._file = sf.SoundFile(target, "w", samplerate=samplerate, channels=channels,
+            self._file = sf.SoundFile(fd, "w", samplerate=samplerate, channels=channels,
                                       format=fmt, subtype=subtype, closefd=True)
         except SOUNDFILE_ERRORS as exc:
-            if not isinstance(target, Path):
-                with contextlib.suppress(OSError):
-                    os.close(target)
+            with contextlib.suppress(OSError):
+                os.close(fd)
             raise AudioIOError(f"cannot write {label(path, True)} as {fmt.lower()}/{subtype} at {samplerate} Hz: "
                                f"{_cause(exc)}", "output") from None
         if self.container.downgrade:
@@ -645,10 +640,36 @@ class AudioWriter:
             raise WriteError(f"cannot finish {label(self.path, True)}: {_cause(exc)}", self.path) from None
         if self.container.downgrade:
             try:
-                with open(self.path, "rb") as f:
+                with open(self.target, "rb") as f:
                     self.rf64 = f.read(4) == b"RF64"
             except OSError:
                 pass
+
+
+def _stdout_fd() -> int:
+    """A duplicate of standard output for libsndfile, once it is known to lead somewhere audio can go."""
+    stdout = sys.stdout
+    try:
+        fd = stdout.fileno() if stdout is not None else -1
+        os.fstat(fd)
+    except (OSError, ValueError, AttributeError):
+        raise AudioIOError("output='-' writes audio to standard output, which is closed; pipe it into a program "
+                           "(e.g. | ffmpeg -i - vocals.mp3) or write a file (output='FILE')", "output") from None
+    if os.isatty(fd):
+        raise AudioIOError("output='-' writes audio to standard output, which is a terminal; pipe it into "
+                           "a program (e.g. | ffmpeg -i - vocals.mp3) or write a file (output='FILE')", "output")
+    with contextlib.suppress(OSError, ValueError):
+        stdout.flush()
+    return os.dup(fd)
+
+
+def _open_output(path: Path, target: Path) -> int:
+    """``target`` (``path``'s temporary, or ``path``) opened for libsndfile, or an ``AudioIOError`` naming ``path``."""
+    try:
+        return os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise AudioIOError(f"cannot write {label(path, True)}: {exc.strerror or exc}; pass another output=",
+                           "output") from None
 
 
 def readable(path: Path) -> bool:

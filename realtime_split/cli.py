@@ -343,9 +343,14 @@ class _FileProgress:
         from .audio_files import label
 
         self.close()
-        if self.last is not None and self.last.result is None:
-            print(f"realtime-split: {label(self.last.input)}: stopped after {self.last.seconds_done:.1f} s; "
-                  f"kept the partial output in {_where(self.last.outputs)}", file=sys.stderr)
+        last = self.last
+        if last is not None and last.result is None:
+            if last.stopped and not last.outputs:
+                kept = "nothing was written"
+            else:
+                kept = f"the partial output in {_where(last.outputs)} holds its first {last.seconds_written:.1f} s"
+            print(f"realtime-split: {label(last.input)}: stopped after {last.seconds_done:.1f} s of input; {kept}",
+                  file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -7,11 +7,14 @@ and its flushed tail appended), exactly as long as the input and at its sample
 rate. Every check that can fail (inputs, format, model, stems, output folder,
 an output that is the same file as any input of the run, by device and inode,
 an output its container cannot hold at the input's length) runs before the
-first sample is written; writers are closed in ``finally``
-(with SIGINT, SIGTERM and SIGHUP held back meanwhile) so an interrupted run
-leaves valid, shorter files. A failed write (a full disk) stops the run with one
-message; the job's stems are cut to one common length where the format allows and
-any that would not decode is removed. A truncated input is separated as far as
+first sample is written. The run owns its outputs (``OutputSet``: a second run
+writing one of them is refused; each is written under a temporary name and
+renamed when its input is done). Writers are closed in ``finally`` (with SIGINT,
+SIGTERM and SIGHUP held back meanwhile, and while a block goes to every stem) so
+an interrupted run renames valid, shorter stems of one length. A failed write (a
+full disk) stops the run with one message; the stems are cut to one common length
+where the format allows and only those that decode take their names, never over
+an output that existed before the run. A truncated input is separated as far as
 it goes (``FileResult.ended_early`` says where it ended); the stems cover what was read.
 
 With ``mix=True`` and one output file (or ``-``), the selected stems are not refused as
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from .audio_files import (
     STDIO,
@@ -50,6 +54,7 @@ from .audio_files import (
     readable,
 )
 from .errors import AudioIOError, ParameterError, UserError, signals_deferred
+from .output_set import OutputSet
 from .separator import StreamingSeparator
 
 # Large enough that the separator batches many hops per ONNX Runtime call, small enough to keep memory flat.
@@ -96,6 +101,8 @@ class Progress:
     seconds_done: float
     seconds_total: float | None  # None: the input does not say how long it is (some streams)
     result: FileResult | None = None  # set on the last call for this input
+    seconds_written: float = 0.0  # of audio each output holds so far (behind seconds_done by the latency)
+    stopped: bool = False  # the last call for a stopped input: ``outputs`` are the partial ones kept (or none)
 
     @property
     def finished(self) -> bool:
@@ -190,7 +197,8 @@ def _run(engine: EngineFactory, jobs: list[_Job], output: str, file_format: str 
         job.container = plan_container(fmt, subtype, job.channels, job.frames, explicit=file_format is not None,
                                        name=name)
     _check_writable(jobs)
-    return [_separate(job, engine(job.samplerate, job.channels), fmt, subtype, progress) for job in jobs]
+    with OutputSet(out for job in jobs for out in job.outputs) as owned:  # AudioIOError: another run writes one
+        return [_separate(job, engine(job.samplerate, job.channels), fmt, subtype, owned, progress) for job in jobs]
 
 
 def _probe(path: Path, channels: ChannelSelection) -> _Job:
@@ -246,22 +254,27 @@ def _check_writable(jobs: list[_Job]) -> None:
                                "output") from None
 
 
-def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str,
+def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str, owned: OutputSet,
               progress: ProgressCallback | None) -> FileResult:
+    """One input into its outputs, written under ``owned``'s temporary names and renamed when done (or stopped)."""
     reader = job.reader or open_input(job.input, job.channel_selection)
     job.reader = None
     writers: list[AudioWriter] = []
     frames = 0
     outputs = tuple(job.outputs)
+    done = False
 
-    def report(result: FileResult | None = None) -> None:
+    def report(result: FileResult | None = None, stopped: bool = False) -> None:
         if progress is not None:
-            progress(Progress(job.input, outputs, frames / job.samplerate, reader.duration, result))
+            written = writers[0].frames / job.samplerate if writers else 0.0
+            progress(Progress(job.input, outputs, frames / job.samplerate, reader.duration, result,
+                              seconds_written=written, stopped=stopped))
 
     start, before = time.perf_counter(), (sep.stats.nonfinite_samples, sep.stats.nonfinite_outputs)
     try:
         for path in job.outputs:
-            writers.append(AudioWriter(path, job.samplerate, job.channels, fmt, subtype, job.container))
+            writers.append(AudioWriter(path, job.samplerate, job.channels, fmt, subtype, job.container,
+                                       target=owned.temporary(path)))
         report()
         block_in = np.empty((BLOCK_FRAMES, job.channels), np.float32)
         block_out = np.empty((len(sep.stems), BLOCK_FRAMES, job.channels), np.float32)
@@ -273,15 +286,23 @@ def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str,
             report()
         tail = sep.flush()
         _write(writers, _mixed(tail) if job.mix else tail, skip)
-    except UserError as exc:  # a write failed (a full disk), or the input could not be read on
-        with signals_deferred():
-            kept = _settle(writers)
-        exc.args = (f"{exc}; {kept}",)
-        raise
-    finally:
         with signals_deferred():  # a second Ctrl-C or SIGTERM must not cut finalizing the headers short
             reader.close()
             _close_all(writers)
+            outputs = tuple(owned.commit(job.outputs))
+            done = True
+    except UserError as exc:  # a write failed (a full disk), or the input could not be read on
+        with signals_deferred():
+            reader.close()
+            exc.args = (f"{exc}; {_settle(writers, owned)}",)
+        raise
+    except BaseException as exc:  # Ctrl-C, SIGTERM, SIGHUP: keep what the stems hold; a bug: keep nothing
+        with signals_deferred():
+            reader.close()
+            if not done:  # (a signal held back while committing arrives after it: the outputs are whole)
+                outputs = _stopped(writers, owned, keep=isinstance(exc, KeyboardInterrupt))
+        report(stopped=True)
+        raise
     result = FileResult(
         input=job.input, outputs=dict(zip((MIX,) if job.mix else sep.stems, job.outputs)), stems=sep.stems,
         gains_db=dict(sep.gains_db), mix=job.mix, sample_rate=job.samplerate, channels=job.channels,
@@ -307,36 +328,91 @@ def _close_all(writers: Sequence[AudioWriter]) -> None:
         raise failure
 
 
-def _settle(writers: list[AudioWriter]) -> str:
-    """After a failed write or read: cut the stems to the length all of them reached, close them, remove
-    any that would not decode; say what is left, for the error message."""
-    if not writers:
-        return "nothing was written"
-    common = min(w.frames for w in writers)
-    even = all([w.cut(common) for w in writers])  # every writer, not just up to the first that cannot
+def _close_quietly(writers: Sequence[AudioWriter]) -> None:
     for writer in writers:
         try:
             writer.close()
-        except WriteError:
+        except UserError:
             pass
+
+
+def _stopped(writers: list[AudioWriter], owned: OutputSet, keep: bool) -> tuple[Path, ...]:
+    """After a stop signal (``keep``): close the stems (each block went to every stem, so they are equal in length)
+    and give them their names if they hold audio; after a bug, remove them. Returns the outputs now in place."""
+    _close_quietly(writers)
     paths = [w.path for w in writers]
-    removed = [p for p in paths if not readable(p)]
-    for path in removed:
-        path.unlink(missing_ok=True)
+    if not keep or not writers or writers[0].frames == 0:
+        owned.discard(paths)
+        return ()
+    kept = [w.path for w in writers if readable(w.target)]
+    owned.discard(set(paths) - set(kept))
+    return tuple(owned.commit(kept))
+
+
+def _settle(writers: list[AudioWriter], owned: OutputSet) -> str:
+    """After a failed write or read: cut the stems to the length all of them reached, close them, and give their
+    names to those that decode and hold audio where no file had that name before the run (an earlier output
+    stays as it was); remove the rest. Says what is in place, for the error message."""
+    if not writers:
+        return "nothing was written"
+    common = min(w.frames for w in writers)
+    for writer in writers:
+        writer.cut(common)  # every writer, even after one that cannot be cut (compressed formats)
+    _close_quietly(writers)
+    kept, unfinished, earlier = [], [], []
+    for writer in writers:
+        if owned.existed(writer.path) and str(writer.path) != STDIO:
+            earlier.append(writer.path)
+        elif readable(writer.target) and _frames(writer.target) != 0:
+            kept.append(writer.path)
+        else:
+            unfinished.append(writer.path)
+    owned.discard(unfinished + earlier)
+    kept = owned.commit(kept)
+    paths = [w.path for w in writers]
     where = label(paths[0], output=True) if len(paths) == 1 else f"{paths[0].parent}/"
-    message = (f"the partial output in {where} holds the first {common / writers[0].samplerate:.1f} s"
-               + ("" if even else " (compressed stems may run a little longer)"))
-    if removed:
-        message += f"; removed {', '.join(p.name for p in removed)}, which could not be finished"
-    return message
+    parts = []
+    if kept:
+        lengths = sorted({_frames(p) or 0 for p in kept}) if str(kept[0]) != STDIO else [common]
+        span = " to ".join(f"{n / writers[0].samplerate:.1f}" for n in (lengths[0], lengths[-1])[:len(lengths)])
+        named = "" if len(kept) == len(paths) else f" ({', '.join(p.name for p in kept)})"
+        parts.append(f"the partial output in {where}{named} holds the first {span} s")
+    if len(paths) == 1 and unfinished:
+        parts.append("it could not be finished, so nothing was kept")
+    elif len(paths) == 1 and earlier:
+        parts.append("the file from before this run is left as it was")
+    if len(paths) > 1 and unfinished:
+        parts.append(f"{_names(unfinished)} could not be finished and {'was' if len(unfinished) == 1 else 'were'} "
+                     "not kept")
+    if len(paths) > 1 and earlier:
+        parts.append(f"{_names(earlier)} from before this run {'is' if len(earlier) == 1 else 'are'} left as "
+                     f"{'it was' if len(earlier) == 1 else 'they were'}")
+    return "; ".join(parts) or "nothing was written"
+
+
+def _names(paths: Sequence[Path]) -> str:
+    folder = paths[0].parent
+    if len(paths) == 1:
+        return label(paths[0], output=True)
+    return f"{', '.join(p.name for p in paths[:-1])} and {paths[-1].name} in {folder}/"
+
+
+def _frames(path: Path) -> int | None:
+    """The frames a closed output holds, as a reader sees them (None: it does not say)."""
+    try:
+        return sf.info(str(path)).frames
+    except Exception:  # noqa: BLE001  (any failure to read the header means "unknown")
+        return None
 
 
 def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:
-    """Write ``stems`` (n_stems, n, channels) after dropping ``skip`` leading frames; return what is left to skip."""
+    """Write ``stems`` (n_stems, n, channels) after dropping ``skip`` leading frames; return what is left to skip.
+    A stop signal waits until every stem has the block, so the stems of a stopped run have one length."""
     dropped = min(skip, stems.shape[1])
     if dropped < stems.shape[1]:
-        for writer, stem in zip(writers, stems):
-            writer.write(stem[dropped:])
+        with signals_deferred():
+            for writer, stem in zip(writers, stems):
+                writer.write(stem[dropped:])
     return skip - dropped
 
 

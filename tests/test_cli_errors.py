@@ -159,6 +159,18 @@ def test_the_command_reports_a_user_error_without_traceback(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def partial_bytes(path: Path) -> int:
+    """How much of ``path`` a running separation has written: outputs grow under hidden temporary names
+    (``.other.wav.partial-<pid>``) until the run ends."""
+    size = 0
+    for partial in path.parent.glob(f".{path.name}.partial-*"):
+        try:
+            size = max(size, partial.stat().st_size)
+        except FileNotFoundError:  # renamed meanwhile
+            pass
+    return size
+
+
 def interrupt_separation(song: Path, out: Path, model: Path, sig: int) -> tuple[int, str]:
     """Separate ``song`` into ``out/`` with the real command, send ``sig`` once a stem file passes 1 MB;
     returns the exit code and stderr."""
@@ -167,7 +179,7 @@ def interrupt_separation(song: Path, out: Path, model: Path, sig: int) -> tuple[
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
     try:
         deadline = time.monotonic() + 120
-        while not ((out / "other.wav").exists() and (out / "other.wav").stat().st_size > 1_000_000):
+        while partial_bytes(out / "other.wav") <= 1_000_000:
             assert proc.poll() is None, f"finished before it could be interrupted: {proc.communicate()}"
             assert time.monotonic() < deadline, "no output after 120 s"
             time.sleep(0.05)
