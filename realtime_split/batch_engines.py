@@ -33,9 +33,12 @@ from collections.abc import Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import ParameterError, UserError
+
+if TYPE_CHECKING:
+    from .file_mode import Progress
 
 MAX_ATTEMPTS = 3  # tries per file when the worker separating it dies; a file that kills every worker fails
 RAY_EXTRA = "pip install 'realtime-split[cluster]'"
@@ -124,9 +127,23 @@ class Worker:
 
         if self.mismatch:
             return failed(self.mismatch)
+        last: list[Progress] = []
+
+        def seen(progress: Progress) -> None:
+            last[:] = [progress]
+
         try:
             result = self.separator.separate_file(task.input, task.folder + os.sep, channels=task.channels,
-                                                  format=task.format, subtype=task.subtype)
+                                                  format=task.format, subtype=task.subtype,
+                                                  progress=seen)
+        except KeyboardInterrupt:
+            # A stop signal (SIGTERM) reached the worker while it wrote: separate_file keeps a stopped file's
+            # partial stems under their names, which here would look finished. Take them away; the job's
+            # manifest has the file as not done, so it is separated again.
+            if last and last[0].stopped:
+                for path in last[0].outputs:
+                    Path(path).unlink(missing_ok=True)
+            raise
         except UserError as exc:
             return failed(str(exc))
         except Exception as exc:  # a bug: recorded with its type so it can be reported; the job goes on
@@ -165,7 +182,10 @@ def _start_worker(settings: WorkerSettings) -> None:
 
 def _run_task(task: Task) -> Outcome:
     assert _worker is not None, "the pool's initializer loads the worker"
-    return _worker.run(task)
+    try:
+        return _worker.run(task)
+    except KeyboardInterrupt as exc:  # SIGTERM (the library's Interrupted): the process was asked to end, so end it
+        os._exit(128 + getattr(exc, "signum", signal.SIGTERM))
 
 
 class LocalEngine:
@@ -229,12 +249,12 @@ class LocalEngine:
             self.submit(task)
 
     def close(self, stop: bool = False) -> None:
-        """Shut the pool down; ``stop`` (an interrupted job) ends the workers now, mid-file: their outputs are
-        written under temporary names, so none is left looking finished."""
+        """Shut the pool down; ``stop`` (an interrupted job) kills the workers now, mid-file: their outputs are
+        still under temporary names, so none is left looking finished (the next run removes them)."""
         if stop:
             for process in list(getattr(self._pool, "_processes", {}).values()):  # no public way before 3.14
                 if process.is_alive():
-                    process.terminate()
+                    process.kill()  # SIGKILL: no handler runs, so no stopped file is given its final name
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
