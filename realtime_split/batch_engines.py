@@ -188,6 +188,17 @@ def _run_task(task: Task) -> Outcome:
         os._exit(128 + getattr(exc, "signum", signal.SIGTERM))
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    """How worker processes start: never a plain fork of the driver, which has run ONNX Runtime (its thread
+    pools do not survive a fork). A fork server that has imported the library once starts each worker in a
+    fraction of what a fresh interpreter (spawn, the fallback where there is no fork server) takes."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["realtime_split.api"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 class LocalEngine:
     """``workers`` processes on this machine, each with its model loaded once; nothing to install or start."""
 
@@ -197,7 +208,7 @@ class LocalEngine:
         self.workers, self.threads = worker_counts(usable_cpus(), workers, threads, 1 if gpu else None)
         self.settings = _with_threads(settings, self.threads)
         self.capacity = self.workers  # in flight at once: one per process, so a dead process takes only its own file
-        self._context = multiprocessing.get_context("spawn")  # no fork of a process that runs ONNX Runtime threads
+        self._context = _context()
         self._pool = self._new_pool()
         self._running: dict[cf.Future, Task] = {}
         self._attempts: dict[str, int] = {}

@@ -85,6 +85,11 @@ def main(argv: list[str]) -> int:
                        subtype=args.subtype, channels=args.channels, workers=args.workers,
                        threads_per_worker=args.threads_per_worker, cluster=args.cluster,
                        retry_failed=args.retry_failed, progress=shown.update)
+    except KeyboardInterrupt:
+        shown.close()
+        done = f"; the {shown.finished} files finished are recorded" if shown.finished else ""
+        print(f"realtime-split batch: stopped{done}; run the same command again to go on", file=sys.stderr)
+        raise
     finally:
         shown.close()
     if args.json:
@@ -100,6 +105,7 @@ class _Bar:
     def __init__(self, show: bool):
         self.show = show
         self.bar: Any = None
+        self.finished = 0
 
     def update(self, progress: BatchProgress) -> None:
         from tqdm import tqdm
@@ -107,6 +113,7 @@ class _Bar:
         if self.bar is None:
             self.bar = tqdm(total=progress.total, unit="file", desc="batch", disable=not self.show, file=sys.stderr,
                             dynamic_ncols=True)
+        self.finished = progress.finished
         self.bar.update(progress.finished - self.bar.n)
         self.bar.set_postfix_str(f"{progress.audio_seconds / 3600:.2f} h of audio, "
                                  f"{progress.audio_hours_per_hour:.1f} audio h/h, {progress.failed} failed",

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -271,6 +272,30 @@ def _killed_worker_job(tmp_path: Path, model: Path, attempts: int, **options) ->
 
 def test_a_killed_worker_process_is_replaced_and_its_file_done_once(tmp_path, scaled_model):
     _killed_worker_job(tmp_path, scaled_model, 2, workers=2)
+
+
+def test_a_stopped_job_leaves_no_file_looking_finished_and_the_same_command_goes_on(tmp_path, scaled_model):
+    folder = tmp_path / "music"
+    names = _catalogue(folder, 2, long_seconds=30.0)
+    (folder / f"{CORRUPT}.wav").unlink()
+    out = tmp_path / "stems"
+    command = [sys.executable, "-m", "realtime_split", "batch", str(folder), "--output", str(out), "--model",
+               str(scaled_model), "--workers", "1", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not list((out / "long").glob(".*.partial-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)  # as a scheduler stops a job; the long song is being written
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "run the same command again to go on" in err
+    assert list((out / "long").glob("*.wav")) == []  # its half-written stems never had their names
+    assert _manifest(out)["long"]["status"] == "running"  # so the next run does it
+    again = batch([folder], out, model=scaled_model, workers=1)
+    assert {f.name: f.status for f in again.files}["long"] == "done" and again.ok
+    assert sorted(f.name for f in again.files) == sorted(names)
+    assert not _leftovers(out)
 
 
 # Ray ---------------------------------------------------------------------------------------------------------------
