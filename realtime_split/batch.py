@@ -28,7 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .audio_files import ChannelSelection, default_extension, output_format
-from .batch_engines import LocalEngine, RayEngine, Task, WorkerSettings, file_sha256, settings_path
+from .batch_engines import (
+    LocalEngine,
+    RayEngine,
+    Task,
+    WorkerSettings,
+    check_job_options,
+    file_sha256,
+    settings_path,
+)
 from .batch_manifest import DO, KEEP_FAILURE, SKIP, Manifest, input_stamp
 from .errors import ParameterError
 from .model_format import OFFLINE
@@ -165,6 +173,7 @@ def batch(inputs: Iterable[str | os.PathLike], output: str | os.PathLike, *,
     Raises ``ParameterError``/``AudioIOError`` before any work for bad options, an input path that does not
     exist or two inputs that would share an output folder; a bad input file fails that file alone.
     """
+    check_job_options(workers, threads_per_worker, cluster)
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"output={os.fspath(output)!r} is a file; a batch job writes a folder per input into "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
+import importlib.util
 import logging
 import multiprocessing
 import os
@@ -362,13 +363,27 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def check_job_options(workers: int | None, threads: int | None, cluster: str | None) -> None:
+    """Refuse a worker count, a thread count or a cluster without Ray before anything is loaded or written."""
+    for name, value in (("workers", workers), ("threads_per_worker", threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ParameterError(f"{name}={value!r}: give a whole number of at least 1, or leave it out for the "
+                                 "default", name)
+    if cluster is not None:
+        try:
+            found = importlib.util.find_spec("ray") is not None
+        except ValueError:  # "ray" in sys.modules as None: blocked
+            found = False
+        if not found or sys.modules.get("ray", False) is None:
+            raise ParameterError(f"cluster={cluster!r} runs on Ray, which is not installed; {RAY_EXTRA}, or leave "
+                                 "cluster= out to use processes on this machine", "cluster")
+
+
 def worker_counts(cpus: int, workers: int | None, threads: int | None, gpus: int | None = None) -> tuple[int, int]:
     """(workers, threads per worker) that fill ``cpus`` without oversubscribing them: one single-threaded
     worker per CPU unless told otherwise (files are independent, so processes scale better than threads);
     with ``gpus`` (``provider='cuda'``), one worker per GPU sharing the CPUs."""
-    for name, value in (("workers", workers), ("threads_per_worker", threads)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ParameterError(f"{name} must be a whole number of at least 1, got {value!r}", name)
+    check_job_options(workers, threads, None)
     cpus = max(1, cpus)
     if gpus is not None:
         workers = workers or max(1, gpus)

@@ -207,12 +207,20 @@ def test_a_second_job_on_the_same_output_is_refused(tmp_path, scaled_model):
             batch([folder], tmp_path / "out", model=scaled_model, workers=1)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except OSError:
+        return False
+
+
 class _Killer:
-    """Kills the first worker process caught writing a stem (a ``.partial-`` file open under ``out``) with SIGKILL,
+    """Kills the first worker process caught writing a stem (a ``.partial-`` file open under ``out``) with ``signum``,
     and notes whether that song's stems had their final names at that moment."""
 
-    def __init__(self, out: Path):
-        self.out, self.killed, self.final_names = out, None, None
+    def __init__(self, out: Path, signum: int = signal.SIGKILL):
+        self.out, self.signum, self.killed, self.final_names = out, signum, None, None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -231,8 +239,10 @@ class _Killer:
         while not self._stop.is_set() and self.killed is None:
             for partial in self.out.rglob(".*.partial-*") if self.out.is_dir() else ():
                 if partial.parent.name == "long" and (pid := self._holder(partial)) is not None:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, self.signum)
                     self.killed = pid
+                    while _alive(pid):  # its last act may be to give stems their names: look once it is gone
+                        time.sleep(0.001)
                     self.final_names = sorted(p.name for p in partial.parent.glob("*.wav"))
                     return
             time.sleep(0.002)
@@ -242,7 +252,7 @@ class _Killer:
         self._thread.join()
 
 
-def _killed_worker_job(tmp_path: Path, model: Path, attempts: int, **options) -> None:
+def _killed_worker_job(tmp_path: Path, model: Path, attempts: int, signum: int = signal.SIGKILL, **options) -> None:
     """A job whose worker is killed while it writes the long song: every file ends done exactly once, equal to
     separate_file's, and the killed song's stems never had their final names before they were whole."""
     if not Path("/proc/self/fd").is_dir():
@@ -254,13 +264,13 @@ def _killed_worker_job(tmp_path: Path, model: Path, attempts: int, **options) ->
     for name in names:
         separate_file(next(folder.glob(f"{name}.*")), reference / name / "", model=model)
     out = tmp_path / "stems"
-    killer = _Killer(out)
+    killer = _Killer(out, signum)
     try:
         result = batch([folder], out, model=model, **options)
     finally:
         killer.stop()
     assert killer.killed is not None, "no worker was caught writing the long song"
-    assert killer.final_names == []  # at the kill, the half-written stems had hidden names only
+    assert killer.final_names == []  # when the worker was gone, its half-written stems had hidden names only
     assert sorted(f.name for f in result.files) == sorted(names)  # each input once
     assert all(f.status == "done" for f in result.files)
     assert {f.name: f.attempts for f in result.files}["long"] == attempts
@@ -270,8 +280,11 @@ def _killed_worker_job(tmp_path: Path, model: Path, attempts: int, **options) ->
     assert not _leftovers(out)
 
 
-def test_a_killed_worker_process_is_replaced_and_its_file_done_once(tmp_path, scaled_model):
-    _killed_worker_job(tmp_path, scaled_model, 2, workers=2)
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_killed_worker_process_is_replaced_and_its_file_done_once(tmp_path, scaled_model, signum):
+    """SIGKILL (out of memory, a crash) or SIGTERM (which separate_file answers by keeping a stopped file's stems,
+    and the worker by taking them away again): the file is sent to a new worker and done once."""
+    _killed_worker_job(tmp_path, scaled_model, 2, signum, workers=2)
 
 
 def test_a_stopped_job_leaves_no_file_looking_finished_and_the_same_command_goes_on(tmp_path, scaled_model):
