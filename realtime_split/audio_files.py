@@ -26,6 +26,7 @@ make no sense (``channels=``, ``format=``, ``subtype=``) ``ParameterError``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -44,6 +45,7 @@ import soundfile as sf
 
 from .errors import AudioIOError, ParameterError, UserError
 
+NAME_MAX = 255  # bytes in one file name (Linux, macOS); longer ones fail with "File name too long"
 SOUNDFILE_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError)
 # Extensions users give for formats soundfile names differently.
 FORMAT_ALIASES = {"AIF": "AIFF", "OGA": "OGG", "WAVE": "WAV"}
@@ -109,6 +111,41 @@ def is_stream(path: str | Path) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
+def name_problem(path: str | Path) -> str | None:
+    """Why the system cannot take ``path`` as a name, before anyone tries: a part longer than a file name may be
+    (255 bytes on Linux; ``File name too long`` otherwise), or a symbolic link that loops."""
+    text = os.fspath(path)
+    if text == STDIO:
+        return None
+    for part in Path(text).parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            return f"the name {part[:24]}... is {size} bytes long, more than the {NAME_MAX} a file name can hold"
+    try:
+        os.stat(text)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"it is a symbolic link that leads back to itself ({exc.strerror})"
+        if exc.errno == errno.ENAMETOOLONG:
+            return f"the path is {len(os.fsencode(text))} bytes long, more than the system takes ({exc.strerror})"
+    return None
+
+
+def not_a_folder(folder: Path) -> str | None:
+    """Why ``folder`` cannot become a folder: the nearest part of it that exists is a file (or a device, or a link
+    that cannot be followed), not a folder."""
+    for part in (folder, *folder.parents):
+        if not os.path.lexists(part):
+            continue
+        try:
+            if stat.S_ISDIR(os.stat(part).st_mode):
+                return None
+        except OSError as exc:
+            return f"{part} is a symbolic link that cannot be followed ({exc.strerror})"
+        return f"{part} is a file, not a folder"
+    return None
+
+
 def file_identity(path: str | Path) -> tuple[int, int] | None:
     """(device, inode) of an existing file, following links: two names of one file compare equal."""
     if str(path) == STDIO:
@@ -128,6 +165,21 @@ def _cause(exc: BaseException) -> str:
     if "System error" in str(exc) and code:
         return os.strerror(code)
     return str(exc).strip().rstrip(".") or type(exc).__name__
+
+
+# What a failed write's errno means when libsndfile's own message hides it (the flac encoder says "problem with
+# initialization of the flac decoder" when the disk is full).
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EPIPE, errno.EROFS}
+
+
+def _write_cause(exc: BaseException) -> str:
+    """The system's reason for a failed write, also when libsndfile reports its encoder's message instead."""
+    code = getattr(sf._ffi, "errno", 0)
+    if code == errno.EPIPE:
+        return f"{os.strerror(code)} (the program reading it has exited)"
+    if code in WRITE_ERRNOS:
+        return os.strerror(code)
+    return _cause(exc)
 
 
 def readable_formats() -> str:
@@ -226,6 +278,9 @@ class SoundFileReader(AudioReader):
         self.samplerate, self.file_channels = handle.samplerate, handle.channels
         self.frames = handle.frames if handle.seekable() else None
         self._promised = self.frames  # what the header says; libsndfile clamps a wav's frames to its data
+        if self.frames is None and 0 < handle.frames < 2 ** 40 and \
+                audio_bytes(handle.frames, handle.channels, handle.subtype) < SIZE_LIMITS["WAV"] - HEADER_ROOM:
+            self._promised = handle.frames  # a stream's header that gives a size (not "unknown", 0xFFFFFFFF)
         if self.frames is not None and handle.format in ("WAV", "WAVEX"):
             declared = _wav_declared_frames(path)
             if declared is not None and declared > self.frames:
@@ -402,6 +457,9 @@ def open_input(path: str | os.PathLike, channels: ChannelSelection = None) -> Au
     """Open an audio file for block reading, or raise an ``AudioIOError`` (``ParameterError`` for
     ``channels``) that says what is wrong with it."""
     path = Path(path)
+    problem = name_problem(path)
+    if problem:
+        raise AudioIOError(f"cannot read {path}: {problem}; check input=", "input")
     if is_stream(path):
         return _open_stream(path, channels)
     if not path.exists():
@@ -590,8 +648,10 @@ class AudioWriter:
         except SOUNDFILE_ERRORS as exc:
             with contextlib.suppress(OSError):
                 os.close(fd)
+            if getattr(sf._ffi, "errno", 0) in WRITE_ERRNOS:  # the header could not go out (a full disk, no reader)
+                raise AudioIOError(f"cannot write {label(path, True)}: {_write_cause(exc)}", "output") from None
             raise AudioIOError(f"cannot write {label(path, True)} as {fmt.lower()}/{subtype} at {samplerate} Hz: "
-                               f"{_cause(exc)}", "output") from None
+                               f"{_write_cause(exc)}", "output") from None
         if self.container.downgrade:
             _rf64_auto_downgrade(self._file)  # refused: the file is RF64 whatever its size, valid, and rf64 says so
 
@@ -616,7 +676,7 @@ class AudioWriter:
             self._file.write(block)
         except SOUNDFILE_ERRORS as exc:
             self.failed = True
-            raise WriteError(f"cannot write {label(self.path, True)}: {_cause(exc)}", self.path) from None
+            raise WriteError(f"cannot write {label(self.path, True)}: {_write_cause(exc)}", self.path) from None
         self.frames += len(block)
 
     def cut(self, frames: int) -> bool:
@@ -629,6 +689,7 @@ class AudioWriter:
         except SOUNDFILE_ERRORS:
             return False
         self.frames = frames
+        self.failed = False  # what the failed write left past ``frames`` is gone
         return True
 
     def close(self) -> None:
@@ -637,7 +698,7 @@ class AudioWriter:
             self._file.close()
         except SOUNDFILE_ERRORS as exc:
             self.failed = True
-            raise WriteError(f"cannot finish {label(self.path, True)}: {_cause(exc)}", self.path) from None
+            raise WriteError(f"cannot finish {label(self.path, True)}: {_write_cause(exc)}", self.path) from None
         if self.container.downgrade:
             try:
                 with open(self.target, "rb") as f:
@@ -677,10 +738,31 @@ def readable(path: Path) -> bool:
     if str(path) == STDIO:
         return True
     try:
-        with sf.SoundFile(path) as f:
+        with _library_noise_hidden(), sf.SoundFile(path) as f:
             if not 0 <= f.frames < 2 ** 40:  # libsndfile's "unknown length" (a flac whose header never got written)
                 return False
             f.read(min(f.frames, READ_CHUNK), dtype="float32")
         return True
     except SOUNDFILE_ERRORS:
         return False
+
+
+def stored_frames(path: Path) -> int | None:
+    """The frames a closed output's header says it holds (None: it does not say, or does not open)."""
+    try:
+        with _library_noise_hidden():  # libmpg123's notes on an mp3 cut short
+            return sf.info(str(path)).frames
+    except SOUNDFILE_ERRORS:
+        return None
+
+
+def decoded_frames(path: Path) -> int | None:
+    """The frames a closed output decodes to, read to its end (None: it fails on the way)."""
+    count = 0
+    try:
+        with _library_noise_hidden(), sf.SoundFile(path) as f:
+            while got := len(f.read(65536, dtype="float32")):  # (soundfile's blocks() counts what the header says)
+                count += got
+    except SOUNDFILE_ERRORS:
+        return None
+    return count

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import math
 import os
 import re
@@ -374,6 +375,38 @@ def _where(outputs: list[Path] | tuple[Path, ...]) -> str:
     return label(outputs[0], output=True) if len(outputs) == 1 else f"{outputs[0].parent}/"
 
 
+_stdout_lost: list[str] = []  # why standard output stopped taking the summaries, once it has
+
+
+def say(line: str) -> None:
+    """A summary line on standard output. Where that is closed, full or a pipe nobody reads (``| true``), the
+    line goes to standard error with one note, and the run goes on: the stems matter, not their summary."""
+    if not _stdout_lost:
+        try:
+            if sys.stdout is None:
+                raise OSError(errno.EBADF, "it is closed")
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+            return
+        except OSError as exc:
+            _stdout_lost.append(exc.strerror or str(exc))
+            _silence_stdout()
+            print(f"realtime-split: note: standard output does not take the summary ({_stdout_lost[0]}); it goes "
+                  "here instead", file=sys.stderr)
+    print(line, file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's flush at exit finds nothing to fail on."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (stays open for the rest of the process)
+
+
 def _contents(result: FileResult) -> str:
     """What the summary says is in the output: the stems, or their mix with the gains that shaped it."""
     if not result.mix:
@@ -389,9 +422,13 @@ def _report(result: FileResult, args: argparse.Namespace) -> None:
     name = label(result.input)
     outputs = list(result.outputs.values())
     preset = result.preset + (f", hop {result.hop}" if args.hop else "")
-    print(f"{name} -> {_where(outputs)} ({_contents(result)}): {result.seconds:.1f} s of audio, "
-          f"{result.speed:.1f}x real time on {result.provider}, latency {preset} "
-          f"{result.latency_seconds * 1000:.1f} ms", file=sys.stderr if str(outputs[0]) == STDIO else sys.stdout)
+    line = (f"{name} -> {_where(outputs)} ({_contents(result)}): {result.seconds:.1f} s of audio, "
+            f"{result.speed:.1f}x real time on {result.provider}, latency {preset} "
+            f"{result.latency_seconds * 1000:.1f} ms")
+    if str(outputs[0]) == STDIO:
+        print(line, file=sys.stderr)
+    else:
+        say(line)
     if result.rf64:
         paths = list(result.rf64)
         what = label(paths[0], output=True) if len(paths) == 1 else \

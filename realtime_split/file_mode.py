@@ -28,6 +28,7 @@ Nothing here prints: progress goes to the caller's callback, the outcome comes b
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from .audio_files import (
     STDIO,
@@ -44,14 +44,18 @@ from .audio_files import (
     ChannelSelection,
     Container,
     WriteError,
+    decoded_frames,
     default_extension,
     file_identity,
     is_stream,
     label,
+    name_problem,
+    not_a_folder,
     open_input,
     output_format,
     plan_container,
     readable,
+    stored_frames,
 )
 from .errors import AudioIOError, ParameterError, UserError, signals_deferred
 from .output_set import OutputSet
@@ -140,8 +144,14 @@ class _Job:
 def is_directory_target(output: str | os.PathLike) -> bool:
     """Whether ``output`` means a folder (one file per stem): a trailing slash, an existing folder, or no suffix."""
     text = os.fspath(output)
-    path = Path(text)
-    return text != STDIO and (text.endswith(("/", os.sep)) or path.is_dir() or not path.suffix)
+    if text == STDIO:
+        return False
+    if text.endswith(("/", os.sep)):
+        return True
+    try:
+        return stat.S_ISDIR(os.stat(text).st_mode)  # an existing file or device (/dev/null) is a file output
+    except OSError:
+        return not Path(text).suffix
 
 
 def separate_files(engine: EngineFactory, inputs: Iterable[str | os.PathLike], output: str | os.PathLike, *,
@@ -187,8 +197,9 @@ def _run(engine: EngineFactory, jobs: list[_Job], output: str, file_format: str 
                 raise ParameterError(f"output='-' (standard output) carries one stem of one input, but {what} need "
                                      "one file each; pick one with stems=, or pass a directory such as "
                                      f"output='stems/'{mix_hint}", "output")
+            suggestion = "stems/" if target.exists() else str(target.with_suffix("")) + "/"  # (/dev/null exists)
             raise ParameterError(f"output={output!r} is one file, but {what} need one file each; pass a directory "
-                                 f"such as output={str(target.with_suffix('')) + '/'!r}{mix_hint}", "output")
+                                 f"such as output={suggestion!r}{mix_hint}", "output")
         jobs[0].outputs = [target]
         jobs[0].mix = mix and len(stems) > 1
     for job in jobs:  # an output its container cannot hold is refused here, before anything is written
@@ -242,9 +253,16 @@ def _check_writable(jobs: list[_Job]) -> None:
                 raise ParameterError(f"the output {out} is {name}; writing it would destroy that input, so pass "
                                      "another output=", "output")
     for job in jobs:
-        if job.outputs == [Path(STDIO)]:
-            continue
+        if job.outputs == [Path(STDIO)] or (len(job.outputs) == 1 and is_stream(job.outputs[0])):
+            continue  # standard output, a device (/dev/null) or a FIFO: written in place
         folder = job.outputs[0].parent
+        problem = not_a_folder(folder)
+        if problem:
+            raise AudioIOError(f"cannot write to {folder}/: {problem}; pass another output=", "output")
+        for out in job.outputs:
+            problem = name_problem(out)
+            if problem:
+                raise AudioIOError(f"cannot write {out}: {problem}; pass another output=", "output")
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=folder):
@@ -294,13 +312,15 @@ def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str, owned:
     except UserError as exc:  # a write failed (a full disk), or the input could not be read on
         with signals_deferred():
             reader.close()
-            exc.args = (f"{exc}; {_settle(writers, owned)}",)
+            left = _settle(writers, owned, job.outputs)
+            exc.args = (f"{exc}; {left}" if left else str(exc),)
         raise
     except BaseException as exc:  # Ctrl-C, SIGTERM, SIGHUP: keep what the stems hold; a bug: keep nothing
         with signals_deferred():
             reader.close()
             if not done:  # (a signal held back while committing arrives after it: the outputs are whole)
                 outputs = _stopped(writers, owned, keep=isinstance(exc, KeyboardInterrupt))
+                owned.discard(job.outputs)
         report(stopped=True)
         raise
     result = FileResult(
@@ -349,45 +369,63 @@ def _stopped(writers: list[AudioWriter], owned: OutputSet, keep: bool) -> tuple[
     return tuple(owned.commit(kept))
 
 
-def _settle(writers: list[AudioWriter], owned: OutputSet) -> str:
+def _settle(writers: list[AudioWriter], owned: OutputSet, outputs: Sequence[Path]) -> str:
     """After a failed write or read: cut the stems to the length all of them reached, close them, and give their
-    names to those that decode and hold audio where no file had that name before the run (an earlier output
-    stays as it was); remove the rest. Says what is in place, for the error message."""
-    if not writers:
-        return "nothing was written"
-    common = min(w.frames for w in writers)
+    names to those that hold audio and are whole (decode to the end their header gives) where no file had that
+    name before the run (an earlier output stays as it was); remove the rest. Says what is in place."""
+    if outputs and str(outputs[0]) == STDIO:  # a stream cannot be taken back: say what went out
+        _close_quietly(writers)
+        sent = writers[0].frames / writers[0].samplerate if writers else 0.0
+        return f"standard output got the first {sent:.1f} s" if sent else ""
+    common = min((w.frames for w in writers), default=0)
     for writer in writers:
-        writer.cut(common)  # every writer, even after one that cannot be cut (compressed formats)
+        writer.cut(common)  # every writer, even after one that cannot be cut (ogg, mp3)
     _close_quietly(writers)
-    kept, unfinished, earlier = [], [], []
-    for writer in writers:
-        if owned.existed(writer.path) and str(writer.path) != STDIO:
-            earlier.append(writer.path)
-        elif readable(writer.target) and _frames(writer.target) != 0:
-            kept.append(writer.path)
-        else:
-            unfinished.append(writer.path)
-    owned.discard(unfinished + earlier)
-    kept = owned.commit(kept)
-    paths = [w.path for w in writers]
-    where = label(paths[0], output=True) if len(paths) == 1 else f"{paths[0].parent}/"
+    opened = {w.path: w for w in writers}
+    kept: dict[Path, int] = {}
+    unfinished, earlier = [], []
+    for path in outputs:
+        if owned.existed(path):
+            earlier.append(path)
+        elif path in opened:
+            frames = _whole_frames(opened[path])
+            if frames:
+                kept[path] = frames
+            else:
+                unfinished.append(path)
+    owned.discard([path for path in outputs if path not in kept])  # an earlier file of the name stays
+    for path in set(kept) - set(owned.commit(kept)):
+        del kept[path]
+    rate = writers[0].samplerate if writers else 1
+    where = label(outputs[0], output=True) if len(outputs) == 1 else f"{outputs[0].parent}/"
     parts = []
     if kept:
-        lengths = sorted({_frames(p) or 0 for p in kept}) if str(kept[0]) != STDIO else [common]
-        span = " to ".join(f"{n / writers[0].samplerate:.1f}" for n in (lengths[0], lengths[-1])[:len(lengths)])
-        named = "" if len(kept) == len(paths) else f" ({', '.join(p.name for p in kept)})"
+        lengths = sorted(set(kept.values()))
+        span = " to ".join(f"{n / rate:.1f}" for n in sorted({lengths[0], lengths[-1]}))
+        named = "" if len(kept) == len(outputs) else f" ({', '.join(p.name for p in kept)})"
         parts.append(f"the partial output in {where}{named} holds the first {span} s")
-    if len(paths) == 1 and unfinished:
+    elif not unfinished:
+        parts.append("nothing was written")
+    if len(outputs) == 1 and unfinished:
         parts.append("it could not be finished, so nothing was kept")
-    elif len(paths) == 1 and earlier:
+    elif len(outputs) == 1 and earlier:
         parts.append("the file from before this run is left as it was")
-    if len(paths) > 1 and unfinished:
+    if len(outputs) > 1 and unfinished:
         parts.append(f"{_names(unfinished)} could not be finished and {'was' if len(unfinished) == 1 else 'were'} "
                      "not kept")
-    if len(paths) > 1 and earlier:
+    if len(outputs) > 1 and earlier:
         parts.append(f"{_names(earlier)} from before this run {'is' if len(earlier) == 1 else 'are'} left as "
                      f"{'it was' if len(earlier) == 1 else 'they were'}")
-    return "; ".join(parts) or "nothing was written"
+    return "; ".join(parts)
+
+
+def _whole_frames(writer: AudioWriter) -> int:
+    """The frames a closed stem holds if it is whole (0: not, or empty): it decodes to the end its header gives (an
+    mp3 whose last frames the full disk refused closes without an error, and its header promises more)."""
+    if writer.failed or not readable(writer.target):
+        return 0
+    decoded = decoded_frames(writer.target)
+    return decoded if decoded is not None and decoded == stored_frames(writer.target) else 0
 
 
 def _names(paths: Sequence[Path]) -> str:
@@ -395,14 +433,6 @@ def _names(paths: Sequence[Path]) -> str:
     if len(paths) == 1:
         return label(paths[0], output=True)
     return f"{', '.join(p.name for p in paths[:-1])} and {paths[-1].name} in {folder}/"
-
-
-def _frames(path: Path) -> int | None:
-    """The frames a closed output holds, as a reader sees them (None: it does not say)."""
-    try:
-        return sf.info(str(path)).frames
-    except Exception:  # noqa: BLE001  (any failure to read the header means "unknown")
-        return None
 
 
 def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:

@@ -181,8 +181,9 @@ def _take_lock(real: Path, parameter: str) -> int:
         except FileNotFoundError:
             same = False
         if same:  # not a lock file its previous owner removed while we opened it
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            with contextlib.suppress(OSError):  # the pid only names us to a refused run; a full disk cannot hold it
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
             return fd
         os.close(fd)
 

@@ -8,8 +8,11 @@ exit where the user must act, valid output files and untouched inputs.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,11 +29,14 @@ from realtime_split.cli import main
 from test_cli_errors import command, fails, interrupt_separation, subprocess_env
 from test_cli_files import music, read, separate, write_music
 from test_live_jack import jack_server  # noqa: F401  (the fixture: a JACK server for the live test; F811 below)
+from test_output_set import start, stop, wait_for_partial
 
 
 def run_cli(*args, stdin=None, timeout: float = 120, preexec_fn=None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*command(), *map(str, args)], stdin=stdin, capture_output=True, timeout=timeout,
-                          env=subprocess_env(), preexec_fn=preexec_fn, **kwargs)
+    """The real command; stdout and stderr captured unless ``stdout=`` says where standard output goes."""
+    streams = {"stderr": subprocess.PIPE} if "stdout" in kwargs else {"capture_output": True}
+    return subprocess.run([*command(), *map(str, args)], stdin=stdin, timeout=timeout, env=subprocess_env(),
+                          preexec_fn=preexec_fn, **streams, **kwargs)
 
 
 def valid_wav(path: Path) -> int:
@@ -108,6 +114,28 @@ def test_sigterm_and_sighup_keep_valid_partial_outputs(tmp_path, conv_model, sig
     assert sorted(p.name for p in out.iterdir()) == ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
 
 
+@pytest.mark.parametrize("ext", ["ogg", "mp3"])
+def test_a_stop_signal_leaves_compressed_stems_of_one_length_and_says_what_they_hold(tmp_path, conv_model, ext):
+    """Issue 31, 2: SIGTERM left ogg stems 1,894,144 and 1,959,680 frames long, and the message gave the input's
+    time (29.7 s), not what the stems hold."""
+    song = long_song(tmp_path / "long.wav", minutes=2)
+    out = tmp_path / "out"
+    proc = start(song, out, conv_model, "--format", ext)
+    wait_for_partial(proc, out / f"other.{ext}", size=40_000)
+    code, err = stop(proc, signal.SIGTERM)
+    assert code == 143, err
+    assert "Traceback" not in err
+    lengths = set()
+    for stem in ("vocals", "drums", "bass", "other"):
+        data, _ = sf.read(out / f"{stem}.{ext}", dtype="float32", always_2d=True)
+        lengths.add(len(data))
+    assert len(lengths) == 1, lengths
+    frames = lengths.pop()
+    assert 0 < frames < 2 * 60 * 44100
+    assert f"the partial output in {out}/ holds its first {frames / 44100:.1f} s" in err, err
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.{ext}" for s in ("vocals", "drums", "bass", "other"))
+
+
 # 4: a full disk --------------------------------------------------------------------------------------------------
 
 def file_size_limit(limit: int):
@@ -152,6 +180,81 @@ def test_a_full_disk_removes_a_flac_that_cannot_be_finished(tmp_path, scaled_mod
     else:
         assert line.endswith("File too large; it could not be finished, so nothing was kept")
     assert sorted(p.name for p in out.iterdir()) == (["v.flac"] if (out / "v.flac").exists() else [])
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, free: int):
+    """A file system with ``free`` bytes left: a tmpfs mounted here (root only), filled but for ``free`` bytes.
+    Yields (folder, preexec_fn): without the mount, the folder is plain and preexec_fn limits each file to
+    ``free`` bytes (RLIMIT_FSIZE) instead."""
+    folder.mkdir()
+    size = free + 256 * 1024
+    mounted = shutil.which("mount") is not None and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True).returncode == 0
+    if not mounted:
+        yield folder, file_size_limit(free)
+        return
+    try:
+        with open(folder / ".filler", "wb") as f:  # hidden: what a test lists of the folder is the run's
+            f.write(b"\0" * (size - free))
+        yield folder, None
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def assert_the_message_tells_what_is_left(stderr: str, out: Path, ext: str, stems: tuple[str, ...]) -> None:
+    """One line naming the full disk; each output it says is kept decodes and holds the seconds it says; nothing
+    it says was not kept exists; no temporary or lock file is left."""
+    line = stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    assert line.startswith("realtime-split: error: cannot write ") and \
+        ("No space left on device" in line or "File too large" in line), line
+    names = sorted(p.name for p in out.iterdir() if p.name != ".filler")
+    assert all(name in {f"{stem}.{ext}" for stem in stems} for name in names), names  # only final names
+    held = re.search(r"holds the first ([\d.]+)(?: to ([\d.]+))? s", line)
+    if not names:
+        assert held is None and ("nothing was" in line or "not kept" in line), line
+        return
+    assert held is not None, line
+    seconds = []
+    for name in names:
+        data, _ = sf.read(out / name, dtype="float32", always_2d=True)  # decodes to its end
+        assert len(data) == sf.info(str(out / name)).frames > 0
+        seconds.append(f"{len(data) / 44100:.1f}")
+    assert (min(seconds, key=float), max(seconds, key=float)) == (held.group(1), held.group(2) or held.group(1))
+    if len(names) < len(stems):
+        missing = [f"{stem}.{ext}" for stem in stems if f"{stem}.{ext}" not in names]
+        assert all(name in line for name in missing) and "not kept" in line, line
+
+
+@pytest.mark.parametrize("ext, free", [("wav", 1_200_000), ("flac", 600_000), ("ogg", 120_000), ("mp3", 120_000)])
+def test_a_full_disk_in_every_format_says_truly_what_is_left(tmp_path, scaled_model, ext, free):
+    """Issue 31, 3: a full disk left 0-byte files, flac blamed "the flac decoder", flac and mp3 named seconds
+    of stems they then removed."""
+    write_music(tmp_path / "song.wav", seconds=8.0, subtype="PCM_16")
+    with small_disk(tmp_path / "disk", free) as (disk, preexec_fn):
+        done = run_cli("--input", tmp_path / "song.wav", "--output", f"{disk / 'o'}/", "--format", ext, "--model",
+                       scaled_model, "--no-progress", preexec_fn=preexec_fn, text=True)
+        assert done.returncode == 2, done.stderr
+        assert "flac decoder" not in done.stderr
+        assert_the_message_tells_what_is_left(done.stderr, disk / "o", ext, ("vocals", "drums", "bass", "other"))
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3"])
+def test_a_full_disk_leaves_an_earlier_output_as_it_was(tmp_path, scaled_model, ext):
+    """Issue 31, 3: a full disk replaced an existing output with an empty one."""
+    write_music(tmp_path / "song.wav", seconds=8.0, subtype="PCM_16")
+    with small_disk(tmp_path / "disk", 40_000) as (disk, preexec_fn):
+        write_music(disk / f"new.{ext}", seconds=0.2)
+        before = (disk / f"new.{ext}").read_bytes()
+        done = run_cli("--input", tmp_path / "song.wav", "--stem", "vocals", "--output", disk / f"new.{ext}",
+                       "--model", scaled_model, "--no-progress", preexec_fn=preexec_fn, text=True)
+        assert done.returncode == 2, done.stderr
+        line = done.stderr.strip()
+        assert "\n" not in line and "Traceback" not in line, line
+        assert line.endswith("; the file from before this run is left as it was"), line
+        assert (disk / f"new.{ext}").read_bytes() == before
+        assert sorted(p.name for p in disk.iterdir() if p.name != ".filler") == [f"new.{ext}"]
 
 
 # 5: gains ---------------------------------------------------------------------------------------------------------
@@ -362,6 +465,150 @@ def test_writing_to_a_full_device_through_stdout(tmp_path, scaled_model):
     assert line.startswith("realtime-split: error: cannot write standard output") and line.count("\n") == 0
     assert "No space left on device" in line
     assert "Traceback" not in done.stderr
+
+
+def test_a_truncated_wav_on_standard_input_warns_like_the_same_file(tmp_path, scaled_model):
+    """Issue 31, 4: a truncated wav through a pipe was separated without a word."""
+    write_music(tmp_path / "song.wav", seconds=2.0)
+    (tmp_path / "cut.wav").write_bytes((tmp_path / "song.wav").read_bytes()[:100_000])
+    feed = subprocess.Popen(["cat", str(tmp_path / "cut.wav")], stdout=subprocess.PIPE)
+    try:
+        done = run_cli("--input", "-", "--output", f"{tmp_path / 'out'}/", "--model", scaled_model, "--no-progress",
+                       stdin=feed.stdout, text=True)
+    finally:
+        feed.stdout.close()
+        feed.wait()
+    assert done.returncode == 0, done.stderr
+    frames = sf.info(str(tmp_path / "out/vocals.wav")).frames
+    assert f"standard input ended early, at {frames / 44100:.1f} s (its header promises 2.0 s: the file is " \
+           "truncated); the stems cover what was read" in done.stderr
+
+
+def reader_gone() -> int:
+    """The write end of a pipe whose reader has exited (like ``| true``): writing to it fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    return write_end
+
+
+@pytest.mark.parametrize("stdout, reason", [("closed pipe", "Broken pipe"), ("/dev/full", "No space left on device"),
+                                            ("closed", "it is closed")])
+def test_a_standard_output_that_takes_no_summary_does_not_stop_the_run(tmp_path, scaled_model, stdout, reason):
+    """Issue 31, 9: `R -i a b -o o/ | true` exited 1 with a BrokenPipeError traceback before the second input;
+    `> /dev/full` gave a traceback after the stems were written."""
+    write_music(tmp_path / "a.wav", seconds=0.5)
+    write_music(tmp_path / "b.wav", seconds=0.5, seed=1)
+    out = tmp_path / "out"
+    target = {"closed pipe": reader_gone, "/dev/full": lambda: os.open("/dev/full", os.O_WRONLY)}.get(stdout)
+    fd = target() if target else None
+    try:
+        done = run_cli("--input", tmp_path / "a.wav", tmp_path / "b.wav", "--output", f"{out}/", "--model",
+                       scaled_model, "--no-progress", text=True,
+                       stdout=fd, preexec_fn=(lambda: os.close(1)) if stdout == "closed" else None)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == f"realtime-split: note: standard output does not take the summary ({reason}); it goes here " \
+                       "instead"
+    assert [line.split(" -> ")[0] for line in lines[1:]] == [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")]
+    for name in ("a", "b"):
+        assert sf.info(str(out / name / "vocals.wav")).frames == 22050
+
+
+def test_audio_to_a_closed_standard_output_says_it_is_closed(tmp_path, scaled_model):
+    """Issue 31, 9: `-o - >&-` said standard output "is a terminal"."""
+    write_music(tmp_path / "song.wav", seconds=0.2)
+    done = run_cli("--input", tmp_path / "song.wav", "--stem", "vocals", "--output", "-", "--model", scaled_model,
+                   text=True, stdout=None, preexec_fn=lambda: os.close(1))
+    assert done.returncode == 2
+    assert done.stderr.strip() == "realtime-split: error: --output - writes audio to standard output, which is " \
+        "closed; pipe it into a program (e.g. | ffmpeg -i - vocals.mp3) or write a file (--output FILE)"
+
+
+def test_audio_into_a_pipe_nobody_reads_ends_with_one_line(tmp_path, scaled_model):
+    write_music(tmp_path / "song.wav", seconds=2.0)
+    fd = reader_gone()
+    try:
+        done = run_cli("--input", tmp_path / "song.wav", "--stem", "vocals", "--output", "-", "--model", scaled_model,
+                       text=True, stdout=fd)
+    finally:
+        os.close(fd)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "realtime-split: error: cannot write standard output: Broken pipe (the program " \
+        "reading it has exited)"
+
+
+# 10, 11: names the system cannot take, outputs that cannot be folders ----------------------------------------------
+
+@pytest.mark.parametrize("where", ["input", "output file", "output folder"])
+def test_a_name_too_long_for_the_system_is_one_line(tmp_path, capsys, scaled_model, where):
+    """Issue 31, 10: names over 255 bytes gave `OSError: File name too long` tracebacks."""
+    write_music(tmp_path / "song.wav", seconds=0.2)
+    long = "n" * 300
+    args = {"input": ["--input", tmp_path / f"{long}.wav", "--output", f"{tmp_path / 'out'}/"],
+            "output file": ["--input", tmp_path / "song.wav", "--stem", "vocals", "--output", tmp_path / f"{long}.wav"],
+            "output folder": ["--input", tmp_path / "song.wav", "--output", f"{tmp_path / long}/"]}[where]
+    err = fails(capsys, *args, model=scaled_model, contains="more than the 255 a file name can hold")
+    assert "--input" in err if where == "input" else "--output" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav"]
+
+
+def test_the_library_raises_audio_io_errors_for_names_too_long(tmp_path, scaled_model):
+    from realtime_split import AudioIOError, separate_file
+
+    write_music(tmp_path / "song.wav", seconds=0.2)
+    with pytest.raises(AudioIOError, match="more than the 255") as caught:
+        separate_file(tmp_path / ("n" * 300 + ".wav"), tmp_path / "v.wav", model=scaled_model, stems="vocals")
+    assert caught.value.parameter == "input"
+    with pytest.raises(AudioIOError, match="more than the 255") as caught:
+        separate_file(tmp_path / "song.wav", tmp_path / ("n" * 300 + ".wav"), model=scaled_model, stems="vocals")
+    assert caught.value.parameter == "output"
+
+
+def test_a_name_of_255_bytes_is_written_through_a_shorter_temporary(tmp_path, scaled_model):
+    mix = write_music(tmp_path / "song.wav", seconds=0.2)
+    name = "n" * 251 + ".wav"
+    assert separate("--input", tmp_path / "song.wav", "--stem", "vocals", "--output", tmp_path / name,
+                    model=scaled_model) == 0
+    np.testing.assert_allclose(read(tmp_path / name)[0], 0.5 * mix, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["song.wav", name])
+
+
+@pytest.mark.parametrize("make, output, contains", [
+    (lambda d: (d / "afile.txt").write_text("x"), "afile.txt/", "afile.txt is a file, not a folder"),
+    (lambda d: (d / "afile.txt").write_text("x"), "afile.txt/x/", "afile.txt is a file, not a folder"),
+    (lambda d: (d / "loop").symlink_to(d / "loop"), "loop/", "loop is a symbolic link that cannot be followed"),
+    (lambda d: (d / "loop.wav").symlink_to(d / "loop.wav"), "loop.wav", "is a symbolic link that leads back to itself"),
+])
+def test_an_output_that_cannot_be_a_folder_or_file_says_why(tmp_path, capsys, scaled_model, make, output, contains):
+    """Issue 31, 11: these said "File exists"."""
+    write_music(tmp_path / "song.wav", seconds=0.2)
+    make(tmp_path)
+    err = fails(capsys, "--input", tmp_path / "song.wav", "--stem", "vocals", "--output", f"{tmp_path}/{output}",
+                model=scaled_model, contains=contains)
+    assert "File exists" not in err
+
+
+def test_dev_null_takes_one_stem_and_refuses_four_with_a_folder_to_use(tmp_path, capsys, scaled_model):
+    write_music(tmp_path / "song.wav", seconds=0.2)
+    assert separate("--input", tmp_path / "song.wav", "--stem", "vocals", "--output", "/dev/null",
+                    model=scaled_model) == 0
+    fails(capsys, "--input", tmp_path / "song.wav", "--output", "/dev/null", model=scaled_model,
+          contains="need one file each; pass a directory such as --output stems/")
+
+
+def test_a_folder_name_that_is_not_utf8_is_written(tmp_path, scaled_model):
+    """Issue 31, 11: a non-UTF-8 output folder gave "surrogates not allowed" and left an empty folder."""
+    mix = write_music(tmp_path / "song.wav", seconds=0.2)
+    out = tmp_path / os.fsdecode(b"st\xffems")
+    done = run_cli("--input", tmp_path / "song.wav", "--output", f"{out}/", "--model", scaled_model, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr
+    with open(out / "drums.wav", "rb") as f:  # (soundfile encodes a name it is given strictly as UTF-8)
+        np.testing.assert_allclose(sf.read(f, dtype="float32", always_2d=True)[0], 0.25 * mix, atol=1e-5)
 
 
 # 3 (live): SIGTERM during a live recording ---------------------------------------------------------------------
