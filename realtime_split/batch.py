@@ -99,7 +99,7 @@ class BatchResult:
     files: list[BatchFile]
     output: Path
     manifest: Path
-    engine: str  # "processes", or "ray" with the cluster's address
+    engine: str  # "processes", "ray ADDRESS", or "none" when every input was skipped or kept failed
     workers: int
     threads_per_worker: int
     elapsed_seconds: float  # wall-clock time of the run
@@ -200,7 +200,7 @@ def batch(inputs: Iterable[str | os.PathLike], output: str | os.PathLike, *,
             else:
                 assert decision == DO
                 todo.append((item, stamp))
-        kind, count, threads, peaks = "processes", 0, settings.threads, {}
+        kind, count, threads, peaks = "none", 0, 0, {}  # nothing to do: no engine started
         if todo:
             engine = _engine(settings, cluster, workers, threads_per_worker, provider)
             kind = engine.kind if cluster is None else f"ray {cluster}"

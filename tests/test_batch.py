@@ -126,7 +126,8 @@ def test_local_default_gives_separate_file_outputs_and_records_the_corrupt_file(
     assert not list(out.rglob("*.wav.lock")) and not _leftovers(out)
 
 
-def test_rerun_skips_what_is_done_touching_redoes_one_and_retry_failed_retries(tmp_path, scaled_model):
+def test_rerun_skips_what_is_done_touching_redoes_one_and_retry_failed_retries(tmp_path, scaled_model,
+                                                                              identity_model):
     folder = tmp_path / "music"
     names = _catalogue(folder, 3)
     out = tmp_path / "stems"
@@ -160,6 +161,12 @@ def test_rerun_skips_what_is_done_touching_redoes_one_and_retry_failed_retries(t
     vocals_only = run(stems="vocals")  # an option that changes the outputs redoes every file
     assert [f.status for f in vocals_only.files[1:]] == ["done"] * 3
     assert all(list(f.outputs) == ["vocals"] for f in vocals_only.files[1:])
+    assert [f.status for f in run(stems="vocals").files[1:]] == ["skipped"] * 3
+
+    before = _manifest(out)[names[0]]["model_version"]
+    other_model = batch([folder], out, model=identity_model, stems="vocals", workers=1)  # so does another model
+    assert [f.status for f in other_model.files[1:]] == ["done"] * 3
+    assert _manifest(out)[names[0]]["model_version"] != before
 
 
 def test_inputs_from_globs_and_lists_mirror_their_folders(tmp_path):
