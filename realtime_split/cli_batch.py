@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the output folder: OUT/<path relative to its input folder, without suffix>/<stem>.<ext>, and "
                         "the job's manifest OUT/batch-manifest.sqlite")
     p.add_argument("-s", "--stem", metavar="STEMS", help="comma-separated stems or 'all' (default: all)")
-    p.add_argument("--model", metavar="NAME|PATH", help="a bundled model or an ONNX model file (default: quality)")
+    p.add_argument("--model", metavar="NAME|PATH",
+                   help="a bundled model or an ONNX model file (default: quality; fast for --latency low or balanced)")
     p.add_argument("--latency", metavar="PRESET", help="a streaming preset instead of offline (as live mode gives)")
     p.add_argument("--hop", type=int, metavar="SAMPLES", help="explicit hop in model samples instead of a preset")
     p.add_argument("--gain", action="append", default=[], metavar="STEM=DB", help="per-stem gain in dB, repeatable")
