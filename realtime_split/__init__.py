@@ -7,6 +7,8 @@
 - Live audio: ``LiveSession`` (microphone, JACK ports or a file to the speakers or to one pair of JACK
   ports per stem, or inside an application's own audio callback), with named counters in ``LiveStats``;
   ``list_devices()``.
+- A catalogue: ``batch(inputs, output)`` separates many files on worker processes or a Ray cluster,
+  resumably (a manifest in ``output``), and returns a ``BatchResult``.
 - Bundled models: ``bundled_models()``.
 - Errors: ``ParameterError`` (a ``ValueError``), ``AudioIOError`` and ``DeviceError`` (``OSError``\\ s),
   all ``UserError``\\ s.
@@ -17,6 +19,7 @@ It runs an ONNX model (see docs/model-format.md) with ONNX Runtime; TensorFlow i
 from typing import TYPE_CHECKING
 
 from .api import Separation, Separator, separate, separate_file
+from .batch import BatchFile, BatchProgress, BatchResult, batch
 from .errors import AudioIOError, DeviceError, ModelFormatError, ParameterError, UserError
 from .file_mode import FileResult, Progress
 from .live.devices import AudioDevice, list_devices
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 __all__ = [
     "separate", "separate_file", "Separator", "Separation", "FileResult", "Progress",
+    "batch", "BatchResult", "BatchFile", "BatchProgress",
     "StreamingSeparator", "SeparatorStats",
     "LiveSession", "LiveStats", "Levels", "Latency", "AudioDevice", "list_devices",
     "BundledModel", "bundled_models",

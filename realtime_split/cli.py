@@ -44,6 +44,7 @@ FLAGS = {
     "record": "--output", "format": "--format", "subtype": "--subtype", "input_device": "--input-device",
     "output_device": "--output-device", "blocksize": "--blocksize", "connect": "--connect",
     "jack_name": "--jack-name", "inference_budget": "--inference-budget",
+    "workers": "--workers", "threads_per_worker": "--threads-per-worker", "cluster": "--cluster",
 }
 # Library spellings that are not a ``name=value``.
 PHRASES = {"list_devices()": "--list-devices", "mix=True": "--gain STEM=DB (e.g. vocals=-inf)"}
@@ -148,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  realtime-split --input mic --stem vocals            # hear the vocals of what the mic picks up\n"
         "  realtime-split --input song.flac --stem all --output stems/\n"
         "  realtime-split --input song.flac --output speakers --gain vocals=-inf   # karaoke\n"
-        "  realtime-split --input song.flac --output karaoke.wav --gain vocals=-inf   # karaoke in one file",
+        "  realtime-split --input song.flac --output karaoke.wav --gain vocals=-inf   # karaoke in one file\n"
+        "  realtime-split batch music/ --output stems/          # a catalogue, resumably (batch --help)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-i", "--input", nargs="+", metavar="FILE|mic|jack|-",
@@ -288,6 +290,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["batch"]:  # the batch subcommand has its own parser (cli_batch.py)
+        from .cli_batch import main as batch
+
+        try:
+            return batch(argv[1:])
+        except UserError as exc:
+            print(f"realtime-split batch: error: {command_line(str(exc))}", file=sys.stderr)
+            return exc.exit_code
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
