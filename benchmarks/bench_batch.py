@@ -80,7 +80,7 @@ def child(config: dict) -> None:
                   "workers": 1, "threads": config["threads"],
                   "peak_rss": [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]}
     else:
-        from realtime_split.batch import batch
+        from realtime_split.catalogue.job import batch
 
         result = batch(inputs, out, model=config["model"], provider=config["provider"], subtype=SUBTYPE,
                        workers=config["workers"],

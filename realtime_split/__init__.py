@@ -19,7 +19,7 @@ It runs an ONNX model (see docs/model-format.md) with ONNX Runtime; TensorFlow i
 from typing import TYPE_CHECKING
 
 from .api import Separation, Separator, separate, separate_file
-from .batch import BatchFile, BatchProgress, BatchResult, batch
+from .catalogue.job import BatchFile, BatchProgress, BatchResult, batch
 from .errors import AudioIOError, DeviceError, ModelFormatError, ParameterError, UserError
 from .file_mode import FileResult, Progress
 from .live.devices import AudioDevice, list_devices

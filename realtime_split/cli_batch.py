@@ -18,7 +18,7 @@ from .cli import STDIO, _Parser, check_options
 from .errors import UserError
 
 if TYPE_CHECKING:
-    from .batch import BatchProgress, BatchResult
+    from .catalogue.job import BatchProgress, BatchResult
 
 FAILED_EXIT = 1
 
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """``realtime-split batch ...`` (``cli.main`` hands over when the first argument is ``batch``)."""
-    from .batch import batch
+    from .catalogue.job import batch
 
     args = build_parser().parse_args(argv)
     for name in ("blocksize", "duration", "input"):

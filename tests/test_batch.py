@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 
 from realtime_split import separate_file
-from realtime_split.batch import batch, find_inputs
+from realtime_split.catalogue.job import batch, find_inputs
 from realtime_split.cli import main
 from realtime_split.errors import AudioIOError, ParameterError
 
@@ -205,7 +205,7 @@ def test_bad_job_options_fail_before_any_work_in_one_line(tmp_path, scaled_model
 
 
 def test_a_second_job_on_the_same_output_is_refused(tmp_path, scaled_model):
-    from realtime_split.batch_manifest import Manifest
+    from realtime_split.catalogue.manifest import Manifest
 
     folder = tmp_path / "music"
     _catalogue(folder, 1)

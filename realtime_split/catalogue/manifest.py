@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .errors import AudioIOError
+from ..errors import AudioIOError
 
 try:
     import fcntl

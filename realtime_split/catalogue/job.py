@@ -3,11 +3,11 @@
 ``batch(inputs, output)`` finds the audio files (files, folders searched recursively, globs, or lists:
 a ``.txt``/``.m3u`` with one path per line or a ``.csv`` with a ``path`` column), gives each its folder
 in ``output`` mirroring where it came from (``OUT/<relative path without suffix>/<stem>.<ext>``) and
-has workers separate them, each worker loading the model once (``batch_engines``). Every file goes
+has workers separate them, each worker loading the model once (``engines.py``). Every file goes
 through ``Separator.separate_file``, so its stems equal what ``separate_file`` writes, written under
 temporary names and renamed when complete.
 
-The job keeps a manifest in ``output`` (``batch_manifest``): a rerun of the same job skips what is
+The job keeps a manifest in ``output`` (``manifest.py``): a rerun of the same job skips what is
 done and current, does again what changed (the input, the model or an option) and what a killed run
 left unfinished, and with ``retry_failed`` tries the failures again. A bad input is recorded with
 the library's one-line error and the job goes on; the result lists it.
@@ -27,8 +27,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .audio_files import ChannelSelection, default_extension, output_format
-from .batch_engines import (
+from ..audio_files import ChannelSelection, default_extension, output_format
+from ..errors import ParameterError
+from ..model_format import OFFLINE
+from .engines import (
     LocalEngine,
     RayEngine,
     Task,
@@ -37,9 +39,7 @@ from .batch_engines import (
     file_sha256,
     settings_path,
 )
-from .batch_manifest import DO, KEEP_FAILURE, SKIP, Manifest, input_stamp
-from .errors import ParameterError
-from .model_format import OFFLINE
+from .manifest import DO, KEEP_FAILURE, SKIP, Manifest, input_stamp
 
 # What a folder search picks up: the containers libsndfile reads, and those ffmpeg decodes for us.
 AUDIO_EXTENSIONS = frozenset({
@@ -219,7 +219,7 @@ def batch(inputs: Iterable[str | os.PathLike], output: str | os.PathLike, *,
 def _settings(model, stems, latency, hop, gains, provider, fmt, subtype, channels, cluster):
     """Check the model and the options here, once, so a bad one fails before any worker starts; what the
     workers load, the manifest's options key, the model's name, the preset."""
-    from .api import Separator
+    from ..api import Separator
 
     # A cluster's driver may have no GPU: the model and options are checked on its CPU, the workers use provider.
     check = Separator(model, stems=stems, latency=latency, hop=hop, gains=gains,

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import ParameterError, UserError
+from ..errors import ParameterError, UserError
 
 if TYPE_CHECKING:
-    from .file_mode import Progress
+    from ..file_mode import Progress
 
 MAX_ATTEMPTS = 3  # tries per file when the worker separating it dies; a file that kills every worker fails
 RAY_EXTRA = "pip install 'realtime-split[cluster]'"
@@ -106,7 +106,7 @@ class Worker:
     """One loaded model, separating the files it is sent one after another."""
 
     def __init__(self, settings: WorkerSettings):
-        from .api import Separator
+        from ..api import Separator
 
         self.separator = Separator(settings.model, stems=settings.stems, latency=settings.latency, hop=settings.hop,
                                    gains=dict(settings.gains) or None, provider=settings.provider,
@@ -400,7 +400,7 @@ def settings_path(model: str | os.PathLike | None, resolved: Path) -> str | None
     """How workers name the model: a bundled name stays a name (each node has its own copy), a file is absolute."""
     if model is None:
         return None
-    from . import registry
+    from .. import registry
 
     text = os.fspath(model)
     return text if text in registry.bundled_names() else str(resolved.resolve())
