@@ -61,7 +61,7 @@ def float_samples(audio, parameter: str) -> np.ndarray:
     except (ValueError, TypeError) as exc:  # ragged lists and the like
         raise ParameterError(f"{parameter} must be an array of samples ({exc})", parameter) from None
     if samples.dtype.kind == "f":
-        return np.ascontiguousarray(samples, dtype=np.float32)
+        return samples.astype(np.float32, order="C", copy=False)  # (np.ascontiguousarray makes a scalar 1-D)
     pcm = PCM_SCALES.get(samples.dtype)
     if pcm is None:
         raise ParameterError(f"{parameter} has dtype {samples.dtype}; pass float samples in [-1, 1] or integer PCM "

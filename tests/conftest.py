@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +23,15 @@ from onnx_models import make_conv_model, make_identity_model, make_scaled_identi
 
 # Keep numba's on-disk cache and ONNX Runtime quiet and deterministic in tests.
 os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
+
+# Tests send SIGINT and SIGHUP to the programs they start and expect Ctrl-C's and a hang-up's behaviour. A test
+# session started in the background by a non-interactive shell (SIGINT ignored) or under nohup (SIGHUP ignored)
+# would hand those dispositions down to every program it starts, which then ignore the signals. Handlers, unlike
+# SIG_IGN, are reset to the default by exec, so the programs start as they would from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, lambda *_: None)  # the test process itself keeps ignoring hang-ups
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -53,6 +53,13 @@ def test_other_dtypes_are_a_parameter_error_in_both_forms(identity_model, audio)
     assert whole.value.parameter == "audio" and streamed.value.parameter == "block"
 
 
+@pytest.mark.parametrize("audio", [np.float32(0.5), np.int16(7)])
+def test_a_single_sample_with_no_time_axis_is_not_audio(identity_model, audio):
+    """A 0-d array is no signal: refused by its shape (it came back as one frame of stems)."""
+    with pytest.raises(ParameterError, match=r"got shape \(\)"):
+        rs.separate(audio, model=identity_model)
+
+
 # Sample rates and hops: one bound, in the library ---------------------------------------------------------------
 
 def _library_call(code: str, model: Path) -> subprocess.CompletedProcess:
