@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  realtime-split --input song.flac --stem all --output stems/\n"
         "  realtime-split --input song.flac --output speakers --gain vocals=-inf   # karaoke\n"
         "  realtime-split --input song.flac --output karaoke.wav --gain vocals=-inf   # karaoke in one file\n"
-        "  realtime-split batch music/ --output stems/          # a catalogue, resumably (batch --help)",
+        "  realtime-split batch music/ --output stems/          # a catalogue, resumably (batch --help)\n"
+        "  realtime-split ui                                    # a page in your browser (ui --help)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-i", "--input", nargs="+", metavar="FILE|mic|jack|-",
@@ -291,6 +292,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ui"]:  # the local web app (cli_ui.py, realtime_split/web/)
+        from .cli_ui import main as ui
+
+        try:
+            return ui(argv[1:])
+        except UserError as exc:
+            print(f"realtime-split ui: error: {exc}", file=sys.stderr)
+            return exc.exit_code
     if argv[:1] == ["batch"]:  # the batch subcommand has its own parser (cli_batch.py)
         from .cli_batch import main as batch
 
