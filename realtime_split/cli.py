@@ -461,7 +461,7 @@ def live(args: argparse.Namespace) -> int:
         announce_model(args, session.separator)
         names = session.output_device_name if session.input_device_name is None else \
             f"{session.input_device_name} -> {session.output_device_name}"
-        stems = _with_gains(session.separator.stems, session.separator.gains_db) if session.separator else ""
+        stems = str(session.mix)
         origin = {None: "the microphone", JACK: "JACK"}.get(source, source)
         print(f"realtime-split: live {stems} from {origin} ({names}), block "
               f"{session.blocksize}, hop {session.hop}: {session.latency}", file=sys.stderr, flush=True)
