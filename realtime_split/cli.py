@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # the library modules load numpy, ONNX Runtime and numba: onl
     from .api import Separator
     from .file_mode import FileResult, Progress
 
+# The keys cli_keys.py reads (listed here: --help must not load the library).
+HELP_KEYS = ("live audio plays every stem the model separates; --stem and --gain set where the mix starts.\n"
+             "keys while it plays (on a terminal): 1-9 choose a stem, up/down or +/- change its gain by 1 dB,\n"
+             "  m mute or unmute it, s solo or release it, 0 back to 0 dB")
 LIVE_INPUT = "mic"
 LIVE_OUTPUT = SPEAKERS  # --output speakers; JACK (--input jack, --output jack): ports of its own JACK client
 DEFAULT_OUTPUT_DIR = "separated/"
@@ -147,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  realtime-split --input mic --stem vocals            # hear the vocals of what the mic picks up\n"
         "  realtime-split --input song.flac --stem all --output stems/\n"
         "  realtime-split --input song.flac --output speakers --gain vocals=-inf   # karaoke\n"
-        "  realtime-split --input song.flac --output karaoke.wav --gain vocals=-inf   # karaoke in one file",
+        "  realtime-split --input song.flac --output karaoke.wav --gain vocals=-inf   # karaoke in one file\n\n"
+        + HELP_KEYS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-i", "--input", nargs="+", metavar="FILE|mic|jack|-",
@@ -439,6 +444,7 @@ def _report(result: FileResult, args: argparse.Namespace) -> None:
 def live(args: argparse.Namespace) -> int:
     """``--input mic`` or ``--output speakers``: a ``LiveSession`` until --duration, the end of the file, an error
     or Ctrl-C, with the status line while it plays and the summary when it stops."""
+    from .cli_keys import Keys
     from .cli_status import StatusLine, summary
     from .live.session import POLL_SECONDS, LiveSession
 
@@ -469,12 +475,18 @@ def live(args: argparse.Namespace) -> int:
             made = ", ".join(f"{a} -> {b}" for a, b in session.connections)
             print(f"realtime-split: connected {made}", file=sys.stderr, flush=True)
         status = StatusLine(session, enabled=False if args.no_progress else None)
+        # Keys change the mix while the status line runs, from a terminal only (never the audio on stdin).
+        keys = Keys(session, enabled=status.enabled and source != STDIO)
+        if keys.enabled:
+            status.selected = lambda: keys.selected
         try:
-            while not session.wait(POLL_SECONDS):
+            while not session.wait(0):
                 status.update(session.elapsed)
                 if args.duration is not None and session.elapsed >= args.duration:
                     break
+                keys.wait(POLL_SECONDS)
         finally:
+            keys.close()
             status.close()
     finally:
         try:
