@@ -38,7 +38,8 @@ LIVE_INPUT = "mic"
 LIVE_OUTPUT = SPEAKERS  # --output speakers; JACK (--input jack, --output jack): ports of its own JACK client
 DEFAULT_OUTPUT_DIR = "separated/"
 # The live options a file run has no use for: refused there rather than dropped without a word.
-LIVE_ONLY = ("duration", "blocksize", "inference_budget", "jack_name", "connect", "input_device", "output_device")
+LIVE_ONLY = ("duration", "blocksize", "inference_budget", "jack_name", "connect", "input_device", "output_device",
+             "osc")
 
 # The library's parameters (as its messages write them, ``name=value``) and the flags that set them.
 FLAGS = {
@@ -46,7 +47,7 @@ FLAGS = {
     "provider": "--provider", "channels": "--channels", "input": "--input", "output": "--output",
     "record": "--output", "format": "--format", "subtype": "--subtype", "input_device": "--input-device",
     "output_device": "--output-device", "blocksize": "--blocksize", "connect": "--connect",
-    "jack_name": "--jack-name", "inference_budget": "--inference-budget",
+    "jack_name": "--jack-name", "inference_budget": "--inference-budget", "osc": "--osc",
 }
 # Library spellings that are not a ``name=value``.
 PHRASES = {"list_devices()": "--list-devices", "mix=True": "--gain STEM=DB (e.g. vocals=-inf)"}
@@ -211,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="time separation may take for one audio block's input before the block plays dry, "
                            "rounded up to whole blocks (default 0.008); each block beyond the first adds one block "
                            "of delay")
+    live.add_argument("--osc", metavar="[HOST:]PORT",
+                      help="change the mix over OSC (UDP; needs the control extra): /stem/NAME/gain DB, "
+                           "/stem/NAME/mute 0|1, /stem/NAME/solo 0|1, and /mix, which replies with those for every "
+                           "stem; listens on 127.0.0.1 unless HOST is given")
     p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -266,6 +271,10 @@ def check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--stem {args.stem!r} names no stem; pass e.g. --stem vocals,drums, or --stem all")
     if args.input and args.input.count(STDIO) > 1:
         raise UserError("--input - (standard input) can be given only once")
+    if args.osc is not None:
+        from .live.osc import parse_address
+
+        parse_address(args.osc)
     live_input = next((i for i in args.input or () if i in (LIVE_INPUT, JACK)), None)
     if live_input is not None and len(args.input) > 1:
         raise UserError(f"--input {live_input} is live input and plays alone; pass --input {live_input} on its own, "
@@ -463,6 +472,7 @@ def live(args: argparse.Namespace) -> int:
         output_device=args.output_device, blocksize=args.blocksize, format=args.file_format, subtype=args.subtype,
         connect=args.connect or None, jack_name=args.jack_name, inference_budget=args.inference_budget)
     session.start()
+    osc = None
     try:
         announce_model(args, session.separator)
         names = session.output_device_name if session.input_device_name is None else \
@@ -474,6 +484,8 @@ def live(args: argparse.Namespace) -> int:
         if session.connections:
             made = ", ".join(f"{a} -> {b}" for a, b in session.connections)
             print(f"realtime-split: connected {made}", file=sys.stderr, flush=True)
+        if args.osc is not None:
+            osc = _start_osc(session, args.osc)
         status = StatusLine(session, enabled=False if args.no_progress else None)
         # Keys change the mix while the status line runs, from a terminal only (never the audio on stdin).
         keys = Keys(session, enabled=status.enabled and source != STDIO)
@@ -489,11 +501,29 @@ def live(args: argparse.Namespace) -> int:
             keys.close()
             status.close()
     finally:
+        if osc is not None:
+            osc.stop()
         try:
             session.stop()  # finalizes the recording; raises what went wrong in its threads or with the device
         finally:
             print(summary(session.stats()), file=sys.stderr, flush=True)
+            if osc is not None:
+                print(f"realtime-split: OSC: {osc.handled} messages handled, {osc.ignored} malformed ignored",
+                      file=sys.stderr, flush=True)
     return 0
+
+
+def _start_osc(session, address: str):
+    """The OSC server on the session's mix, announced (with a warning when it listens beyond this machine)."""
+    from .live.osc import OscControl
+
+    osc = OscControl(session, address).start()
+    print(f"realtime-split: OSC on {osc.host}:{osc.port}: /stem/NAME/gain DB, /stem/NAME/mute 0|1, "
+          "/stem/NAME/solo 0|1, /mix", file=sys.stderr, flush=True)
+    if not osc.loopback:
+        print(f"realtime-split: warning: OSC listens on {osc.host}, beyond this machine, without authentication: "
+              "anyone who reaches that port changes the mix", file=sys.stderr, flush=True)
+    return osc
 
 
 if __name__ == "__main__":
