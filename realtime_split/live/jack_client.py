@@ -7,8 +7,8 @@ the input delayed like the stems; or one mixed pair ``out_L``/``out_R``), and ha
 bridge's compiled process callback (``callbacks.jack_process``) as a C function pointer,
 with the bridge's table as its argument. JACK-Client's own process callbacks are Python functions
 that take the GIL on JACK's real-time thread; this one never enters the interpreter, allocates
-nothing and calls only ``jack_port_get_buffer`` and ``jack_get_time`` (by address, from compiled
-code).
+nothing and calls only ``jack_port_get_buffer``, ``jack_get_time`` and ``jack_last_frame_time`` (by
+address, from compiled code).
 
 The ports' latency is set in a latency callback, as JACK's latency API asks: each output's capture
 latency is its inputs' plus the session's delay, each input's playback latency its outputs' plus the
@@ -177,10 +177,12 @@ class JackClient:
         self.delay = bridge.delay
         in_ports, out_ports, dry_ports = ([_address(jack, p._ptr) for p in group]
                                           for group in (self.inputs, self.outputs, self.dry))
+        client = self.client
         process, user_data = bridge.jack_callback(in_ports, out_ports, dry_ports,
                                                   _function_address(lib.jack_port_get_buffer),
-                                                  _function_address(lib.jack_get_time))
-        client = self.client
+                                                  _function_address(lib.jack_get_time),
+                                                  _function_address(lib.jack_last_frame_time),
+                                                  _address(jack, client._ptr))
         if jack._lib.jack_set_process_callback(client._ptr, jack._ffi.cast("JackProcessCallback", process),
                                                jack._ffi.cast("void *", user_data)) != 0:
             raise DeviceError("JACK refused the process callback")

@@ -36,10 +36,10 @@ from ..audio_files import (
     readable,
 )
 from ..errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
+from ..mix import Mix, check_db
 from ..output_set import OutputSet
 from ..resampling import playback_resampler
 from ..separator import StreamingSeparator
-from ..stems import linear_gains
 from . import devices
 from .bridge import INFERENCE_BUDGET, RealtimeBridge, stream_hop
 from .devices import JACK, SPEAKERS, check_blocksize
@@ -59,10 +59,13 @@ class LiveSession:
 
     ``input``: None for the default input device (or ``input_device``), ``"jack"`` for input ports of the
     session's own JACK client (``in_L``, ``in_R``), or an audio file played in real time. ``output``:
-    ``"speakers"`` (the default): the selected ``stems`` (default the vocals), with ``gains`` in dB, are
-    summed to the output device (with ``input="jack"``: to the ports ``out_L``, ``out_R``); ``"jack"``: one
-    pair of JACK ports per stem (``vocals_L``, ``vocals_R``, ...) and the input delayed like them (``dry_L``,
-    ``dry_R``), each port's latency set to the session's delay. ``connect``: JACK port patterns to connect
+    ``"speakers"`` (the default): the selected ``stems`` (default the vocals), with ``gains`` in dB (or a
+    ``Mix``), are summed to the output device (with ``input="jack"``: to the ports ``out_L``, ``out_R``);
+    ``"jack"``: one pair of JACK ports per stem (``vocals_L``, ``vocals_R``, ...) and the input delayed like
+    them (``dry_L``, ``dry_R``), each port's latency set to the session's delay. Every stem the model
+    separates plays, those not in ``stems`` muted: ``stems`` and ``gains`` are the initial ``mix``, which
+    ``set_gain``, ``mute``, ``solo`` and ``set_mix`` change while it plays (from any thread; each change is
+    heard from the next audio block on, ramped over 5 ms). ``connect``: JACK port patterns to connect
     at start, ``"PATTERN"`` for sources into the input ports, ``"vocals=PATTERN"`` for a pair's
     destinations; ``jack_name``: the client's name. ``record`` also saves what is played on a sound
     device to a file (``format``, ``subtype``). ``model``, ``latency`` (a preset; None: the model's default,
@@ -82,7 +85,7 @@ class LiveSession:
 
     def __init__(self, model: str | os.PathLike | None = None, *, input: str | os.PathLike | None = None,
                  record: str | os.PathLike | None = None, stems: str | Iterable[str] = "vocals",
-                 gains: Mapping[str, float] | str | Iterable[str] | None = None, latency: str | None = None,
+                 gains: Mapping[str, float] | str | Iterable[str] | Mix | None = None, latency: str | None = None,
                  hop: int | None = None, provider: str = "auto", channels: ChannelSelection = None,
                  input_device: int | str | None = None, output_device: int | str | None = None,
                  blocksize: int | None = None, format: str | None = None, subtype: str | None = None,
@@ -130,7 +133,7 @@ class LiveSession:
         def build(rate: int | None, channels: int) -> StreamingSeparator:
             return StreamingSeparator(model, stems=stems, provider=provider, latency=latency, hop=hop,
                                       sample_rate=rate, channels=channels, gains=gains, threads=LIVE_THREADS,
-                                      resample_quality=LIVE_RESAMPLING)
+                                      resample_quality=LIVE_RESAMPLING, mixer=True)
 
         self._build = build
         self._channels = channels
@@ -149,6 +152,8 @@ class LiveSession:
         self._feeder: _Feeder | None = None
         self._saver: _Saver | None = None
         self._latency: Latency | None = None  # once started
+        self._mix: Mix | None = None  # once started: what the parameter block holds
+        self._mix_lock = threading.Lock()  # among the threads that change the mix (never taken by the audio thread)
         self._callback: Callable | None = None
         self._started_at = 0.0
         self._last_frames, self._last_progress = -1, 0.0
@@ -266,8 +271,9 @@ class LiveSession:
         self.separator = sep
         self.hop = stream_hop(sep)
         self.blocksize = blocksize or check_blocksize(self.hop)
+        self._mix = sep.mix
         self._bridge = RealtimeBridge(sep, int(sep.sample_rate), self.blocksize, out_channels, live_input=live_input,
-                                      dry_gain=_dry_gain(sep), record=record, stem_outputs=stem_outputs,
+                                      gains=sep.mix.factors(), record=record, stem_outputs=stem_outputs,
                                       inference_budget=self._budget)
         return self._bridge
 
@@ -324,6 +330,60 @@ class LiveSession:
     def levels(self) -> Levels:
         """Peak levels of the input and of each stem since the previous call."""
         return self._ready()[0].levels()
+
+    # ----------------------------------------------------------------- the mix, while it plays
+    @property
+    def mix(self) -> Mix:
+        """The mix playing now (every stem the model separates: each one's gain, mute and solo), as a ``Mix``."""
+        self._ready()
+        assert self._mix is not None  # set with the bridge
+        return self._mix
+
+    def set_mix(self, mix: Mix) -> None:
+        """Play ``mix`` (a ``Mix`` of this session's stems, e.g. ``session.mix.with_gain("vocals", -6)``): each
+        stem's level moves to it over 5 ms from the next audio block on. Safe from any thread."""
+        bridge = self._ready()[0]
+        if not isinstance(mix, Mix) or mix.names != self.mix.names:
+            raise ParameterError(f"mix={mix!r}: give a Mix of this session's stems ({', '.join(self.mix.names)}), "
+                                 "e.g. session.mix.with_gain('vocals', -6)", "mix")
+        with self._mix_lock:
+            self._apply(bridge, mix)
+
+    def _change(self, how: Callable[[Mix], Mix]) -> None:
+        bridge = self._ready()[0]
+        with self._mix_lock:  # read, change and write as one step: two threads never undo each other's change
+            self._apply(bridge, how(self.mix))
+
+    def _apply(self, bridge: RealtimeBridge, mix: Mix) -> None:
+        self._mix = mix
+        bridge.set_mix(mix.factors())
+
+    def set_gain(self, stem: str, db: float) -> None:
+        """Stem ``stem``'s gain in dB (up to +40, or -inf), heard from the next audio block on, ramped over 5 ms."""
+        check_db(db)
+        self._change(lambda mix: mix.with_gain(stem, db))
+
+    def mute(self, stem: str, on: bool = True) -> None:
+        """Mute stem ``stem`` (``on=False``: unmute), ramped over 5 ms like a gain."""
+        self._change(lambda mix: mix.with_mute(stem, on))
+
+    def solo(self, stem: str, on: bool = True) -> None:
+        """Solo stem ``stem`` (``on=False``: release it): while any stem is soloed, only the soloed ones play."""
+        self._change(lambda mix: mix.with_solo(stem, on))
+
+    def mix_heard_from(self, timeout: float = 1.0) -> int | None:
+        """The output position (frames since the session started) from which the latest mix change is heard:
+        the first frame of the audio block that took it, the start of its ramp. None if the audio callback
+        has not run within ``timeout`` seconds (a stopped device)."""
+        bridge = self._ready()[0]
+        deadline = time.monotonic() + timeout
+        while True:
+            taken, at, _ = bridge.mix_taken()
+            if taken:
+                return at
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.0005)
 
     def _ended(self) -> bool:
         """Whether the session stopped by itself: the file played out, a thread failed, or the device vanished
@@ -460,11 +520,6 @@ def _check_jack_options(jack_input: bool, jack_output: bool, input, output, reco
         if value is not None:
             raise ParameterError(f"{name}= picks a sound device; with JACK ports connect them instead, e.g. "
                                  "connect='system:capture'", name)
-
-
-def _dry_gain(sep: StreamingSeparator) -> float:
-    """Level of the unseparated fallback on a missed deadline: the loudest selected stem's gain."""
-    return float(np.max(linear_gains(sep.stems, sep.gains_db)))
 
 
 def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev):
