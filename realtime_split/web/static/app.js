@@ -117,7 +117,8 @@ function makeCard(job) {
 function finished(job) {
   const box = el("div", { class: "result" });
   const note = el("p", { class: "muted" },
-    `${job.model || "default model"}, ${job.latency || "offline"}; ${(job.seconds || 0).toFixed(1)} s of audio in ` +
+    `${(job.model || "default model").split("/").pop()}, ${job.latency || "offline"}; ` +
+    `${(job.seconds || 0).toFixed(1)} s of audio in ` +
     `${(job.elapsed || 0).toFixed(1)} s`);
   if (job.mix_of) {
     box.append(note, el("a", { href: url(`/api/jobs/${job.id}/stems/mix`, "&download=1"), class: "button download",
@@ -137,10 +138,11 @@ function finished(job) {
     const fader = el("input", { type: "range", min: -40, max: 12, step: 0.5, value: 0, class: "gain" });
     const mute = el("button", { class: "mute" }, "M");
     const solo = el("button", { class: "solo" }, "S");
-    fader.addEventListener("input", () => player.setGain(stem, +fader.value));
+    const val = el("span", { class: "db" }, "0 dB");
+    fader.addEventListener("input", () => { val.textContent = `${fader.value} dB`; player.setGain(stem, +fader.value); });
     mute.addEventListener("click", () => { mute.classList.toggle("on"); player.setMute(stem, mute.classList.contains("on")); });
     solo.addEventListener("click", () => { solo.classList.toggle("on"); player.setSolo(stem, solo.classList.contains("on")); });
-    return el("div", { class: "stem", "data-stem": stem }, el("span", { class: "name" }, stem), canvas, fader,
+    return el("div", { class: "stem", "data-stem": stem }, el("span", { class: "name" }, stem), canvas, fader, val,
       el("span", {}, mute, " ", solo),
       el("a", { href: url(`/api/jobs/${job.id}/stems/${stem}`, "&download=1"), class: "download", "data-stem": stem },
         `⬇ ${job.files[stem]}`));
@@ -301,6 +303,7 @@ function renderLive(live) {
     const c = channel(name, name !== "input" && mix.has(name));
     const db = peak > 0 ? 20 * Math.log10(peak) : -99;
     c.bar.style.width = `${Math.max(0, Math.min(100, ((db + 60) / 60) * 100))}%`;
+    c.bar.className = db > -1 ? "over" : db > -9 ? "hot" : "";
     c.db.textContent = `${dbText(peak)} dB`;
     c.row.dataset.level = peak.toFixed(5);
     const m = mix.get(name);
