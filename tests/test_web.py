@@ -208,6 +208,7 @@ def test_a_bad_upload_fails_with_one_line_and_a_cancelled_job_leaves_nothing(ui,
     assert bad.status_code == 200
     failed = ui.job(int(bad.json()["added"][0]["job"]))
     assert failed["state"] == "failed" and "\n" not in failed["error"] and "notes.wav" in failed["error"]
+    assert str(tmp_path) not in failed["error"]  # the page is not told where the server keeps files
     assert failed["stems"] == []
     # A long file by path (the folder is allowed): cancelled while it runs, nothing of it is offered or kept.
     long = ui.allowed / "long.wav"
@@ -248,6 +249,16 @@ def test_refuses_requests_without_its_token_host_or_origin_and_keeps_serving(ui)
     big = ui.post("/api/files", files={"files": ("big.wav", b"\0" * 1_500_000)})  # --max-upload-mb 1
     assert big.status_code == 413 and "--max-upload-mb" in big.text
     ok()
+
+    def chunked():  # no Content-Length: counted while it is read
+        yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.wav"\r\n\r\n'
+        for _ in range(24):
+            yield b"\0" * 65536
+        yield b"\r\n--b--\r\n"
+
+    big = ui.post("/api/files", content=chunked(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert big.status_code == 413
+    ok()
     outside = ui.post("/api/paths", json={"path": str(DEMO)})
     assert outside.status_code == 403 and "--allow-paths" in outside.json()["error"]
     ok()
@@ -258,6 +269,17 @@ def test_refuses_requests_without_its_token_host_or_origin_and_keeps_serving(ui)
                 socket.recv(timeout=5)
     ok()
     assert ui.state()["jobs"] == []  # none of the refused requests made a job
+
+
+@needs_ui
+def test_every_interface_is_served_only_with_a_warning(tmp_path):
+    server = Server(tmp_path, "--host", "0.0.0.0")
+    try:
+        assert server.base.startswith("http://127.0.0.1:")  # the printed address still works here
+        assert server.get("/api/options").status_code == 200
+    finally:
+        server.stop()
+    assert "warning: --host 0.0.0.0" in server.proc.stderr.read()
 
 
 # ----------------------------------------------------------------------------------------- live in a browser

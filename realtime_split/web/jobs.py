@@ -134,7 +134,7 @@ class JobQueue:
             except KeyboardInterrupt:
                 job.state = "stopped"
             except UserError as exc:  # not audio, truncated, a bad model or stem: the library's one line
-                job.state, job.error = "failed", str(exc)
+                job.state, job.error = "failed", str(exc).replace(str(job.input), job.name)  # no server paths
             except Exception as exc:  # a bug: say so on the page, keep serving
                 job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
 
