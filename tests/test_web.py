@@ -227,11 +227,34 @@ def test_a_bad_upload_fails_with_one_line_and_a_cancelled_job_leaves_nothing(ui,
     assert ui.get("/api/options").status_code == 200  # still serving
 
 
+@needs_ui
+def test_stopping_the_server_finishes_the_running_file_like_ctrl_c(tmp_path, scaled_model):
+    allowed, kept = tmp_path / "allowed", tmp_path / "kept"
+    allowed.mkdir()
+    long = allowed / "long.wav"
+    sf.write(str(long), np.zeros((44100 * 600, 2), np.float32) + 0.01, 44100, subtype="PCM_16")
+    server = Server(tmp_path, "--model", scaled_model, "--allow-paths", allowed, "--output", kept)
+    try:
+        job = server.post("/api/paths", json={"path": str(long)}).json()["added"][0]["job"]
+        deadline = time.monotonic() + WAIT
+        while server.job(job, until=("running", "done"))["fraction"] <= 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        code = server.stop()
+    assert code == 128 + signal.SIGINT
+    stems = sorted((kept / f"job-{job}").glob("*.wav"))
+    assert [p.name for p in stems] == ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
+    lengths = {sf.info(str(p)).frames for p in stems}  # headers finished: readable, one length, part of the input
+    assert len(lengths) == 1 and 0 < lengths.pop() < 44100 * 600
+
+
 # ----------------------------------------------------------------------------------------- security
 
 @needs_ui
 def test_refuses_requests_without_its_token_host_or_origin_and_keeps_serving(ui):
     import httpx
+    from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
     def ok() -> None:
@@ -264,9 +287,10 @@ def test_refuses_requests_without_its_token_host_or_origin_and_keeps_serving(ui)
     ok()
     ws = f"{ui.base.replace('http', 'ws')}/ws"
     for url, origin in ((f"{ws}?token=wrong", ui.base), (f"{ws}?token={ui.token}", "http://evil.example")):
-        with pytest.raises(Exception):  # noqa: B017 - refused during the handshake, whatever websockets calls it
+        with pytest.raises(InvalidStatus) as refused:  # refused during the handshake
             with connect(url, origin=origin) as socket:
                 socket.recv(timeout=5)
+        assert refused.value.response.status_code == 403
     ok()
     assert ui.state()["jobs"] == []  # none of the refused requests made a job
 
