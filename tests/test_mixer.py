@@ -217,3 +217,28 @@ def test_set_mix_from_many_threads_never_tears_a_target(scaled_model):
         for t in threads:
             t.join()
     assert seen <= values
+
+
+def test_midi_needs_jack_ports_and_a_map_file_names_its_bad_line(scaled_model, tmp_path):
+    from realtime_split import LiveSession
+    from realtime_split.live.midi_map import MidiMap, cc_to_db
+
+    with pytest.raises(ParameterError, match=r"midi=True reads the JACK MIDI port midi_in") as e:
+        LiveSession(scaled_model, midi=True)
+    assert e.value.parameter == "midi"
+    with pytest.raises(ParameterError, match=r"pass midi=True too"):
+        LiveSession(scaled_model, input="jack", midi_map="map.txt")
+    stems = ("vocals", "drums", "bass", "other")
+    good = tmp_path / "good.txt"
+    good.write_text("# my controller\nvocals gain cc 1\ndrums mute note 36 channel 10  # pad\n")
+    mapping = MidiMap.read(good, stems)
+    assert [(b.stem, b.action, b.number, b.channel) for b in mapping.bindings] == [
+        ("vocals", "gain", 1, 0), ("drums", "mute", 36, 9)]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("vocals gain cc 1\nkazoo gain cc 2\n")
+    with pytest.raises(ParameterError, match=r"line 2: stem 'kazoo' is not one of vocals, drums, bass, other"):
+        MidiMap.read(bad, stems)
+    bad.write_text("vocals gain cc 200\n")
+    with pytest.raises(ParameterError, match=r"line 1: 'vocals gain cc 200': numbers are 0-127"):
+        MidiMap.read(bad, stems)
+    assert cc_to_db(127) == 0.0 and cc_to_db(0) == -math.inf and cc_to_db(64) == pytest.approx(-11.9, abs=0.05)

@@ -121,3 +121,68 @@ def test_changing_the_mix_misses_no_deadline_and_the_mix_reads_back(mixed_sessio
     assert [(s.name, s.gain_db, s.muted, s.soloed) for s in mix.stems] == [
         ("vocals", -12.0, True, False), ("drums", 0.0, False, True), ("bass", 0.0, False, False),
         ("other", 0.0, True, False)]
+
+
+class MidiSender:
+    """A JACK client of the test's with one MIDI output port: ``send(bytes)`` puts the message on it in the next
+    cycle (a Python process callback: fine for a test's sender, never for the program under test)."""
+
+    def __init__(self, server):
+        import collections
+
+        self.client = server.client("rs-midi-sender")
+        self.port = self.client.midi_outports.register("out")
+        self.queue: collections.deque = collections.deque()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        self.port.clear_buffer()
+        while self.queue:
+            self.port.write_midi_event(0, self.queue.popleft())
+
+    def send(self, message: bytes) -> None:
+        self.queue.append(message)
+
+
+def test_midi_control_changes_on_midi_in_move_the_ports_levels(jack_server, scaled_model):
+    """CC 7 on channel 1 sets the first stem's gain (GM's curve: 64 -> -11.9 dB); note 0 on channel 2 toggles the
+    second stem's mute: silence below -90 dBFS after the ramp; unbound messages change nothing."""
+    from realtime_split import LiveSession
+    from realtime_split.live.midi_map import cc_to_db
+
+    ramp = round(RAMP_SECONDS * RATE)
+    with Harness(jack_server, record_channels=2, record_seconds=8) as harness, \
+            LiveSession(scaled_model, input="jack", output="jack", stems="all", jack_name=CLIENT, midi=True) as session:
+        sender = MidiSender(jack_server)
+        assert session.jack_ports["midi_in"] == [f"{CLIENT}:midi_in"]
+        sender.client.connect(sender.port, f"{CLIENT}:midi_in")
+        harness.connect(harness.wait_for_ports(f"{CLIENT}:in_", 2), [f"{CLIENT}:vocals_L", f"{CLIENT}:drums_L"])
+        harness.play(np.full((RATE * 6, 2), LEVEL, np.float32))
+        harness.start_recording()
+        time.sleep(0.5)
+        offset = clock_offset(harness, session._bridge)
+        heard = []
+        for message, changed in ((bytes([0xB0, 7, 64]), lambda mix: mix["vocals"].gain_db < 0),
+                                 (bytes([0x91, 0, 100]), lambda mix: mix["drums"].muted)):
+            sender.send(bytes([0xB5, 7, 10]))  # channel 6: bound to nothing
+            sender.send(message)
+            deadline = time.monotonic() + 10
+            while not changed(session.mix):
+                assert time.monotonic() < deadline, "the MIDI message changed nothing"
+                time.sleep(0.001)
+            heard.append(session.mix_heard_from() + offset + harness.loop_periods * PERIOD - harness.record_start)
+            time.sleep(0.3)
+        recording = harness.take()
+        mix = session.mix
+        sender.client.deactivate()
+    vocals, drums = recording[:, 0], recording[:, 1]
+    assert mix["vocals"].gain_db == pytest.approx(cc_to_db(64)) and mix["bass"] == mix["bass"].__class__("bass")
+    quieter = VOCALS * 10 ** (cc_to_db(64) / 20)
+    at = heard[0]
+    np.testing.assert_allclose(vocals[at - PERIOD:at], VOCALS, rtol=1e-6)
+    np.testing.assert_allclose(vocals[at + ramp:heard[1]], quieter, rtol=1e-6)
+    assert np.abs(np.diff(vocals[at - 1:at + ramp + 1])).max() <= (VOCALS - quieter) / ramp + 1e-7
+    np.testing.assert_allclose(drums[heard[0]:heard[1]], 0.25 * LEVEL, rtol=1e-6)
+    muted = drums[heard[1] + ramp:heard[1] + ramp + RATE // 10]
+    assert np.max(np.abs(muted)) < 10 ** (-90 / 20)
