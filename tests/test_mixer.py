@@ -242,3 +242,61 @@ def test_midi_needs_jack_ports_and_a_map_file_names_its_bad_line(scaled_model, t
     with pytest.raises(ParameterError, match=r"line 1: 'vocals gain cc 200': numbers are 0-127"):
         MidiMap.read(bad, stems)
     assert cc_to_db(127) == 0.0 and cc_to_db(0) == -math.inf and cc_to_db(64) == pytest.approx(-11.9, abs=0.05)
+
+
+def test_the_recording_holds_the_mix_as_heard(scaled_model):
+    bridge = mixer_bridge(scaled_model, stems="all", record=True)
+    k = bridge.delay // F + 4
+    out = play(bridge, k + 4, {k: [0.0, 1.0, 1.0, 1.0]})
+    saved = []
+    bridge.drain_recording(lambda frames: saved.append(frames[:, 0].copy()))
+    np.testing.assert_array_equal(np.concatenate(saved), out)  # what played, vocals faded out, is what was saved
+    np.testing.assert_allclose(out[k * F + bridge.ramp:], LEVEL * 0.5, rtol=1e-6)
+
+
+@pytest.fixture
+def own_stream_session(scaled_model):
+    """A real session in an application's own stream (``open_stream=False``): no device needed."""
+    from realtime_split import LiveSession
+
+    session = LiveSession(scaled_model, stems="vocals", open_stream=False, sample_rate=RATE, blocksize=F)
+    with pytest.raises(RuntimeError, match="has not started"):
+        session.set_gain("vocals", -6)
+    with session:
+        yield session
+
+
+def test_the_library_names_what_it_cannot_set(own_stream_session):
+    session = own_stream_session
+    assert session.mix.names == ("vocals", "drums", "bass", "other") and session.mix["drums"].muted
+    for call, parameter in ((lambda: session.set_gain("kazoo", 0), "stem"), (lambda: session.mute("Vocals"), "stem"),
+                            (lambda: session.set_gain("vocals", "loud"), "db"),
+                            (lambda: session.set_gain("vocals", math.inf), "db"),
+                            (lambda: session.set_mix(Mix.of(("vocals",))), "mix")):
+        with pytest.raises(ParameterError) as e:
+            call()
+        assert e.value.parameter == parameter
+    session.set_mix(session.mix.with_gain("bass", -3).with_mute("bass", False))
+    assert session.mix["bass"] == type(session.mix["bass"])("bass", -3.0, False, False)
+    assert session.mix_heard_from(timeout=0.05) is None  # no audio callback has run: nothing heard yet
+
+
+def test_keys_choose_a_stem_and_step_its_gain_to_silence_and_back(own_stream_session):
+    from realtime_split.cli_keys import FLOOR_DB, Keys
+
+    session = own_stream_session
+    keys = Keys(session, enabled=False)
+    assert not keys.enabled  # not a terminal: nothing is read
+    keys.feed("2m")  # drums: unmuted (they started muted)
+    assert keys.selected == 1 and not session.mix["drums"].muted
+    keys.feed("s9")  # solo; there is no ninth stem
+    assert session.mix["drums"].soloed and keys.selected == 1
+    keys.feed("1\x1b[")  # an arrow split over two reads
+    keys.feed("B")
+    assert session.mix["vocals"].gain_db == -1.0
+    keys.feed("+" * 3 + "\x1b[A")
+    assert session.mix["vocals"].gain_db == 3.0
+    keys.feed("0" + "-" * 61)
+    assert session.mix["vocals"].gain_db == -math.inf
+    keys.feed("+")
+    assert session.mix["vocals"].gain_db == FLOOR_DB
