@@ -40,7 +40,7 @@ LIVE_OUTPUT = SPEAKERS  # --output speakers; JACK (--input jack, --output jack):
 DEFAULT_OUTPUT_DIR = "separated/"
 # The live options a file run has no use for: refused there rather than dropped without a word.
 LIVE_ONLY = ("duration", "blocksize", "inference_budget", "jack_name", "connect", "input_device", "output_device",
-             "osc")
+             "osc", "midi", "midi_map")
 
 # The library's parameters (as its messages write them, ``name=value``) and the flags that set them.
 FLAGS = {
@@ -50,9 +50,10 @@ FLAGS = {
     "output_device": "--output-device", "blocksize": "--blocksize", "connect": "--connect",
     "jack_name": "--jack-name", "inference_budget": "--inference-budget", "osc": "--osc",
     "workers": "--workers", "threads_per_worker": "--threads-per-worker", "cluster": "--cluster",
+    "midi": "--midi", "midi_map": "--midi-map",
 }
 # Library spellings that are not a ``name=value``.
-PHRASES = {"list_devices()": "--list-devices", "mix=True": "--gain STEM=DB (e.g. vocals=-inf)"}
+PHRASES = {"list_devices()": "--list-devices", "midi=True": "--midi", "mix=True": "--gain STEM=DB (e.g. vocals=-inf)"}
 _PARAMETER = re.compile(r"(?<![\w.-])(" + "|".join(FLAGS) + r")=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;:)]+)?")
 
 
@@ -220,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="change the mix over OSC (UDP; needs the control extra): /stem/NAME/gain DB, "
                            "/stem/NAME/mute 0|1, /stem/NAME/solo 0|1, and /mix, which replies with those for every "
                            "stem; listens on 127.0.0.1 unless HOST is given")
+    live.add_argument("--midi", action="store_true", default=None,
+                      help="JACK: a MIDI input port midi_in whose messages change the mix: CC 7 on channels 1-4 sets "
+                           "the gain of stems 1-4 (127 = 0 dB, GM's curve), notes 0 and 1 on a stem's channel toggle "
+                           "its mute and solo")
+    live.add_argument("--midi-map", metavar="FILE",
+                      help="with --midi: bindings instead of the default, one a line: STEM gain|mute|solo cc|note "
+                           "NUMBER [channel N], e.g. 'vocals gain cc 1'")
     p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -536,7 +544,8 @@ def live(args: argparse.Namespace) -> int:
         stems=args.stem or default_stems, gains=args.gain or None, latency=args.latency, hop=args.hop,
         provider=args.provider, channels=args.channels, input_device=args.input_device,
         output_device=args.output_device, blocksize=args.blocksize, format=args.file_format, subtype=args.subtype,
-        connect=args.connect or None, jack_name=args.jack_name, inference_budget=args.inference_budget)
+        connect=args.connect or None, jack_name=args.jack_name, inference_budget=args.inference_budget,
+        midi=bool(args.midi), midi_map=args.midi_map)
     session.start()
     osc = None
     try:
@@ -550,6 +559,11 @@ def live(args: argparse.Namespace) -> int:
         if session.connections:
             made = ", ".join(f"{a} -> {b}" for a, b in session.connections)
             print(f"realtime-split: connected {made}", file=sys.stderr, flush=True)
+        if args.midi:
+            bindings = f"the bindings of {args.midi_map}" if args.midi_map else \
+                "CC 7 on channels 1-4: the gains of stems 1-4; notes 0 / 1 on a stem's channel: its mute / solo"
+            print(f"realtime-split: MIDI on {session.jack_ports['midi_in'][0]}: {bindings}", file=sys.stderr,
+                  flush=True)
         if args.osc is not None:
             osc = _start_osc(session, args.osc)
         status = StatusLine(session, enabled=False if args.no_progress else None)

@@ -217,3 +217,86 @@ def test_set_mix_from_many_threads_never_tears_a_target(scaled_model):
         for t in threads:
             t.join()
     assert seen <= values
+
+
+def test_midi_needs_jack_ports_and_a_map_file_names_its_bad_line(scaled_model, tmp_path):
+    from realtime_split import LiveSession
+    from realtime_split.live.midi_map import MidiMap, cc_to_db
+
+    with pytest.raises(ParameterError, match=r"midi=True reads the JACK MIDI port midi_in") as e:
+        LiveSession(scaled_model, midi=True)
+    assert e.value.parameter == "midi"
+    with pytest.raises(ParameterError, match=r"pass midi=True too"):
+        LiveSession(scaled_model, input="jack", midi_map="map.txt")
+    stems = ("vocals", "drums", "bass", "other")
+    good = tmp_path / "good.txt"
+    good.write_text("# my controller\nvocals gain cc 1\ndrums mute note 36 channel 10  # pad\n")
+    mapping = MidiMap.read(good, stems)
+    assert [(b.stem, b.action, b.number, b.channel) for b in mapping.bindings] == [
+        ("vocals", "gain", 1, 0), ("drums", "mute", 36, 9)]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("vocals gain cc 1\nkazoo gain cc 2\n")
+    with pytest.raises(ParameterError, match=r"line 2: stem 'kazoo' is not one of vocals, drums, bass, other"):
+        MidiMap.read(bad, stems)
+    bad.write_text("vocals gain cc 200\n")
+    with pytest.raises(ParameterError, match=r"line 1: 'vocals gain cc 200': numbers are 0-127"):
+        MidiMap.read(bad, stems)
+    assert cc_to_db(127) == 0.0 and cc_to_db(0) == -math.inf and cc_to_db(64) == pytest.approx(-11.9, abs=0.05)
+
+
+def test_the_recording_holds_the_mix_as_heard(scaled_model):
+    bridge = mixer_bridge(scaled_model, stems="all", record=True)
+    k = bridge.delay // F + 4
+    out = play(bridge, k + 4, {k: [0.0, 1.0, 1.0, 1.0]})
+    saved = []
+    bridge.drain_recording(lambda frames: saved.append(frames[:, 0].copy()))
+    np.testing.assert_array_equal(np.concatenate(saved), out)  # what played, vocals faded out, is what was saved
+    np.testing.assert_allclose(out[k * F + bridge.ramp:], LEVEL * 0.5, rtol=1e-6)
+
+
+@pytest.fixture
+def own_stream_session(scaled_model):
+    """A real session in an application's own stream (``open_stream=False``): no device needed."""
+    from realtime_split import LiveSession
+
+    session = LiveSession(scaled_model, stems="vocals", open_stream=False, sample_rate=RATE, blocksize=F)
+    with pytest.raises(RuntimeError, match="has not started"):
+        session.set_gain("vocals", -6)
+    with session:
+        yield session
+
+
+def test_the_library_names_what_it_cannot_set(own_stream_session):
+    session = own_stream_session
+    assert session.mix.names == ("vocals", "drums", "bass", "other") and session.mix["drums"].muted
+    for call, parameter in ((lambda: session.set_gain("kazoo", 0), "stem"), (lambda: session.mute("Vocals"), "stem"),
+                            (lambda: session.set_gain("vocals", "loud"), "db"),
+                            (lambda: session.set_gain("vocals", math.inf), "db"),
+                            (lambda: session.set_mix(Mix.of(("vocals",))), "mix")):
+        with pytest.raises(ParameterError) as e:
+            call()
+        assert e.value.parameter == parameter
+    session.set_mix(session.mix.with_gain("bass", -3).with_mute("bass", False))
+    assert session.mix["bass"] == type(session.mix["bass"])("bass", -3.0, False, False)
+    assert session.mix_heard_from(timeout=0.05) is None  # no audio callback has run: nothing heard yet
+
+
+def test_keys_choose_a_stem_and_step_its_gain_to_silence_and_back(own_stream_session):
+    from realtime_split.cli_keys import FLOOR_DB, Keys
+
+    session = own_stream_session
+    keys = Keys(session, enabled=False)
+    assert not keys.enabled  # not a terminal: nothing is read
+    keys.feed("2m")  # drums: unmuted (they started muted)
+    assert keys.selected == 1 and not session.mix["drums"].muted
+    keys.feed("s9")  # solo; there is no ninth stem
+    assert session.mix["drums"].soloed and keys.selected == 1
+    keys.feed("1\x1b[")  # an arrow split over two reads
+    keys.feed("B")
+    assert session.mix["vocals"].gain_db == -1.0
+    keys.feed("+" * 3 + "\x1b[A")
+    assert session.mix["vocals"].gain_db == 3.0
+    keys.feed("0" + "-" * 61)
+    assert session.mix["vocals"].gain_db == -math.inf
+    keys.feed("+")
+    assert session.mix["vocals"].gain_db == FLOOR_DB

@@ -79,6 +79,7 @@ from .slots import (
     JACK_XRUNS,
     LATE_CYCLES,
     LONGEST_CYCLE,
+    MIDI_WRITTEN,
     MISSED,
     MIX_AT,
     MIX_SEEN,
@@ -114,6 +115,12 @@ from .slots import (
     T_IN_PORTS,
     T_IN_RING,
     T_LATENCY,
+    T_MIDI_COUNT,
+    T_MIDI_EVENT,
+    T_MIDI_GET,
+    T_MIDI_PORT,
+    T_MIDI_RING,
+    T_MIDI_ROWS,
     T_MIX_STATE,
     T_MIX_TARGETS,
     T_MIXED,
@@ -147,6 +154,7 @@ INFERENCE_BUDGET = 0.008
 # shorter than a couple of milliseconds still thumps on bass; 5 ms puts the ramp's own spectrum below about
 # 200 Hz and finishes within one 256-frame period at 44.1 kHz (5.8 ms), so a change still feels immediate.
 RAMP_SECONDS = 0.005
+MIDI_ROWS = 1024  # MIDI messages the callback holds for the session's MIDI thread (read every millisecond)
 MAX_PATTERN_BLOCKS = 200_000  # ready_after's pattern is simulated over this many blocks at most
 
 
@@ -284,6 +292,10 @@ class RealtimeBridge:
         self.mix_state[:, 0] = self.mix_state[:, 2] = start_gains
         self.gains = resident_zeros((self.outputs, MAX_CALLBACK_FRAMES), np.float64)
         self.weights = resident_zeros(MAX_CALLBACK_FRAMES, np.float64)
+        self.midi_ring = resident_zeros((MIDI_ROWS, 4), np.uint8)  # JACK's midi_in (jack_callback's midi=)
+        self.midi_event = resident_zeros(3, np.int64)
+        self.midi_lost = 0  # messages the MIDI thread fell too far behind to read
+        self._midi_read = 0
         self.stem_peaks = np.zeros(len(separator.stems), np.float64)
         self.load_histogram = np.zeros(LOAD_BINS, np.int64)
         self.last_load = 0.0
@@ -342,19 +354,25 @@ class RealtimeBridge:
         return callback
 
     def jack_callback(self, in_ports: list[int], out_ports: list[int], dry_ports: list[int], get_buffer: int,
-                      get_time: int, frame_time: int = 0, client: int = 0) -> tuple[int, int]:
+                      get_time: int, frame_time: int = 0, client: int = 0,
+                      midi: tuple[int, int, int] | None = None) -> tuple[int, int]:
         """JACK's process callback for this bridge: the addresses of the compiled ``jack_process`` and of its
         user data, the table with the ports (``jack_port_t *`` as ints: the input channels; output pair ``o``'s
         channel ``c`` at ``o * channels + c``, a pair per stem with ``stem_outputs``, else one; the dry channels,
         or none), libjack's ``jack_port_get_buffer`` and ``jack_get_time``, and (optional) its
-        ``jack_last_frame_time`` with the ``client`` it takes. The period the callback expects is the bridge's
-        block."""
+        ``jack_last_frame_time`` with the ``client`` it takes, and ``midi``: the ``midi_in`` port with libjack's
+        ``jack_midi_get_event_count`` and ``jack_midi_event_get`` (its messages for ``read_midi``). The period the
+        callback expects is the bridge's block."""
         table = self.table
         for slot, group in ((T_IN_PORTS, in_ports), (T_OUT_PORTS, out_ports), (T_DRY_PORTS, dry_ports)):
             pointers = np.array(group or [0], np.int64)
             self._ports.append(pointers)  # alive as long as the bridge
             table[slot] = pointers.ctypes.data if group else 0
         table[[T_GET_BUFFER, T_GET_TIME, T_FRAME_TIME, T_CLIENT]] = get_buffer, get_time, frame_time, client
+        if midi is not None:
+            table[[T_MIDI_PORT, T_MIDI_COUNT, T_MIDI_GET]] = midi
+            table[[T_MIDI_EVENT, T_MIDI_RING, T_MIDI_ROWS]] = (self.midi_event.ctypes.data, self.midi_ring.ctypes.data,
+                                                               len(self.midi_ring))
         table[T_PERIOD] = self.blocksize
         table[T_PERIOD_US] = round(1e6 * self.blocksize / self.samplerate)
         address = jack_process.address  # compiled (or loaded from the cache) when callbacks.py was imported
@@ -389,6 +407,21 @@ class RealtimeBridge:
         c = self.counters
         taken = c[MIX_SEEN] == c[MIX_VERSION]  # read first: the callback writes MIX_SEEN after the others
         return bool(taken), int(c[MIX_AT]), int(c[MIX_TIME])
+
+    def read_midi(self) -> list[tuple[int, int, int]]:
+        """The MIDI channel messages (status, data 1, data 2) the JACK callback took from ``midi_in`` since the
+        last call (one reader: the session's MIDI thread)."""
+        end = int(self.counters[MIDI_WRITTEN])
+        rows = len(self.midi_ring)
+        if end - self._midi_read > rows - 64:  # the callback may be overwriting the oldest
+            self.midi_lost += end - self._midi_read - (rows - 64)
+            self._midi_read = end - (rows - 64)
+        found = []
+        for position in range(self._midi_read, end):
+            status, data1, data2, _ = (int(v) for v in self.midi_ring[position & (rows - 1)])
+            found.append((status, data1, data2))
+        self._midi_read = end
+        return found
 
     # ----------------------------------------------------------------- file playback input
     def input_space(self) -> int:

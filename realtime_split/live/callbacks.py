@@ -37,6 +37,7 @@ from .slots import (
     IN_WRITTEN,
     LATE_CYCLES,
     LONGEST_CYCLE,
+    MIDI_WRITTEN,
     MIX_AT,
     MIX_SEEN,
     MIX_TIME,
@@ -63,6 +64,12 @@ from .slots import (
     T_IN_PORTS,
     T_IN_RING,
     T_LATENCY,
+    T_MIDI_COUNT,
+    T_MIDI_EVENT,
+    T_MIDI_GET,
+    T_MIDI_PORT,
+    T_MIDI_RING,
+    T_MIDI_ROWS,
     T_MIX_STATE,
     T_MIX_TARGETS,
     T_MIXED,
@@ -135,15 +142,30 @@ def call_get_time(typingctx, function):
 
 
 @intrinsic
-def call_frame_time(typingctx, function, client):
-    """``function(client)`` for a C function ``uint32_t f(void *)`` at the int64 address ``function`` (libjack's
-    ``jack_last_frame_time``: the server's frame count at the start of this cycle), as an int64."""
+def call_u32(typingctx, function, client):
+    """``function(pointer)`` for a C function ``uint32_t f(void *)`` at the int64 address ``function`` (libjack's
+    ``jack_last_frame_time``: the server's frame count at the start of this cycle; ``jack_midi_get_event_count``),
+    as an int64."""
     def codegen(context, builder, signature, args):
         pointer = ir.IntType(8).as_pointer()
         kind = ir.FunctionType(ir.IntType(32), [pointer])
         result = builder.call(builder.inttoptr(args[0], kind.as_pointer()), [builder.inttoptr(args[1], pointer)])
         return builder.zext(result, ir.IntType(64))
     return types.int64(types.int64, types.int64), codegen
+
+
+@intrinsic
+def call_midi_event_get(typingctx, function, event, buffer, index):
+    """``function(event, buffer, index)`` for libjack's ``int jack_midi_event_get(jack_midi_event_t *, void *,
+    uint32_t)`` at the int64 address ``function``, as an int64 (0: the event is in ``event``)."""
+    def codegen(context, builder, signature, args):
+        pointer = ir.IntType(8).as_pointer()
+        kind = ir.FunctionType(ir.IntType(32), [pointer, pointer, ir.IntType(32)])
+        result = builder.call(builder.inttoptr(args[0], kind.as_pointer()),
+                              [builder.inttoptr(args[1], pointer), builder.inttoptr(args[2], pointer),
+                               builder.trunc(args[3], ir.IntType(32))])
+        return builder.sext(result, ir.IntType(64))
+    return types.int64(types.int64, types.int64, types.int64, types.int64), codegen
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -244,8 +266,25 @@ def jack_process(nframes, user_data):
         for c in range(in_ch):
             buffer = carray(address(call_get_buffer(get, in_ports[c], frames)), frames, np.float32)
             write_channel(in_ring, start, buffer, c, counters, fstate)
+    if t[T_MIDI_PORT] != 0:  # the raw channel messages of midi_in, for the session's MIDI thread to apply
+        midi = call_get_buffer(get, t[T_MIDI_PORT], frames)
+        event = carray(address(t[T_MIDI_EVENT]), 3, np.int64)
+        ring = carray(address(t[T_MIDI_RING]), (t[T_MIDI_ROWS], 4), np.uint8)
+        written = counters[MIDI_WRITTEN]
+        for e in range(call_u32(t[T_MIDI_COUNT], midi)):
+            if call_midi_event_get(t[T_MIDI_GET], t[T_MIDI_EVENT], midi, e) == 0 and 1 <= event[1] <= 3:
+                data = carray(address(event[2]), event[1], np.uint8)
+                row = written & (t[T_MIDI_ROWS] - 1)
+                ring[row, 1] = 0
+                ring[row, 2] = 0
+                for b in range(event[1]):
+                    ring[row, b] = data[b]
+                ring[row, 3] = event[1]
+                written += 1
+        release_fence()
+        counters[MIDI_WRITTEN] = written
     if counters[MIX_VERSION] != counters[MIX_SEEN]:
-        take_mix(counters, start, call_frame_time(t[T_FRAME_TIME], t[T_CLIENT]) if t[T_FRAME_TIME] != 0 else 0)
+        take_mix(counters, start, call_u32(t[T_FRAME_TIME], t[T_CLIENT]) if t[T_FRAME_TIME] != 0 else 0)
     decide(start, frames, counters, fstate, t[T_BUFFERS], t[T_FADE], weights)
     ramp_gains(targets, mix_state, frames, t[T_RAMP], gains)
     end = counters[END]

@@ -65,7 +65,10 @@ class LiveSession:
     them (``dry_L``, ``dry_R``), each port's latency set to the session's delay. Every stem the model
     separates plays, those not in ``stems`` muted: ``stems`` and ``gains`` are the initial ``mix``, which
     ``set_gain``, ``mute``, ``solo`` and ``set_mix`` change while it plays (from any thread; each change is
-    heard from the next audio block on, ramped over 5 ms). ``connect``: JACK port patterns to connect
+    heard from the next audio block on, ramped over 5 ms). ``midi=True`` (with JACK ports) adds the MIDI input
+    port ``midi_in``, whose control changes and notes change the mix (live/midi_map.py: CC 7 on channels 1-4
+    for the stems' gains, notes 0 and 1 for mute and solo, or the bindings of the file ``midi_map``).
+    ``connect``: JACK port patterns to connect
     at start, ``"PATTERN"`` for sources into the input ports, ``"vocals=PATTERN"`` for a pair's
     destinations; ``jack_name``: the client's name. ``record`` also saves what is played on a sound
     device to a file (``format``, ``subtype``). ``model``, ``latency`` (a preset; None: the model's default,
@@ -91,7 +94,8 @@ class LiveSession:
                  blocksize: int | None = None, format: str | None = None, subtype: str | None = None,
                  open_stream: bool = True, sample_rate: int | None = None, output: str | None = None,
                  connect: str | Iterable[str] | None = None, jack_name: str | None = None,
-                 inference_budget: float | None = None):
+                 inference_budget: float | None = None, midi: bool = False,
+                 midi_map: str | os.PathLike | None = None):
         self._jack_input = input is not None and os.fspath(input) == JACK
         self._jack_output = output == JACK
         self._connect = [connect] if isinstance(connect, str) else list(connect or [])
@@ -102,6 +106,14 @@ class LiveSession:
             raise ParameterError(f"inference_budget={inference_budget!r}: give seconds between 0 and 1, e.g. "
                                  "inference_budget=0.008", "inference_budget")
         self._budget = INFERENCE_BUDGET if inference_budget is None else float(inference_budget)
+        if midi and not (self._jack_input or self._jack_output):
+            raise ParameterError("midi=True reads the JACK MIDI port midi_in of the session's own client; it needs "
+                                 "input='jack' or output='jack'", "midi")
+        if midi_map is not None and not midi:
+            raise ParameterError("midi_map= maps the messages of midi_in; pass midi=True too", "midi_map")
+        self._midi = bool(midi)
+        self._midi_map = midi_map
+        self._midi_reader: _MidiReader | None = None
         self._jack_name = jack_name
         if self._jack_input:
             input = None
@@ -249,7 +261,7 @@ class LiveSession:
         live_input = self._jack_input
         bridge = self._make_bridge(sep, period, JACK_CHANNELS, live_input=live_input, stem_outputs=self._jack_output)
         pairs = list(sep.stems) if self._jack_output else [MIXED]
-        client.register(inputs=live_input, outputs=pairs, dry=self._jack_output)
+        client.register(inputs=live_input, outputs=pairs, dry=self._jack_output, midi=self._midi)
         client.attach(bridge)
         self.jack_ports = {"in": [p.name for p in client.inputs]}
         for i, name in enumerate(client.pairs):
@@ -259,7 +271,16 @@ class LiveSession:
         self._latency = latency
         self.input_device_name = f"JACK ports {client.name}:in_L/R" if live_input else None
         self.output_device_name = f"JACK ports {client.name}:" + ", ".join(f"{name}_L/R" for name in client.pairs)
+        if self._midi:
+            from .midi_map import MidiMap
+
+            stems = sep.mix.names
+            mapping = MidiMap.default(stems) if self._midi_map is None else MidiMap.read(self._midi_map, stems)
+            self._midi_reader = _MidiReader(bridge, self, mapping)
+            self.jack_ports["midi_in"] = [client.midi_in.name]
         self._start_bridge()
+        if self._midi_reader is not None:
+            self._midi_reader.start()
         client.activate()
         self.connections = client.connect(self._connect)
         self._started_at = self._last_progress = time.monotonic()
@@ -438,7 +459,8 @@ class LiveSession:
             self._release()
         bridge = self._ready()[0]
         for error in (bridge.error, self._feeder.error if self._feeder else None,
-                      self._saver.error if self._saver else None):
+                      self._saver.error if self._saver else None,
+                      self._midi_reader.error if self._midi_reader else None):
             if error is not None:
                 return error
         if self._vanished and self._jack is not None:
@@ -466,6 +488,8 @@ class LiveSession:
                 else:
                     _close_stream(self._stream)
         finally:
+            if self._midi_reader is not None:
+                self._midi_reader.stop()
             if self._bridge is not None:
                 self._bridge.stop()
             if self._feeder is not None:
@@ -609,6 +633,43 @@ class _Feeder:
             time.sleep(0.01)
         if self._running:
             self.bridge.write_input(np.ascontiguousarray(block, np.float32))
+
+
+class _MidiReader:
+    """Applies what arrives on ``midi_in`` to the mix: the JACK callback copies the raw messages into the bridge's
+    MIDI ring, this thread reads it every millisecond and calls the session's ``set_gain``, ``mute``, ``solo``
+    through the map. (Parsing here keeps the callback a copy; the millisecond is part of the delay the
+    benchmark measures.)"""
+
+    POLL = 0.001
+
+    def __init__(self, bridge: RealtimeBridge, session: LiveSession, mapping):
+        self.bridge, self.session, self.mapping = bridge, session, mapping
+        self.applied = self.ignored = 0
+        self.error: BaseException | None = None
+        self._running = False
+        self._thread = threading.Thread(target=self._run, name="realtime-split-midi", daemon=True)
+
+    def start(self) -> None:
+        self._running = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while self._running:
+                for status, data1, data2 in self.bridge.read_midi():
+                    if self.mapping.apply(self.session, status, data1, data2):
+                        self.applied += 1
+                    else:
+                        self.ignored += 1
+                time.sleep(self.POLL)
+        except BaseException as exc:  # reported by stop(), like the other threads'
+            self.error = exc
 
 
 class _Saver:

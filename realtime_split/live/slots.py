@@ -29,7 +29,8 @@ MIX_VERSION = 17    # control: bumped after each write of mix_targets (LiveSessi
 MIX_SEEN = 18       # callback: the MIX_VERSION it last took
 MIX_AT = 19         # callback: the output position from which it ramps toward that version's targets
 MIX_TIME = 20       # callback (JACK): the server's frame time of that cycle (jack_last_frame_time)
-N_COUNTERS = 21
+MIDI_WRITTEN = 21   # callback (JACK): MIDI messages copied into midi_ring
+N_COUNTERS = 22
 
 # fstate[] slots (float64): callback-owned mixing state and meters.
 WET = 0             # current weight of the separated signal (1) versus the dry fallback (0)
@@ -73,7 +74,14 @@ T_GAINS = 28        # address of the callback's scratch: (stems, T_WEIGHT_FRAMES
 T_RAMP = 29         # frames a gain change takes
 T_MIXED = 30        # 1: the callback sums the stems into one output (speakers, out_L/R); 0: one output per stem
 T_OUT_PAIRS = 31    # JACK: output port groups (1 when mixed, else one per stem)
-N_TABLE = 32
+# JACK MIDI (midi_in; 0: none):
+T_MIDI_PORT = 32    # the midi_in port (jack_port_t *)
+T_MIDI_COUNT = 33   # address of libjack's jack_midi_get_event_count
+T_MIDI_GET = 34     # address of libjack's jack_midi_event_get
+T_MIDI_EVENT = 35   # address of the callback's jack_midi_event_t (int64 x 3: time, size, buffer)
+T_MIDI_RING = 36    # address of midi_ring (rows, 4) uint8: status, data 1, data 2, size
+T_MIDI_ROWS = 37
+N_TABLE = 38
 
 # PortAudio's PaStreamCallbackFlags and PaStreamCallbackResult (portaudio.h)
 PA_INPUT_UNDERFLOW = 0x1
