@@ -161,6 +161,10 @@ def test_upload_the_demo_play_its_stems_and_download_them(ui, tmp_path, scaled_m
         assert attr(driver, "#job-1", "data-channels") == "2,2,2,2"
         rows = driver.find_elements(By.CSS_SELECTOR, "#job-1 .stem")
         assert [r.get_attribute("data-stem") for r in rows] == list(reference.outputs)
+        painted = "const c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; " \
+                  "let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n;"
+        for canvas in driver.find_elements(By.CSS_SELECTOR, "#job-1 .stem canvas"):  # a waveform per stem
+            wait_for(lambda c=canvas: driver.execute_script(painted, c) > 100, what="a waveform")
         driver.find_element(By.CSS_SELECTOR, "#job-1 .play").click()
         wait_for(lambda: float(attr(driver, "#job-1", "data-position") or 0) > 0.3, what="the players to play")
         driver.find_element(By.CSS_SELECTOR, "#job-1 .play").click()  # pause

@@ -163,6 +163,12 @@ def create_app(settings: Settings) -> Guard:
         return FileResponse(path, filename=f"{stemname}-{path.name}" if request.query_params.get("download")
                             else None, media_type="audio/wav" if path.suffix == ".wav" else None)
 
+    async def waveforms(request: Request) -> Response:
+        job = job_or_404(request)
+        if job is None or job.state != "done":
+            return error(404, "no finished job")
+        return JSONResponse(job.peaks)
+
     async def archive(request: Request) -> Response:
         job = job_or_404(request)
         if job is None or job.state != "done":
@@ -272,6 +278,7 @@ def create_app(settings: Settings) -> Guard:
         Route("/api/jobs/{job:int}/mix", mix, methods=["POST"]),
         Route("/api/jobs/{job:int}/stems/{stem}", download),
         Route("/api/jobs/{job:int}/zip", archive),
+        Route("/api/jobs/{job:int}/peaks", waveforms),
         Route("/api/live/start", live_start, methods=["POST"]),
         Route("/api/live/stop", live_stop, methods=["POST"]),
         Route("/api/live/control", live_control, methods=["POST"]),

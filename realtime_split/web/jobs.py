@@ -54,10 +54,10 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def public(self) -> dict[str, Any]:
-        """What the page sees (no server paths)."""
+        """What the page sees 20 times a second (no server paths; the waveforms once, from their own route)."""
         return {"id": self.id, "name": self.name, "state": self.state, "fraction": self.fraction,
                 "seconds": self.seconds_total, "error": self.error, "stems": list(self.outputs),
-                "files": {k: v.name for k, v in self.outputs.items()}, "peaks": self.peaks,
+                "files": {k: v.name for k, v in self.outputs.items()},
                 "model": self.model, "latency": self.latency, "mix_of": self.mix_of,
                 "gains": {k: (v if math.isfinite(v) else None) for k, v in (self.gains or {}).items()},
                 "latency_ms": self.latency_ms, "elapsed": self.elapsed}

@@ -126,6 +126,7 @@ function finished(job) {
     return box;
   }
   const player = new Player(job);
+  const peaks = fetch(url(`/api/jobs/${job.id}/peaks`)).then((r) => r.json());
   const play = el("button", { class: "play primary", onclick: () => player.toggle() }, "Play");
   const time = el("span", { class: "time muted" }, "loading…");
   player.onstate = (playing, t, ready) => {
@@ -134,7 +135,7 @@ function finished(job) {
   };
   const rows = job.stems.map((stem) => {
     const canvas = el("canvas", { width: 480, height: 44 });
-    drawPeaks(canvas, job.peaks[stem] || []);
+    peaks.then((all) => drawPeaks(canvas, all[stem] || []));
     const fader = el("input", { type: "range", min: -40, max: 12, step: 0.5, value: 0, class: "gain" });
     const mute = el("button", { class: "mute" }, "M");
     const solo = el("button", { class: "solo" }, "S");
