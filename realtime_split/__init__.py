@@ -5,8 +5,9 @@
 - Streams: ``StreamingSeparator`` takes audio blocks of any size and returns the stems, delayed
   by a fixed ``latency_samples``.
 - Live audio: ``LiveSession`` (microphone, JACK ports or a file to the speakers or to one pair of JACK
-  ports per stem, or inside an application's own audio callback), with named counters in ``LiveStats``;
-  ``list_devices()``.
+  ports per stem, or inside an application's own audio callback), with named counters in ``LiveStats``
+  and a mix of every stem changed while it plays (``set_gain``, ``mute``, ``solo``; a ``Mix``, which files
+  take as ``gains=`` too); ``list_devices()``.
 - A catalogue: ``batch(inputs, output)`` separates many files on worker processes or a Ray cluster,
   resumably (a manifest in ``output``), and returns a ``BatchResult``.
 - Bundled models: ``bundled_models()``.
@@ -24,6 +25,7 @@ from .errors import AudioIOError, DeviceError, ModelFormatError, ParameterError,
 from .file_mode import FileResult, Progress
 from .live.devices import AudioDevice, list_devices
 from .live.readings import Latency, Levels, LiveStats
+from .mix import Mix, StemMix
 from .registry import BundledModel, bundled_models
 from .separator import SeparatorStats, StreamingSeparator
 
@@ -34,7 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "separate", "separate_file", "Separator", "Separation", "FileResult", "Progress",
     "batch", "BatchResult", "BatchFile", "BatchProgress",
-    "StreamingSeparator", "SeparatorStats",
+    "StreamingSeparator", "SeparatorStats", "Mix", "StemMix",
     "LiveSession", "LiveStats", "Levels", "Latency", "AudioDevice", "list_devices",
     "BundledModel", "bundled_models",
     "UserError", "ParameterError", "ModelFormatError", "AudioIOError", "DeviceError",

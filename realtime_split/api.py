@@ -24,10 +24,11 @@ from . import limits
 from .audio_files import ChannelSelection
 from .errors import ParameterError
 from .file_mode import BLOCK_FRAMES, FileResult, ProgressCallback, separate_files
+from .mix import Mix
 from .model_format import OFFLINE, Geometry, ModelInfo
 from .separator import StreamingSeparator
 
-Gains = Mapping[str, float] | str | Iterable[str] | None
+Gains = Mapping[str, float] | str | Iterable[str] | Mix | None
 # Whole arrays and files are latency compensated, so they resample with soxr's transparent recipe (its ~40 ms of
 # delay at 48 kHz costs nothing here); streams default to the low-delay filters.
 WHOLE_AUDIO_RESAMPLING = "HQ"
@@ -50,7 +51,7 @@ class Separator:
     The arguments are ``StreamingSeparator``'s: ``model`` a bundled name (``"fast"``, ``"quality"``) or
     an .onnx file (None: the bundled model for the preset); ``stems`` ``"all"``, ``"vocals,drums"`` or
     a list (``"accompaniment"`` is the mix minus the vocals); ``latency`` a preset (default
-    ``"offline"``); ``hop`` its hop in model samples; ``gains`` dB per stem (``{"vocals": -inf}``);
+    ``"offline"``); ``hop`` its hop in model samples; ``gains`` dB per stem (``{"vocals": -inf}``, or a ``Mix``);
     ``provider`` ``"auto"``, ``"cpu"`` or ``"cuda"``; ``threads`` ONNX Runtime threads. The model is
     loaded here, so a bad model, preset, stem or gain fails at once.
     """
@@ -73,6 +74,7 @@ class Separator:
         self.geometry: Geometry = first.geometry
         self.stems: tuple[str, ...] = first.stems
         self.gains_db: dict[str, float] = first.gains_db
+        self.mix: Mix = first.mix  # the same, as a Mix (mix.py): the vocabulary live sessions share
         self.provider: str = first.provider
         self.model_sample_rate: int = first.model_sample_rate
 

@@ -31,11 +31,16 @@ if TYPE_CHECKING:  # the library modules load numpy, ONNX Runtime and numba: onl
     from .api import Separator
     from .file_mode import FileResult, Progress
 
+# The keys cli_keys.py reads (listed here: --help must not load the library).
+HELP_KEYS = ("live audio plays every stem the model separates; --stem and --gain set where the mix starts.\n"
+             "keys while it plays (on a terminal): 1-9 choose a stem, up/down or +/- change its gain by 1 dB,\n"
+             "  m mute or unmute it, s solo or release it, 0 back to 0 dB")
 LIVE_INPUT = "mic"
 LIVE_OUTPUT = SPEAKERS  # --output speakers; JACK (--input jack, --output jack): ports of its own JACK client
 DEFAULT_OUTPUT_DIR = "separated/"
 # The live options a file run has no use for: refused there rather than dropped without a word.
-LIVE_ONLY = ("duration", "blocksize", "inference_budget", "jack_name", "connect", "input_device", "output_device")
+LIVE_ONLY = ("duration", "blocksize", "inference_budget", "jack_name", "connect", "input_device", "output_device",
+             "osc", "midi", "midi_map")
 
 # The library's parameters (as its messages write them, ``name=value``) and the flags that set them.
 FLAGS = {
@@ -43,11 +48,12 @@ FLAGS = {
     "provider": "--provider", "channels": "--channels", "input": "--input", "output": "--output",
     "record": "--output", "format": "--format", "subtype": "--subtype", "input_device": "--input-device",
     "output_device": "--output-device", "blocksize": "--blocksize", "connect": "--connect",
-    "jack_name": "--jack-name", "inference_budget": "--inference-budget",
+    "jack_name": "--jack-name", "inference_budget": "--inference-budget", "osc": "--osc",
     "workers": "--workers", "threads_per_worker": "--threads-per-worker", "cluster": "--cluster",
+    "midi": "--midi", "midi_map": "--midi-map",
 }
 # Library spellings that are not a ``name=value``.
-PHRASES = {"list_devices()": "--list-devices", "mix=True": "--gain STEM=DB (e.g. vocals=-inf)"}
+PHRASES = {"list_devices()": "--list-devices", "midi=True": "--midi", "mix=True": "--gain STEM=DB (e.g. vocals=-inf)"}
 _PARAMETER = re.compile(r"(?<![\w.-])(" + "|".join(FLAGS) + r")=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;:)]+)?")
 
 
@@ -150,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  realtime-split --input song.flac --stem all --output stems/\n"
         "  realtime-split --input song.flac --output speakers --gain vocals=-inf   # karaoke\n"
         "  realtime-split --input song.flac --output karaoke.wav --gain vocals=-inf   # karaoke in one file\n"
-        "  realtime-split batch music/ --output stems/          # a catalogue, resumably (batch --help)",
+        "  realtime-split batch music/ --output stems/          # a catalogue, resumably (batch --help)\n"
+        "  realtime-split ui                                    # a page in your browser (ui --help)\n\n"
+        + HELP_KEYS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-i", "--input", nargs="+", metavar="FILE|mic|jack|-",
@@ -209,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="time separation may take for one audio block's input before the block plays dry, "
                            "rounded up to whole blocks (default 0.008); each block beyond the first adds one block "
                            "of delay")
+    live.add_argument("--osc", metavar="[HOST:]PORT",
+                      help="change the mix over OSC (UDP; needs the control extra): /stem/NAME/gain DB, "
+                           "/stem/NAME/mute 0|1, /stem/NAME/solo 0|1, and /mix, which replies with those for every "
+                           "stem; listens on 127.0.0.1 unless HOST is given")
+    live.add_argument("--midi", action="store_true", default=None,
+                      help="JACK: a MIDI input port midi_in whose messages change the mix: CC 7 on channels 1-4 sets "
+                           "the gain of stems 1-4 (127 = 0 dB, GM's curve), notes 0 and 1 on a stem's channel toggle "
+                           "its mute and solo")
+    live.add_argument("--midi-map", metavar="FILE",
+                      help="with --midi: bindings instead of the default, one a line: STEM gain|mute|solo cc|note "
+                           "NUMBER [channel N], e.g. 'vocals gain cc 1'")
     p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -264,6 +283,10 @@ def check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--stem {args.stem!r} names no stem; pass e.g. --stem vocals,drums, or --stem all")
     if args.input and args.input.count(STDIO) > 1:
         raise UserError("--input - (standard input) can be given only once")
+    if args.osc is not None:
+        from .live.osc import parse_address
+
+        parse_address(args.osc)
     live_input = next((i for i in args.input or () if i in (LIVE_INPUT, JACK)), None)
     if live_input is not None and len(args.input) > 1:
         raise UserError(f"--input {live_input} is live input and plays alone; pass --input {live_input} on its own, "
@@ -291,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ui"]:  # the local web app (cli_ui.py, realtime_split/web/)
+        from .cli_ui import main as ui
+
+        try:
+            return ui(argv[1:])
+        except UserError as exc:
+            print(f"realtime-split ui: error: {exc}", file=sys.stderr)
+            return exc.exit_code
     if argv[:1] == ["batch"]:  # the batch subcommand has its own parser (cli_batch.py)
         from .cli_batch import main as batch
 
@@ -496,6 +527,7 @@ def _report(result: FileResult, args: argparse.Namespace) -> None:
 def live(args: argparse.Namespace) -> int:
     """``--input mic`` or ``--output speakers``: a ``LiveSession`` until --duration, the end of the file, an error
     or Ctrl-C, with the status line while it plays and the summary when it stops."""
+    from .cli_keys import Keys
     from .cli_status import StatusLine, summary
     from .live.session import POLL_SECONDS, LiveSession
 
@@ -512,33 +544,66 @@ def live(args: argparse.Namespace) -> int:
         stems=args.stem or default_stems, gains=args.gain or None, latency=args.latency, hop=args.hop,
         provider=args.provider, channels=args.channels, input_device=args.input_device,
         output_device=args.output_device, blocksize=args.blocksize, format=args.file_format, subtype=args.subtype,
-        connect=args.connect or None, jack_name=args.jack_name, inference_budget=args.inference_budget)
+        connect=args.connect or None, jack_name=args.jack_name, inference_budget=args.inference_budget,
+        midi=bool(args.midi), midi_map=args.midi_map)
     session.start()
+    osc = None
     try:
         announce_model(args, session.separator)
         names = session.output_device_name if session.input_device_name is None else \
             f"{session.input_device_name} -> {session.output_device_name}"
-        stems = _with_gains(session.separator.stems, session.separator.gains_db) if session.separator else ""
+        stems = str(session.mix)
         origin = {None: "the microphone", JACK: "JACK"}.get(source, source)
         print(f"realtime-split: live {stems} from {origin} ({names}), block "
               f"{session.blocksize}, hop {session.hop}: {session.latency}", file=sys.stderr, flush=True)
         if session.connections:
             made = ", ".join(f"{a} -> {b}" for a, b in session.connections)
             print(f"realtime-split: connected {made}", file=sys.stderr, flush=True)
+        if args.midi:
+            bindings = f"the bindings of {args.midi_map}" if args.midi_map else \
+                "CC 7 on channels 1-4: the gains of stems 1-4; notes 0 / 1 on a stem's channel: its mute / solo"
+            print(f"realtime-split: MIDI on {session.jack_ports['midi_in'][0]}: {bindings}", file=sys.stderr,
+                  flush=True)
+        if args.osc is not None:
+            osc = _start_osc(session, args.osc)
         status = StatusLine(session, enabled=False if args.no_progress else None)
+        # Keys change the mix while the status line runs, from a terminal only (never the audio on stdin).
+        keys = Keys(session, enabled=status.enabled and source != STDIO)
+        if keys.enabled:
+            status.selected = lambda: keys.selected
         try:
-            while not session.wait(POLL_SECONDS):
+            while not session.wait(0):
                 status.update(session.elapsed)
                 if args.duration is not None and session.elapsed >= args.duration:
                     break
+                keys.wait(POLL_SECONDS)
         finally:
+            keys.close()
             status.close()
     finally:
+        if osc is not None:
+            osc.stop()
         try:
             session.stop()  # finalizes the recording; raises what went wrong in its threads or with the device
         finally:
             print(summary(session.stats()), file=sys.stderr, flush=True)
+            if osc is not None:
+                print(f"realtime-split: OSC: {osc.handled} messages handled, {osc.ignored} malformed ignored",
+                      file=sys.stderr, flush=True)
     return 0
+
+
+def _start_osc(session, address: str):
+    """The OSC server on the session's mix, announced (with a warning when it listens beyond this machine)."""
+    from .live.osc import OscControl
+
+    osc = OscControl(session, address).start()
+    print(f"realtime-split: OSC on {osc.host}:{osc.port}: /stem/NAME/gain DB, /stem/NAME/mute 0|1, "
+          "/stem/NAME/solo 0|1, /mix", file=sys.stderr, flush=True)
+    if not osc.loopback:
+        print(f"realtime-split: warning: OSC listens on {osc.host}, beyond this machine, without authentication: "
+              "anyone who reaches that port changes the mix", file=sys.stderr, flush=True)
+    return osc
 
 
 if __name__ == "__main__":

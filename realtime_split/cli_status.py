@@ -44,12 +44,21 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100.0 * value:.0f}%"
 
 
+def mix_marks(stem) -> str:
+    """`` -6dB M S``: what sets a stem apart in the mix (its gain when not 0 dB, muted, soloed), or nothing."""
+    gain = "" if stem.gain_db == 0 else (" -infdB" if stem.gain_db == -math.inf else f" {stem.gain_db:+.0f}dB")
+    return gain + (" M" if stem.muted else "") + (" S" if stem.soloed else "")
+
+
 class StatusLine:
-    """Redraws ``in ... | vocals ... | latency ... | load ... | missed ... | xruns ...`` every ``interval``."""
+    """Redraws ``in ... | vocals ... | latency ... | load ... | missed ... | xruns ...`` every ``interval``; with a
+    session that has a ``mix``, each stem's gain, mute and solo after its meter, and ``>`` before the stem the
+    keys change (``selected()``, when given)."""
 
     def __init__(self, session: Readings, enabled: bool | None = None, stream=None, interval: float = 0.2,
-                 width: int | None = None):
+                 width: int | None = None, selected=None):
         self.session = session
+        self.selected = selected  # () -> the index of the stem the keys change, or None
         self.width = width  # None: the terminal's width at each redraw
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
@@ -62,11 +71,16 @@ class StatusLine:
         stats, levels = self.session.stats(), self.session.levels()
         total_ms = stats.latency.total_ms
         counters = f"load {_percent(stats.load)} | missed {stats.missed_deadlines} | xruns {stats.xruns}"
-        stems = " ".join(f"{name} {meter(p)}" for name, p in levels.stems.items())
+        mix = getattr(self.session, "mix", None)
+        chosen = self.selected() if self.selected is not None else None
+        marks = {s.name: mix_marks(s) for s in mix.stems} if mix is not None else {}
+        tags = {name: (">" if i == chosen else "", marks.get(name, "")) for i, name in enumerate(levels.stems)}
+        stems = " ".join(f"{tags[name][0]}{name} {meter(p)}{tags[name][1]}" for name, p in levels.stems.items())
         full = f"{elapsed:6.1f} s | in {meter(levels.input)} | {stems} | {total_ms:.0f} ms | {counters}"
         if len(full) < width:
             return full
-        compact_levels = " ".join(f"{name[:3]} {max(db(p), -99):.0f}" for name, p in levels.stems.items())
+        compact_levels = " ".join(f"{tags[name][0]}{name[:3]} {max(db(p), -99):.0f}{tags[name][1]}"
+                                  for name, p in levels.stems.items())
         compact = (f"{elapsed:.1f}s in {max(db(levels.input), -99):.0f} {compact_levels} {total_ms:.0f}ms "
                    f"{counters.replace(' |', '')}")
         return compact[:width - 1]  # a line that wraps cannot be redrawn in place

@@ -25,6 +25,7 @@ import numpy as np
 from . import limits, overlap_add as ola, registry
 from .errors import ParameterError, UserError
 from .inference import BatchRunner, load_model, make_runner
+from .mix import Mix
 from .model_format import Geometry, ModelInfo
 from .resampling import DEFAULT_QUALITY, LOW_DELAY, QUALITIES, FirResampler, SoxrResampler, make_resampler
 from .rings import ring
@@ -145,7 +146,10 @@ class StreamingSeparator:
     balanced for the fast model; the one in use is ``self.preset``); ``hop`` overrides its hop (model
     samples). ``sample_rate``: the caller's rate (None = the model's; otherwise soxr resamples in and
     out). ``channels``: 1 or 2 (mono is duplicated into the model and averaged back). ``gains``: dB
-    per output stem, ``{"vocals": -inf}`` or ``"vocals=-inf,drums=-6"``. ``max_batch``: how many
+    per output stem, ``{"vocals": -inf}``, ``"vocals=-inf,drums=-6"`` or a ``Mix``; ``self.mix`` is the
+    result as a ``Mix``. ``mixer=True``: separate every stem the model offers, the selected ones first, and
+    apply no gains: ``self.mix`` then holds the gains with the stems not selected muted, for a host that mixes
+    the stems itself and may bring the others in (a live session). ``max_batch``: how many
     windows one ONNX Runtime call may run when a block spans several hops. ``threads``: ONNX Runtime
     intra-op threads (None = the physical cores; 1 is steadier next to an audio thread under load).
     ``resample_quality``: when resampling, "LD" (low delay, the default: short filters that add about 1.1 ms at
@@ -163,10 +167,11 @@ class StreamingSeparator:
         hop: int | None = None,
         sample_rate: int | None = None,
         channels: int = 2,
-        gains: Mapping[str, float] | str | Iterable[str] | None = None,
+        gains: Mapping[str, float] | str | Iterable[str] | Mix | None = None,
         max_batch: int = 16,
         threads: int | None = None,
         resample_quality: str = DEFAULT_QUALITY,
+        mixer: bool = False,
     ):
         if isinstance(channels, bool) or channels not in (1, 2):
             raise ParameterError(f"channels={channels!r}: the separator takes 1 or 2 channels", "channels")
@@ -191,6 +196,12 @@ class StreamingSeparator:
         self.geometry: Geometry = _geometry(self.info, self.preset, hop, self.model_path, label)
         self.stems: tuple[str, ...] = parse_stems(stems, self.info.stems)
         self.gains_db: dict[str, float] = parse_gains(gains, self.stems, available_stems(self.info.stems))
+        self.mix: Mix = Mix.of(self.stems, self.gains_db)
+        if mixer:
+            selected = self.stems
+            self.stems = selected + tuple(s for s in self.info.stems if s not in selected)
+            self.mix = Mix.of(self.stems, self.gains_db, muted=self.stems[len(selected):])
+            self.gains_db = {}
         self.channels = channels
         self.sample_rate = rate or self.info.sample_rate
         # The rate the network runs at: its own, or a native rate when the caller wants the least delay.

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from .errors import ParameterError
+from .mix import MAX_GAIN_DB, Mix
 
 ALL = "all"
 ACCOMPANIMENT = "accompaniment"
 VOCALS = "vocals"
-MAX_GAIN_DB = 40.0  # x100 in amplitude: more only turns a stem into clipping or Inf
 
 
 def available_stems(model_stems: Iterable[str]) -> tuple[str, ...]:
@@ -64,17 +64,20 @@ def _parse_db(stem: str, text: str) -> float:
     return value
 
 
-def parse_gains(spec: str | Mapping[str, float] | Iterable[str] | None, stems: Iterable[str],
+def parse_gains(spec: str | Mapping[str, float] | Iterable[str] | Mix | None, stems: Iterable[str],
                 available: Iterable[str] = ()) -> dict[str, float]:
     """Per-stem gains in dB for the output ``stems``.
 
-    ``spec`` is a mapping, ``"vocals=-inf,drums=-6"`` or a list of such strings (the CLI's repeated
-    ``--gain``). Unnamed stems keep 0 dB. ``available``: every stem the model offers, so a gain for one that
-    is not selected says to select it, and a misspelt one is pointed to the name it resembles.
+    ``spec`` is a mapping, ``"vocals=-inf,drums=-6"``, a list of such strings (the CLI's repeated
+    ``--gain``) or a ``Mix`` (mix.py; a muted stem, or one a solo leaves out, at -inf). Unnamed stems keep
+    0 dB. ``available``: every stem the model offers, so a gain for one that is not selected says to select
+    it, and a misspelt one is pointed to the name it resembles.
     """
     stems = tuple(stems)
     if spec is None:
         return {}
+    if isinstance(spec, Mix):
+        spec = spec.gains_db
     if isinstance(spec, Mapping):
         pairs = [(str(k), str(v)) for k, v in spec.items()]
     else:

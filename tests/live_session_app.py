@@ -23,7 +23,7 @@ def emit(**fields) -> None:
 try:
     with LiveSession(args.model, input=args.input, record=args.record, input_device=args.input_device) as session:
         emit(started=True, latency=dataclasses.asdict(session.latency), blocksize=session.blocksize, hop=session.hop,
-             stems=list(session.separator.stems))
+             stems=list(session.separator.stems), heard=[s.name for s in session.mix.stems if not s.muted])
         ended = session.wait(timeout=args.seconds)
         levels = session.levels()
     emit(ended=ended, stats=dataclasses.asdict(session.stats()), levels=dataclasses.asdict(levels))

@@ -45,7 +45,8 @@ def test_a_session_starts_separates_the_microphone_and_stops_with_named_counters
     latency = started["latency"]
     assert latency["separator"] == StreamingSeparator(scaled_model).latency_samples  # balanced, no resampling
     assert latency["samplerate"] == RATE and started["blocksize"] == started["hop"] == PERIOD
-    assert started["stems"] == ["vocals"]
+    assert started["stems"] == ["vocals", "drums", "bass", "other"]  # every stem separated, to bring in live
+    assert started["heard"] == ["vocals"]  # the others start muted
     # What the speakers got: the vocals (0.5 x the clicks), as late as the session said.
     assert latency["host_frames"] == PERIOD  # PortAudio's JACK host API: one block on top
     assert all(d == latency["separator"] + latency["buffers"] + latency["host_frames"] for d, _ in found), found

@@ -3,7 +3,9 @@
 The audio callback (PortAudio's or JACK's thread) only copies: input into ``in_ring``, separated
 output out of ``out_ring``, and optionally what it played into ``rec_ring`` for a file writer. A
 worker thread feeds the input to ``StreamingSeparator.process`` as it arrives and writes the stems
-(summed, or one output per stem for JACK's stem ports) into ``out_ring``. The rings are
+into ``out_ring``, one output per stem; the callback mixes them (or plays each on its own JACK ports) at
+the amplitudes of a small parameter block that control threads write (``set_mix``): the mixer, whose
+changes are heard from the callback's next block on, ramped over ``RAMP_SECONDS``. The rings are
 preallocated and follow rings.py; their positions are published through int64 counters, each
 written by exactly one side (single-producer/single-consumer). The callback is not Python
 (callbacks.py); its kernels are in kernels.py, the slots of the arrays it shares with the threads
@@ -38,7 +40,7 @@ File playback has ``buffers = 0``: its worker runs ahead of the callback instead
 
 A missed deadline (the worker has not delivered the samples this block needs) never blocks: the
 callback fades, over ``fade`` samples, to the dry input read from ``in_ring`` with the same delay (the
-input ring doubles as the dry delay line) at each output's ``dry_gains`` level, and fades back once
+input ring doubles as the dry delay line) at the level the mix gives it, and fades back once
 the worker has caught up. A worker that falls further behind than one batched call can absorb
 (``max_chunks`` hops) skips to the present (``sep.reset()``), and the output stays dry until the
 separator has warmed up again. Every missed block, xrun and skip is counted in ``counters``; the
@@ -77,7 +79,12 @@ from .slots import (
     JACK_XRUNS,
     LATE_CYCLES,
     LONGEST_CYCLE,
+    MIDI_WRITTEN,
     MISSED,
+    MIX_AT,
+    MIX_SEEN,
+    MIX_TIME,
+    MIX_VERSION,
     N_COUNTERS,
     N_FSTATE,
     N_TABLE,
@@ -94,11 +101,13 @@ from .slots import (
     SKIPS,
     T_BUFFERS,
     T_CAPTURE,
+    T_CLIENT,
     T_COUNTERS,
-    T_DRY_GAINS,
     T_DRY_PORTS,
     T_FADE,
+    T_FRAME_TIME,
     T_FSTATE,
+    T_GAINS,
     T_GET_BUFFER,
     T_GET_TIME,
     T_IN_CHANNELS,
@@ -106,13 +115,24 @@ from .slots import (
     T_IN_PORTS,
     T_IN_RING,
     T_LATENCY,
+    T_MIDI_COUNT,
+    T_MIDI_EVENT,
+    T_MIDI_GET,
+    T_MIDI_PORT,
+    T_MIDI_RING,
+    T_MIDI_ROWS,
+    T_MIX_STATE,
+    T_MIX_TARGETS,
+    T_MIXED,
     T_OUT_CHANNELS,
     T_OUT_FRAMES,
+    T_OUT_PAIRS,
     T_OUT_PORTS,
     T_OUT_RING,
     T_OUTPUTS,
     T_PERIOD,
     T_PERIOD_US,
+    T_RAMP,
     T_REC_FRAMES,
     T_REC_RING,
     T_WEIGHT_FRAMES,
@@ -130,6 +150,11 @@ MAX_CALLBACK_FRAMES = 8192  # the callback's scratch (JACK's largest period); lo
 # at balanced and about as long at low (docs/benchmarks.md), so 8 ms leaves 3.6 ms for a loaded machine. Rounded
 # up to whole blocks: 2 at 256 frames (11.6 ms), 3 at 128 (8.7 ms), 1 at 512 and above.
 INFERENCE_BUDGET = 0.008
+# A mix change ramps each stem's amplitude in a straight line over 5 ms: a step in gain is a click, and a ramp
+# shorter than a couple of milliseconds still thumps on bass; 5 ms puts the ramp's own spectrum below about
+# 200 Hz and finishes within one 256-frame period at 44.1 kHz (5.8 ms), so a change still feels immediate.
+RAMP_SECONDS = 0.005
+MIDI_ROWS = 1024  # MIDI messages the callback holds for the session's MIDI thread (read every millisecond)
 MAX_PATTERN_BLOCKS = 200_000  # ready_after's pattern is simulated over this many blocks at most
 
 
@@ -213,17 +238,20 @@ class RealtimeBridge:
 
     ``separator``: a StreamingSeparator at the stream's sample rate. ``live_input``: True when the
     callback captures the input, False when a reader thread feeds it with ``write_input`` (file
-    playback). ``dry_gain``: level of the dry fallback (the loudest selected stem's gain, so a miss
-    never plays louder than full separation would). ``stem_outputs``: one output per stem in
-    ``out_ring`` (JACK's stem ports) instead of their mix; on a miss each falls back to the dry input at
-    its stem's gain over the number of stems, so the outputs still add up to about the mix.
+    playback). ``out_ring`` holds one output per stem; the callback mixes them at the amplitudes of the
+    parameter block (``gains``: the initial ones, None: 1 each; ``set_mix`` changes them while it plays, each
+    change ramped over ``ramp_seconds``). ``stem_outputs``: the JACK callback plays each stem on its own pair
+    of ports (at its gain) instead of their mix. On a miss the mix falls back to the dry input at the
+    loudest stem's amplitude (a miss never plays louder than full separation would), a stem's ports to the
+    dry input at its amplitude over the number of stems, so the outputs still add up to about the mix.
     ``inference_budget``: seconds the worker may take for one callback's input (rounded up to whole
     blocks; see ``live_buffers``).
     """
 
     def __init__(self, separator, samplerate: int, blocksize: int, out_channels: int, *,
-                 live_input: bool, dry_gain: float = 1.0, record: bool = False, stem_outputs: bool = False,
-                 fade_seconds: float = 0.001, max_chunks: int = 16, inference_budget: float = INFERENCE_BUDGET):
+                 live_input: bool, gains=None, record: bool = False, stem_outputs: bool = False,
+                 fade_seconds: float = 0.001, max_chunks: int = 16, inference_budget: float = INFERENCE_BUDGET,
+                 ramp_seconds: float = RAMP_SECONDS):
         self.sep = separator
         self.live_input = live_input
         self.samplerate = int(samplerate)
@@ -231,7 +259,9 @@ class RealtimeBridge:
         self.in_channels = separator.channels
         self.out_channels = int(out_channels)
         self.stem_outputs = stem_outputs
-        self.outputs = len(separator.stems) if stem_outputs else 1
+        self.outputs = len(separator.stems)
+        self.pairs = self.outputs if stem_outputs else 1  # JACK output port pairs
+        self.ramp = max(1, round(ramp_seconds * self.samplerate))
         self.chunk = stream_hop(separator)
         self.fade = max(16, math.floor(fade_seconds * self.samplerate))
         self.latency = int(separator.latency_samples)
@@ -253,15 +283,19 @@ class RealtimeBridge:
             self.counters[READY] = separator.ready_after(0)
         self.fstate = resident_zeros(N_FSTATE, np.float64)
         self.fstate[WET] = 1.0
-        if stem_outputs:
-            from ..stems import linear_gains
-
-            gains = linear_gains(separator.stems, separator.gains_db).astype(np.float64)
-            self.dry_gains = resident_zeros(self.outputs, np.float64)
-            self.dry_gains[:] = gains / len(gains)
-        else:
-            self.dry_gains = np.full(1, dry_gain, np.float64)
+        # The parameter block: targets (control threads write), the callback's ramps (current, step, aim) and
+        # its scratch of one amplitude per stem and frame.
+        start_gains = np.ones(self.outputs) if gains is None else np.asarray(gains, np.float64)
+        self.mix_targets = resident_zeros(self.outputs, np.float64)
+        self.mix_targets[:] = start_gains
+        self.mix_state = resident_zeros((self.outputs, 3), np.float64)
+        self.mix_state[:, 0] = self.mix_state[:, 2] = start_gains
+        self.gains = resident_zeros((self.outputs, MAX_CALLBACK_FRAMES), np.float64)
         self.weights = resident_zeros(MAX_CALLBACK_FRAMES, np.float64)
+        self.midi_ring = resident_zeros((MIDI_ROWS, 4), np.uint8)  # JACK's midi_in (jack_callback's midi=)
+        self.midi_event = resident_zeros(3, np.int64)
+        self.midi_lost = 0  # messages the MIDI thread fell too far behind to read
+        self._midi_read = 0
         self.stem_peaks = np.zeros(len(separator.stems), np.float64)
         self.load_histogram = np.zeros(LOAD_BINS, np.int64)
         self.last_load = 0.0
@@ -283,8 +317,10 @@ class RealtimeBridge:
         if self.rec_ring is not None:
             self.table[[T_REC_RING, T_REC_FRAMES]] = self.rec_ring.ctypes.data, len(self.rec_ring)
         self.table[[T_COUNTERS, T_FSTATE]] = self.counters.ctypes.data, self.fstate.ctypes.data
-        self.table[[T_DRY_GAINS, T_WEIGHTS, T_WEIGHT_FRAMES]] = (self.dry_gains.ctypes.data,
-                                                                self.weights.ctypes.data, len(self.weights))
+        self.table[[T_WEIGHTS, T_WEIGHT_FRAMES]] = self.weights.ctypes.data, len(self.weights)
+        self.table[[T_MIX_TARGETS, T_MIX_STATE, T_GAINS]] = (self.mix_targets.ctypes.data,
+                                                             self.mix_state.ctypes.data, self.gains.ctypes.data)
+        self.table[[T_RAMP, T_MIXED, T_OUT_PAIRS]] = self.ramp, int(not stem_outputs), self.pairs
         self.table[[T_BUFFERS, T_LATENCY, T_FADE, T_CAPTURE]] = self.buffers, self.latency, self.fade, live_input
         self._warm_up()
 
@@ -318,17 +354,25 @@ class RealtimeBridge:
         return callback
 
     def jack_callback(self, in_ports: list[int], out_ports: list[int], dry_ports: list[int], get_buffer: int,
-                      get_time: int) -> tuple[int, int]:
+                      get_time: int, frame_time: int = 0, client: int = 0,
+                      midi: tuple[int, int, int] | None = None) -> tuple[int, int]:
         """JACK's process callback for this bridge: the addresses of the compiled ``jack_process`` and of its
-        user data, the table with the ports (``jack_port_t *`` as ints: the input channels; output ``o``'s
-        channel ``c`` at ``o * channels + c``; the dry channels, or none) and libjack's ``jack_port_get_buffer``
-        and ``jack_get_time``. The period the callback expects is the bridge's block."""
+        user data, the table with the ports (``jack_port_t *`` as ints: the input channels; output pair ``o``'s
+        channel ``c`` at ``o * channels + c``, a pair per stem with ``stem_outputs``, else one; the dry channels,
+        or none), libjack's ``jack_port_get_buffer`` and ``jack_get_time``, and (optional) its
+        ``jack_last_frame_time`` with the ``client`` it takes, and ``midi``: the ``midi_in`` port with libjack's
+        ``jack_midi_get_event_count`` and ``jack_midi_event_get`` (its messages for ``read_midi``). The period the
+        callback expects is the bridge's block."""
         table = self.table
         for slot, group in ((T_IN_PORTS, in_ports), (T_OUT_PORTS, out_ports), (T_DRY_PORTS, dry_ports)):
             pointers = np.array(group or [0], np.int64)
             self._ports.append(pointers)  # alive as long as the bridge
             table[slot] = pointers.ctypes.data if group else 0
-        table[[T_GET_BUFFER, T_GET_TIME]] = get_buffer, get_time
+        table[[T_GET_BUFFER, T_GET_TIME, T_FRAME_TIME, T_CLIENT]] = get_buffer, get_time, frame_time, client
+        if midi is not None:
+            table[[T_MIDI_PORT, T_MIDI_COUNT, T_MIDI_GET]] = midi
+            table[[T_MIDI_EVENT, T_MIDI_RING, T_MIDI_ROWS]] = (self.midi_event.ctypes.data, self.midi_ring.ctypes.data,
+                                                               len(self.midi_ring))
         table[T_PERIOD] = self.blocksize
         table[T_PERIOD_US] = round(1e6 * self.blocksize / self.samplerate)
         address = jack_process.address  # compiled (or loaded from the cache) when callbacks.py was imported
@@ -348,6 +392,36 @@ class RealtimeBridge:
             call(None, outdata.ctypes.data, frames, None, _status_bits(status), table)
 
         return callback
+
+    # ----------------------------------------------------------------- the mixer
+    def set_mix(self, factors) -> None:
+        """New target amplitudes per stem (a control thread; callers take turns, ``LiveSession`` under its
+        lock): the callback ramps to them from its next block on. Each target is one aligned 8-byte store,
+        which the callback never sees half-written; the version after them tells it they changed."""
+        self.mix_targets[:] = np.asarray(factors, np.float64)
+        self.counters[MIX_VERSION] += 1
+
+    def mix_taken(self) -> tuple[bool, int, int]:
+        """(whether the callback has taken the latest ``set_mix``, the output position from which it ramps to it,
+        the JACK frame time of that cycle: 0 without JACK)."""
+        c = self.counters
+        taken = c[MIX_SEEN] == c[MIX_VERSION]  # read first: the callback writes MIX_SEEN after the others
+        return bool(taken), int(c[MIX_AT]), int(c[MIX_TIME])
+
+    def read_midi(self) -> list[tuple[int, int, int]]:
+        """The MIDI channel messages (status, data 1, data 2) the JACK callback took from ``midi_in`` since the
+        last call (one reader: the session's MIDI thread)."""
+        end = int(self.counters[MIDI_WRITTEN])
+        rows = len(self.midi_ring)
+        if end - self._midi_read > rows - 64:  # the callback may be overwriting the oldest
+            self.midi_lost += end - self._midi_read - (rows - 64)
+            self._midi_read = end - (rows - 64)
+        found = []
+        for position in range(self._midi_read, end):
+            status, data1, data2, _ = (int(v) for v in self.midi_ring[position & (rows - 1)])
+            found.append((status, data1, data2))
+        self._midi_read = end
+        return found
 
     # ----------------------------------------------------------------- file playback input
     def input_space(self) -> int:
@@ -421,7 +495,7 @@ class RealtimeBridge:
         dummy = np.zeros((0, self.in_channels), np.float32)
         write_ring(self.in_ring, 0, dummy, self.counters, self.fstate)
         read_ring(self.in_ring, 0, dummy)
-        write_outputs(self._stem_view(0), 0, self.out_ring, 0, np.zeros(len(self.sep.stems)), not self.stem_outputs)
+        write_outputs(self._stem_view(0), 0, self.out_ring, 0, np.zeros(len(self.sep.stems)))
 
     def start(self) -> None:
         self._running = True
@@ -485,15 +559,14 @@ class RealtimeBridge:
         stats = self.sep.stats
         runs, seconds = stats.runs, stats.total_inference_seconds
         stems = self.sep.process(block, out=self._stem_view(n))
-        write_outputs(stems, n, self.out_ring, self.buffers + done, self.stem_peaks, not self.stem_outputs)
+        write_outputs(stems, n, self.out_ring, self.buffers + done, self.stem_peaks)
         ready = done + n
         if self.live_input:
             already = max(0, int(self.counters[READY]) - ready)  # written ahead by an earlier step
             k = self.sep.frames_ahead - already
             if k > 0:
                 ahead = self.sep.ahead(already, out=self._stem_view(k))
-                write_outputs(ahead, k, self.out_ring, self.buffers + ready + already, self.stem_peaks,
-                              not self.stem_outputs)
+                write_outputs(ahead, k, self.out_ring, self.buffers + ready + already, self.stem_peaks)
             ready += max(already, self.sep.frames_ahead)
         self.counters[PROCESSED] = done + n
         self.counters[READY] = max(ready, int(self.counters[READY]))
@@ -507,7 +580,7 @@ class RealtimeBridge:
             self._separate(done, rest)
         tail = self.sep.flush()
         done = int(self.counters[PROCESSED])
-        write_outputs(tail, tail.shape[1], self.out_ring, self.buffers + done, self.stem_peaks, not self.stem_outputs)
+        write_outputs(tail, tail.shape[1], self.out_ring, self.buffers + done, self.stem_peaks)
         # The tail counts as separated input (the separator flushed it with silence) and ends playback.
         self.counters[PROCESSED] = done + tail.shape[1]
         self.counters[READY] = done + tail.shape[1]

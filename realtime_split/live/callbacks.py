@@ -12,21 +12,36 @@ Their user data is the bridge's ``table`` (slots.py).
 They need a few LLVM intrinsics numba does not offer (defined first): an address reaches compiled code
 as an int64 (a slot of the table) and ``carray`` needs a pointer (``address``); ring data must become
 visible before the counter that publishes it, whatever the compiler or the CPU would reorder
-(``release_fence`` between the two); libjack's functions are called through their addresses.
+(``release_fence`` between the two, and ``acquire_fence`` on the reading side where the order matters:
+the mix's targets after their version); libjack's functions are called through their addresses.
 """
 
 import numpy as np
 from llvmlite import ir
-from numba import carray, cfunc, types
+from numba import carray, cfunc, njit, types
 from numba.extending import intrinsic
 
-from .kernels import count_status, decide, render_channel, render_dry, store_ring, write_channel, write_ring
+from .kernels import (
+    count_status,
+    decide,
+    ramp_gains,
+    render_channel,
+    render_dry,
+    store_ring,
+    write_channel,
+    write_ring,
+)
 from .slots import (
     END,
     FRAMES,
     IN_WRITTEN,
     LATE_CYCLES,
     LONGEST_CYCLE,
+    MIDI_WRITTEN,
+    MIX_AT,
+    MIX_SEEN,
+    MIX_TIME,
+    MIX_VERSION,
     N_COUNTERS,
     N_FSTATE,
     N_TABLE,
@@ -35,11 +50,13 @@ from .slots import (
     REC_WRITTEN,
     T_BUFFERS,
     T_CAPTURE,
+    T_CLIENT,
     T_COUNTERS,
-    T_DRY_GAINS,
     T_DRY_PORTS,
     T_FADE,
+    T_FRAME_TIME,
     T_FSTATE,
+    T_GAINS,
     T_GET_BUFFER,
     T_GET_TIME,
     T_IN_CHANNELS,
@@ -47,13 +64,24 @@ from .slots import (
     T_IN_PORTS,
     T_IN_RING,
     T_LATENCY,
+    T_MIDI_COUNT,
+    T_MIDI_EVENT,
+    T_MIDI_GET,
+    T_MIDI_PORT,
+    T_MIDI_RING,
+    T_MIDI_ROWS,
+    T_MIX_STATE,
+    T_MIX_TARGETS,
+    T_MIXED,
     T_OUT_CHANNELS,
     T_OUT_FRAMES,
+    T_OUT_PAIRS,
     T_OUT_PORTS,
     T_OUT_RING,
     T_OUTPUTS,
     T_PERIOD,
     T_PERIOD_US,
+    T_RAMP,
     T_REC_FRAMES,
     T_REC_RING,
     T_WEIGHT_FRAMES,
@@ -75,6 +103,16 @@ def release_fence(typingctx):
     that publish it."""
     def codegen(context, builder, signature, args):
         builder.fence("release")
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic
+def acquire_fence(typingctx):
+    """Memory reads after it see at least what was written before the store a read before it saw: the mix's
+    targets after the version that announces them."""
+    def codegen(context, builder, signature, args):
+        builder.fence("acquire")
         return context.get_dummy_value()
     return types.none(), codegen
 
@@ -103,6 +141,44 @@ def call_get_time(typingctx, function):
     return types.int64(types.int64), codegen
 
 
+@intrinsic
+def call_u32(typingctx, function, client):
+    """``function(pointer)`` for a C function ``uint32_t f(void *)`` at the int64 address ``function`` (libjack's
+    ``jack_last_frame_time``: the server's frame count at the start of this cycle; ``jack_midi_get_event_count``),
+    as an int64."""
+    def codegen(context, builder, signature, args):
+        pointer = ir.IntType(8).as_pointer()
+        kind = ir.FunctionType(ir.IntType(32), [pointer])
+        result = builder.call(builder.inttoptr(args[0], kind.as_pointer()), [builder.inttoptr(args[1], pointer)])
+        return builder.zext(result, ir.IntType(64))
+    return types.int64(types.int64, types.int64), codegen
+
+
+@intrinsic
+def call_midi_event_get(typingctx, function, event, buffer, index):
+    """``function(event, buffer, index)`` for libjack's ``int jack_midi_event_get(jack_midi_event_t *, void *,
+    uint32_t)`` at the int64 address ``function``, as an int64 (0: the event is in ``event``)."""
+    def codegen(context, builder, signature, args):
+        pointer = ir.IntType(8).as_pointer()
+        kind = ir.FunctionType(ir.IntType(32), [pointer, pointer, ir.IntType(32)])
+        result = builder.call(builder.inttoptr(args[0], kind.as_pointer()),
+                              [builder.inttoptr(args[1], pointer), builder.inttoptr(args[2], pointer),
+                               builder.trunc(args[3], ir.IntType(32))])
+        return builder.sext(result, ir.IntType(64))
+    return types.int64(types.int64, types.int64, types.int64, types.int64), codegen
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def take_mix(counters, start, frame_time):
+    """A new mix from the control threads (its version moved): note where it starts to be heard."""
+    version = counters[MIX_VERSION]
+    if version != counters[MIX_SEEN]:
+        acquire_fence()
+        counters[MIX_AT] = start
+        counters[MIX_TIME] = frame_time
+        counters[MIX_SEEN] = version
+
+
 PA_STREAM_CALLBACK = types.intc(types.voidptr, types.voidptr, types.ulong, types.voidptr, types.ulong, types.voidptr)
 JACK_PROCESS_CALLBACK = types.intc(types.uint32, types.voidptr)
 
@@ -110,7 +186,7 @@ JACK_PROCESS_CALLBACK = types.intc(types.uint32, types.voidptr)
 @cfunc(PA_STREAM_CALLBACK, cache=True, error_model="numpy")
 def stream_callback(input_, output, frame_count, time_info, status_flags, user_data):
     """PortAudio's ``PaStreamCallback`` (float32 interleaved buffers): capture into ``in_ring`` (duplex),
-    render output 0 of ``out_ring`` (the stems' mix), copy what it played into ``rec_ring``, then publish
+    render the mix of ``out_ring``'s stems at the mixer's gains, copy what it played into ``rec_ring``, then publish
     the counters."""
     t = carray(user_data, N_TABLE, np.int64)
     frames = np.int64(frame_count)
@@ -118,20 +194,25 @@ def stream_callback(input_, output, frame_count, time_info, status_flags, user_d
     fstate = carray(address(t[T_FSTATE]), N_FSTATE, np.float64)
     in_ring = carray(address(t[T_IN_RING]), (t[T_IN_FRAMES], t[T_IN_CHANNELS]), np.float32)
     out_ring = carray(address(t[T_OUT_RING]), (t[T_OUT_FRAMES], t[T_OUTPUTS], t[T_OUT_CHANNELS]), np.float32)
-    dry_gains = carray(address(t[T_DRY_GAINS]), t[T_OUTPUTS], np.float64)
     weights = carray(address(t[T_WEIGHTS]), t[T_WEIGHT_FRAMES], np.float64)
+    stems = t[T_OUTPUTS]
+    targets = carray(address(t[T_MIX_TARGETS]), stems, np.float64)
+    mix_state = carray(address(t[T_MIX_STATE]), 3 * stems, np.float64)
+    gains = carray(address(t[T_GAINS]), (stems, t[T_WEIGHT_FRAMES]), np.float64)
     out_ch = t[T_OUT_CHANNELS]
     outdata = carray(output, (frames, out_ch), np.float32)
     count_status(np.int64(status_flags), counters)
     start = counters[FRAMES]
     if t[T_CAPTURE] != 0:
         write_ring(in_ring, start, carray(input_, (frames, t[T_IN_CHANNELS]), np.float32), counters, fstate)
+    take_mix(counters, start, 0)
     done = np.int64(0)
     while done < frames:  # in pieces of the weights' size (PortAudio gives the fixed block size: one piece)
         n = min(frames - done, t[T_WEIGHT_FRAMES])
         decide(start + done, n, counters, fstate, t[T_BUFFERS], t[T_FADE], weights)
+        ramp_gains(targets, mix_state, n, t[T_RAMP], gains)
         for c in range(out_ch):
-            render_channel(outdata[done:done + n, c], weights, start + done, in_ring, out_ring, 0, c, dry_gains[0],
+            render_channel(outdata[done:done + n, c], weights, gains, True, start + done, in_ring, out_ring, 0, c,
                            counters[END], t[T_BUFFERS], t[T_LATENCY])
         done += n
     if t[T_REC_RING] != 0:
@@ -160,11 +241,11 @@ def jack_process(nframes, user_data):
     fstate = carray(address(t[T_FSTATE]), N_FSTATE, np.float64)
     in_ch = t[T_IN_CHANNELS]
     out_ch = t[T_OUT_CHANNELS]
-    outputs = t[T_OUTPUTS]
+    pairs = t[T_OUT_PAIRS]
     get = t[T_GET_BUFFER]
-    out_ports = carray(address(t[T_OUT_PORTS]), outputs * out_ch, np.int64)
+    out_ports = carray(address(t[T_OUT_PORTS]), pairs * out_ch, np.int64)
     if frames != t[T_PERIOD] or frames > t[T_WEIGHT_FRAMES]:
-        for p in range(outputs * out_ch):
+        for p in range(pairs * out_ch):
             carray(address(call_get_buffer(get, out_ports[p], frames)), frames, np.float32)[:] = 0.0
         if t[T_DRY_PORTS] != 0:
             dry_ports = carray(address(t[T_DRY_PORTS]), out_ch, np.int64)
@@ -173,21 +254,45 @@ def jack_process(nframes, user_data):
         counters[PERIOD_CHANGES] += 1
         return 0
     in_ring = carray(address(t[T_IN_RING]), (t[T_IN_FRAMES], in_ch), np.float32)
-    out_ring = carray(address(t[T_OUT_RING]), (t[T_OUT_FRAMES], outputs, out_ch), np.float32)
-    dry_gains = carray(address(t[T_DRY_GAINS]), outputs, np.float64)
+    stems = t[T_OUTPUTS]
+    out_ring = carray(address(t[T_OUT_RING]), (t[T_OUT_FRAMES], stems, out_ch), np.float32)
     weights = carray(address(t[T_WEIGHTS]), t[T_WEIGHT_FRAMES], np.float64)
+    targets = carray(address(t[T_MIX_TARGETS]), stems, np.float64)
+    mix_state = carray(address(t[T_MIX_STATE]), 3 * stems, np.float64)
+    gains = carray(address(t[T_GAINS]), (stems, t[T_WEIGHT_FRAMES]), np.float64)
     start = counters[FRAMES]
     if t[T_CAPTURE] != 0:
         in_ports = carray(address(t[T_IN_PORTS]), in_ch, np.int64)
         for c in range(in_ch):
             buffer = carray(address(call_get_buffer(get, in_ports[c], frames)), frames, np.float32)
             write_channel(in_ring, start, buffer, c, counters, fstate)
+    if t[T_MIDI_PORT] != 0:  # the raw channel messages of midi_in, for the session's MIDI thread to apply
+        midi = call_get_buffer(get, t[T_MIDI_PORT], frames)
+        event = carray(address(t[T_MIDI_EVENT]), 3, np.int64)
+        ring = carray(address(t[T_MIDI_RING]), (t[T_MIDI_ROWS], 4), np.uint8)
+        written = counters[MIDI_WRITTEN]
+        for e in range(call_u32(t[T_MIDI_COUNT], midi)):
+            if call_midi_event_get(t[T_MIDI_GET], t[T_MIDI_EVENT], midi, e) == 0 and 1 <= event[1] <= 3:
+                data = carray(address(event[2]), event[1], np.uint8)
+                row = written & (t[T_MIDI_ROWS] - 1)
+                ring[row, 1] = 0
+                ring[row, 2] = 0
+                for b in range(event[1]):
+                    ring[row, b] = data[b]
+                ring[row, 3] = event[1]
+                written += 1
+        release_fence()
+        counters[MIDI_WRITTEN] = written
+    if counters[MIX_VERSION] != counters[MIX_SEEN]:
+        take_mix(counters, start, call_u32(t[T_FRAME_TIME], t[T_CLIENT]) if t[T_FRAME_TIME] != 0 else 0)
     decide(start, frames, counters, fstate, t[T_BUFFERS], t[T_FADE], weights)
+    ramp_gains(targets, mix_state, frames, t[T_RAMP], gains)
     end = counters[END]
-    for o in range(outputs):
+    mixed = t[T_MIXED] != 0
+    for o in range(pairs):
         for c in range(out_ch):
             buffer = carray(address(call_get_buffer(get, out_ports[o * out_ch + c], frames)), frames, np.float32)
-            render_channel(buffer, weights, start, in_ring, out_ring, o, c, dry_gains[o], end, t[T_BUFFERS],
+            render_channel(buffer, weights, gains, mixed, start, in_ring, out_ring, o, c, end, t[T_BUFFERS],
                            t[T_LATENCY])
     if t[T_DRY_PORTS] != 0:
         dry_ports = carray(address(t[T_DRY_PORTS]), out_ch, np.int64)

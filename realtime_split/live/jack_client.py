@@ -7,8 +7,8 @@ the input delayed like the stems; or one mixed pair ``out_L``/``out_R``), and ha
 bridge's compiled process callback (``callbacks.jack_process``) as a C function pointer,
 with the bridge's table as its argument. JACK-Client's own process callbacks are Python functions
 that take the GIL on JACK's real-time thread; this one never enters the interpreter, allocates
-nothing and calls only ``jack_port_get_buffer`` and ``jack_get_time`` (by address, from compiled
-code).
+nothing and calls only ``jack_port_get_buffer``, ``jack_get_time`` and ``jack_last_frame_time`` (by
+address, from compiled code).
 
 The ports' latency is set in a latency callback, as JACK's latency API asks: each output's capture
 latency is its inputs' plus the session's delay, each input's playback latency its outputs' plus the
@@ -35,6 +35,7 @@ CLIENT_NAME = "realtime-split"
 CHANNELS = ("L", "R")
 DRY = "dry"
 MIXED = "out"
+MIDI_IN = "midi_in"
 CAPTURE, PLAYBACK = 0, 1  # jack_latency_callback_mode_t
 NO_SERVER = ("no JACK server is running; start one (jackd -d alsa, or PipeWire with its JACK layer, "
              "pipewire-jack), or set JACK_DEFAULT_SERVER to the one you run")
@@ -152,21 +153,24 @@ class JackClient:
         self.inputs: list[Any] = []
         self.outputs: list[Any] = []  # output o's channel c at o * 2 + c
         self.dry: list[Any] = []
+        self.midi_in: Any = None  # the MIDI input port, if registered
         self.delay = 0
         self.shut_down = threading.Event()  # the server stopped, or threw the client out
         self._active = False
         self._keep: list[Any] = []  # what libjack calls back into, alive until the client is closed
         self._bridge: RealtimeBridge | None = None
 
-    def register(self, inputs: bool, outputs: Sequence[str], dry: bool) -> None:
-        """Ports ``in_L``/``in_R`` (if ``inputs``), ``<name>_L``/``<name>_R`` per name of ``outputs`` and
-        ``dry_L``/``dry_R`` (if ``dry``)."""
+    def register(self, inputs: bool, outputs: Sequence[str], dry: bool, midi: bool = False) -> None:
+        """Ports ``in_L``/``in_R`` (if ``inputs``), ``<name>_L``/``<name>_R`` per name of ``outputs``,
+        ``dry_L``/``dry_R`` (if ``dry``) and the MIDI input ``midi_in`` (if ``midi``)."""
         try:
             if inputs:
                 self.inputs = [self.client.inports.register(f"in_{c}") for c in CHANNELS]
             self.outputs = [self.client.outports.register(f"{name}_{c}") for name in outputs for c in CHANNELS]
             if dry:
                 self.dry = [self.client.outports.register(f"{DRY}_{c}") for c in CHANNELS]
+            if midi:
+                self.midi_in = self.client.midi_inports.register(MIDI_IN)
         except self.jack.JackError as exc:
             raise DeviceError(f"JACK refused a port: {exc}") from None
 
@@ -177,10 +181,12 @@ class JackClient:
         self.delay = bridge.delay
         in_ports, out_ports, dry_ports = ([_address(jack, p._ptr) for p in group]
                                           for group in (self.inputs, self.outputs, self.dry))
+        client = self.client
         process, user_data = bridge.jack_callback(in_ports, out_ports, dry_ports,
                                                   _function_address(lib.jack_port_get_buffer),
-                                                  _function_address(lib.jack_get_time))
-        client = self.client
+                                                  _function_address(lib.jack_get_time),
+                                                  _function_address(lib.jack_last_frame_time),
+                                                  _address(jack, client._ptr), self._midi())
         if jack._lib.jack_set_process_callback(client._ptr, jack._ffi.cast("JackProcessCallback", process),
                                                jack._ffi.cast("void *", user_data)) != 0:
             raise DeviceError("JACK refused the process callback")
@@ -190,6 +196,14 @@ class JackClient:
         self._keep.append(callback)
         if lib.jack_set_latency_callback(_address(jack, client._ptr), callback, None) != 0:
             raise DeviceError("JACK refused the latency callback")
+
+    def _midi(self) -> tuple[int, int, int] | None:
+        """The midi_in port and the two libjack functions the callback reads it with."""
+        if self.midi_in is None:
+            return None
+        lib = self.lib
+        return (_address(self.jack, self.midi_in._ptr), _function_address(lib.jack_midi_get_event_count),
+                _function_address(lib.jack_midi_event_get))
 
     def _on_latency(self, mode: int, arg) -> None:
         """JACK's latency callback (notification thread): the session's delay on top of what reaches it."""

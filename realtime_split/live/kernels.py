@@ -7,7 +7,8 @@ first, power-of-two rows, absolute positions masked to a row.
 
 Rendering is split so that interleaved buffers (PortAudio) and one buffer per channel (JACK ports)
 share it: ``decide`` settles, once per block, whether the separated output is there in time and the
-crossfade weight of every frame; ``render_channel`` then fills one channel of one output with it.
+crossfade weight of every frame, ``ramp_gains`` each stem's amplitude at every frame (the mixer);
+``render_channel`` then fills one channel of one output with them.
 """
 
 import numpy as np
@@ -129,12 +130,38 @@ def decide(start, frames, counters, fstate, buffers, fade, weights):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def render_channel(dest, weights, start, in_ring, out_ring, o, c, dry_gain, end, buffers, latency):
-    """Channel ``c`` of output ``o`` for positions ``[start, start + len(dest))``: the separated output crossfaded
-    by ``weights`` with the dry input delayed identically (the input ring doubles as the dry delay line);
-    silence from the end of file playback on."""
+def ramp_gains(targets, state, frames, ramp, gains):
+    """Each stem's amplitude for the next ``frames`` frames into ``gains[s, :frames]``: a straight line from
+    where it is to its target over ``ramp`` frames, started afresh whenever the target changes (so no change,
+    however large, steps by more than its size over ``ramp`` per frame). ``targets`` is the mix the control
+    threads write; ``state`` (stems x 3: current, step, the target it ramps to) is this callback's own."""
+    n = targets.shape[0]
+    for s in range(n):
+        target = targets[s]
+        current = state[3 * s]
+        if target != state[3 * s + 2]:
+            state[3 * s + 2] = target
+            state[3 * s + 1] = (target - current) / ramp
+        step = state[3 * s + 1]
+        for i in range(frames):
+            if current != target:
+                current += step
+                if (step >= 0.0 and current >= target) or (step <= 0.0 and current <= target):
+                    current = target
+            gains[s, i] = current
+        state[3 * s] = current
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def render_channel(dest, weights, gains, mixed, start, in_ring, out_ring, o, c, end, buffers, latency):
+    """Channel ``c`` for positions ``[start, start + len(dest))``: with ``mixed``, every stem of ``out_ring`` at
+    its amplitude in ``gains`` (stem, frame) summed, else stem ``o`` alone; crossfaded by ``weights`` with the
+    dry input delayed identically (the input ring doubles as the dry delay line), at the loudest stem's
+    amplitude when mixed and at stem ``o``'s over the number of stems otherwise (so the stem outputs still add
+    up to about the mix); silence from the end of file playback on."""
     in_mask = in_ring.shape[0] - 1
     out_mask = out_ring.shape[0] - 1
+    stems = out_ring.shape[1]
     in_ch = in_ring.shape[1]
     out_ch = out_ring.shape[2]
     for i in range(dest.shape[0]):
@@ -142,11 +169,24 @@ def render_channel(dest, weights, start, in_ring, out_ring, o, c, dry_gain, end,
         if end >= 0 and q >= end:
             dest[i] = 0.0
             continue
+        row = q & out_mask
+        if mixed:
+            wet = 0.0
+            level = 0.0
+            for s in range(stems):
+                g = gains[s, i]
+                wet += g * out_ring[row, s, c]
+                if g > level:
+                    level = g
+        else:
+            level = gains[o, i]
+            wet = level * out_ring[row, o, c]
+            level /= stems
         d = q - buffers - latency  # input position heard at q
-        dry = dry_gain * _source(in_ring, d & in_mask, c, in_ch, out_ch) if d >= 0 else 0.0
+        dry = level * _source(in_ring, d & in_mask, c, in_ch, out_ch) if d >= 0 else 0.0
         w = weights[i]
         if w > 0.0:
-            dest[i] = w * out_ring[q & out_mask, o, c] + (1.0 - w) * dry
+            dest[i] = w * wet + (1.0 - w) * dry
         else:
             dest[i] = dry
 
@@ -162,10 +202,10 @@ def render_dry(dest, start, in_ring, c, out_ch, buffers, latency):
 
 
 @njit(cache=True, nogil=True)
-def write_outputs(stems, n, out_ring, start, peaks, mixed):
-    """Separated ``stems[:, :n]`` (stems, frames, channels) into ``out_ring`` (frames, outputs, channels) at
-    output position ``start``, mapping channels: summed into output 0 when ``mixed``, else stem ``s`` into
-    output ``s``. Raises each stem's running peak."""
+def write_outputs(stems, n, out_ring, start, peaks):
+    """Separated ``stems[:, :n]`` (stems, frames, channels) into ``out_ring`` (frames, stems, channels) at output
+    position ``start``, mapping channels; the callback mixes them. Raises each stem's running peak (before
+    its gain: the meters show what the model separates, the mix what is heard)."""
     mask = out_ring.shape[0] - 1
     n_stems, _, in_ch = stems.shape
     out_ch = out_ring.shape[2]
@@ -180,14 +220,8 @@ def write_outputs(stems, n, out_ring, start, peaks, mixed):
     for i in range(n):
         j = (start + i) & mask
         for c in range(out_ch):
-            if mixed:
-                acc = 0.0
-                for s in range(n_stems):
-                    acc += _source(stems[s], i, c, in_ch, out_ch)
-                out_ring[j, 0, c] = acc
-            else:
-                for s in range(n_stems):
-                    out_ring[j, s, c] = _source(stems[s], i, c, in_ch, out_ch)
+            for s in range(n_stems):
+                out_ring[j, s, c] = _source(stems[s], i, c, in_ch, out_ch)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

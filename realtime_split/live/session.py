@@ -36,10 +36,10 @@ from ..audio_files import (
     readable,
 )
 from ..errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
+from ..mix import Mix, check_db
 from ..output_set import OutputSet
 from ..resampling import playback_resampler
 from ..separator import StreamingSeparator
-from ..stems import linear_gains
 from . import devices
 from .bridge import INFERENCE_BUDGET, RealtimeBridge, stream_hop
 from .devices import JACK, SPEAKERS, check_blocksize
@@ -59,10 +59,16 @@ class LiveSession:
 
     ``input``: None for the default input device (or ``input_device``), ``"jack"`` for input ports of the
     session's own JACK client (``in_L``, ``in_R``), or an audio file played in real time. ``output``:
-    ``"speakers"`` (the default): the selected ``stems`` (default the vocals), with ``gains`` in dB, are
-    summed to the output device (with ``input="jack"``: to the ports ``out_L``, ``out_R``); ``"jack"``: one
-    pair of JACK ports per stem (``vocals_L``, ``vocals_R``, ...) and the input delayed like them (``dry_L``,
-    ``dry_R``), each port's latency set to the session's delay. ``connect``: JACK port patterns to connect
+    ``"speakers"`` (the default): the selected ``stems`` (default the vocals), with ``gains`` in dB (or a
+    ``Mix``), are summed to the output device (with ``input="jack"``: to the ports ``out_L``, ``out_R``);
+    ``"jack"``: one pair of JACK ports per stem (``vocals_L``, ``vocals_R``, ...) and the input delayed like
+    them (``dry_L``, ``dry_R``), each port's latency set to the session's delay. Every stem the model
+    separates plays, those not in ``stems`` muted: ``stems`` and ``gains`` are the initial ``mix``, which
+    ``set_gain``, ``mute``, ``solo`` and ``set_mix`` change while it plays (from any thread; each change is
+    heard from the next audio block on, ramped over 5 ms). ``midi=True`` (with JACK ports) adds the MIDI input
+    port ``midi_in``, whose control changes and notes change the mix (live/midi_map.py: CC 7 on channels 1-4
+    for the stems' gains, notes 0 and 1 for mute and solo, or the bindings of the file ``midi_map``).
+    ``connect``: JACK port patterns to connect
     at start, ``"PATTERN"`` for sources into the input ports, ``"vocals=PATTERN"`` for a pair's
     destinations; ``jack_name``: the client's name. ``record`` also saves what is played on a sound
     device to a file (``format``, ``subtype``). ``model``, ``latency`` (a preset; None: the model's default,
@@ -82,13 +88,14 @@ class LiveSession:
 
     def __init__(self, model: str | os.PathLike | None = None, *, input: str | os.PathLike | None = None,
                  record: str | os.PathLike | None = None, stems: str | Iterable[str] = "vocals",
-                 gains: Mapping[str, float] | str | Iterable[str] | None = None, latency: str | None = None,
+                 gains: Mapping[str, float] | str | Iterable[str] | Mix | None = None, latency: str | None = None,
                  hop: int | None = None, provider: str = "auto", channels: ChannelSelection = None,
                  input_device: int | str | None = None, output_device: int | str | None = None,
                  blocksize: int | None = None, format: str | None = None, subtype: str | None = None,
                  open_stream: bool = True, sample_rate: int | None = None, output: str | None = None,
                  connect: str | Iterable[str] | None = None, jack_name: str | None = None,
-                 inference_budget: float | None = None):
+                 inference_budget: float | None = None, midi: bool = False,
+                 midi_map: str | os.PathLike | None = None):
         self._jack_input = input is not None and os.fspath(input) == JACK
         self._jack_output = output == JACK
         self._connect = [connect] if isinstance(connect, str) else list(connect or [])
@@ -99,6 +106,14 @@ class LiveSession:
             raise ParameterError(f"inference_budget={inference_budget!r}: give seconds between 0 and 1, e.g. "
                                  "inference_budget=0.008", "inference_budget")
         self._budget = INFERENCE_BUDGET if inference_budget is None else float(inference_budget)
+        if midi and not (self._jack_input or self._jack_output):
+            raise ParameterError("midi=True reads the JACK MIDI port midi_in of the session's own client; it needs "
+                                 "input='jack' or output='jack'", "midi")
+        if midi_map is not None and not midi:
+            raise ParameterError("midi_map= maps the messages of midi_in; pass midi=True too", "midi_map")
+        self._midi = bool(midi)
+        self._midi_map = midi_map
+        self._midi_reader: _MidiReader | None = None
         self._jack_name = jack_name
         if self._jack_input:
             input = None
@@ -130,7 +145,7 @@ class LiveSession:
         def build(rate: int | None, channels: int) -> StreamingSeparator:
             return StreamingSeparator(model, stems=stems, provider=provider, latency=latency, hop=hop,
                                       sample_rate=rate, channels=channels, gains=gains, threads=LIVE_THREADS,
-                                      resample_quality=LIVE_RESAMPLING)
+                                      resample_quality=LIVE_RESAMPLING, mixer=True)
 
         self._build = build
         self._channels = channels
@@ -149,6 +164,8 @@ class LiveSession:
         self._feeder: _Feeder | None = None
         self._saver: _Saver | None = None
         self._latency: Latency | None = None  # once started
+        self._mix: Mix | None = None  # once started: what the parameter block holds
+        self._mix_lock = threading.Lock()  # among the threads that change the mix (never taken by the audio thread)
         self._callback: Callable | None = None
         self._started_at = 0.0
         self._last_frames, self._last_progress = -1, 0.0
@@ -244,7 +261,7 @@ class LiveSession:
         live_input = self._jack_input
         bridge = self._make_bridge(sep, period, JACK_CHANNELS, live_input=live_input, stem_outputs=self._jack_output)
         pairs = list(sep.stems) if self._jack_output else [MIXED]
-        client.register(inputs=live_input, outputs=pairs, dry=self._jack_output)
+        client.register(inputs=live_input, outputs=pairs, dry=self._jack_output, midi=self._midi)
         client.attach(bridge)
         self.jack_ports = {"in": [p.name for p in client.inputs]}
         for i, name in enumerate(client.pairs):
@@ -254,7 +271,16 @@ class LiveSession:
         self._latency = latency
         self.input_device_name = f"JACK ports {client.name}:in_L/R" if live_input else None
         self.output_device_name = f"JACK ports {client.name}:" + ", ".join(f"{name}_L/R" for name in client.pairs)
+        if self._midi:
+            from .midi_map import MidiMap
+
+            stems = sep.mix.names
+            mapping = MidiMap.default(stems) if self._midi_map is None else MidiMap.read(self._midi_map, stems)
+            self._midi_reader = _MidiReader(bridge, self, mapping)
+            self.jack_ports["midi_in"] = [client.midi_in.name]
         self._start_bridge()
+        if self._midi_reader is not None:
+            self._midi_reader.start()
         client.activate()
         self.connections = client.connect(self._connect)
         self._started_at = self._last_progress = time.monotonic()
@@ -266,8 +292,9 @@ class LiveSession:
         self.separator = sep
         self.hop = stream_hop(sep)
         self.blocksize = blocksize or check_blocksize(self.hop)
+        self._mix = sep.mix
         self._bridge = RealtimeBridge(sep, int(sep.sample_rate), self.blocksize, out_channels, live_input=live_input,
-                                      dry_gain=_dry_gain(sep), record=record, stem_outputs=stem_outputs,
+                                      gains=sep.mix.factors(), record=record, stem_outputs=stem_outputs,
                                       inference_budget=self._budget)
         return self._bridge
 
@@ -325,6 +352,60 @@ class LiveSession:
         """Peak levels of the input and of each stem since the previous call."""
         return self._ready()[0].levels()
 
+    # ----------------------------------------------------------------- the mix, while it plays
+    @property
+    def mix(self) -> Mix:
+        """The mix playing now (every stem the model separates: each one's gain, mute and solo), as a ``Mix``."""
+        self._ready()
+        assert self._mix is not None  # set with the bridge
+        return self._mix
+
+    def set_mix(self, mix: Mix) -> None:
+        """Play ``mix`` (a ``Mix`` of this session's stems, e.g. ``session.mix.with_gain("vocals", -6)``): each
+        stem's level moves to it over 5 ms from the next audio block on. Safe from any thread."""
+        bridge = self._ready()[0]
+        if not isinstance(mix, Mix) or mix.names != self.mix.names:
+            raise ParameterError(f"mix={mix!r}: give a Mix of this session's stems ({', '.join(self.mix.names)}), "
+                                 "e.g. session.mix.with_gain('vocals', -6)", "mix")
+        with self._mix_lock:
+            self._apply(bridge, mix)
+
+    def _change(self, how: Callable[[Mix], Mix]) -> None:
+        bridge = self._ready()[0]
+        with self._mix_lock:  # read, change and write as one step: two threads never undo each other's change
+            self._apply(bridge, how(self.mix))
+
+    def _apply(self, bridge: RealtimeBridge, mix: Mix) -> None:
+        self._mix = mix
+        bridge.set_mix(mix.factors())
+
+    def set_gain(self, stem: str, db: float) -> None:
+        """Stem ``stem``'s gain in dB (up to +40, or -inf), heard from the next audio block on, ramped over 5 ms."""
+        check_db(db)
+        self._change(lambda mix: mix.with_gain(stem, db))
+
+    def mute(self, stem: str, on: bool = True) -> None:
+        """Mute stem ``stem`` (``on=False``: unmute), ramped over 5 ms like a gain."""
+        self._change(lambda mix: mix.with_mute(stem, on))
+
+    def solo(self, stem: str, on: bool = True) -> None:
+        """Solo stem ``stem`` (``on=False``: release it): while any stem is soloed, only the soloed ones play."""
+        self._change(lambda mix: mix.with_solo(stem, on))
+
+    def mix_heard_from(self, timeout: float = 1.0) -> int | None:
+        """The output position (frames since the session started) from which the latest mix change is heard:
+        the first frame of the audio block that took it, the start of its ramp. None if the audio callback
+        has not run within ``timeout`` seconds (a stopped device)."""
+        bridge = self._ready()[0]
+        deadline = time.monotonic() + timeout
+        while True:
+            taken, at, _ = bridge.mix_taken()
+            if taken:
+                return at
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.0005)
+
     def _ended(self) -> bool:
         """Whether the session stopped by itself: the file played out, a thread failed, or the device vanished
         (its stream stopped, or its callbacks stopped coming)."""
@@ -378,7 +459,8 @@ class LiveSession:
             self._release()
         bridge = self._ready()[0]
         for error in (bridge.error, self._feeder.error if self._feeder else None,
-                      self._saver.error if self._saver else None):
+                      self._saver.error if self._saver else None,
+                      self._midi_reader.error if self._midi_reader else None):
             if error is not None:
                 return error
         if self._vanished and self._jack is not None:
@@ -406,6 +488,8 @@ class LiveSession:
                 else:
                     _close_stream(self._stream)
         finally:
+            if self._midi_reader is not None:
+                self._midi_reader.stop()
             if self._bridge is not None:
                 self._bridge.stop()
             if self._feeder is not None:
@@ -460,11 +544,6 @@ def _check_jack_options(jack_input: bool, jack_output: bool, input, output, reco
         if value is not None:
             raise ParameterError(f"{name}= picks a sound device; with JACK ports connect them instead, e.g. "
                                  "connect='system:capture'", name)
-
-
-def _dry_gain(sep: StreamingSeparator) -> float:
-    """Level of the unseparated fallback on a missed deadline: the loudest selected stem's gain."""
-    return float(np.max(linear_gains(sep.stems, sep.gains_db)))
 
 
 def _open_stream(sd, bridge: RealtimeBridge, duplex: bool, in_dev, out_dev):
@@ -554,6 +633,43 @@ class _Feeder:
             time.sleep(0.01)
         if self._running:
             self.bridge.write_input(np.ascontiguousarray(block, np.float32))
+
+
+class _MidiReader:
+    """Applies what arrives on ``midi_in`` to the mix: the JACK callback copies the raw messages into the bridge's
+    MIDI ring, this thread reads it every millisecond and calls the session's ``set_gain``, ``mute``, ``solo``
+    through the map. (Parsing here keeps the callback a copy; the millisecond is part of the delay the
+    benchmark measures.)"""
+
+    POLL = 0.001
+
+    def __init__(self, bridge: RealtimeBridge, session: LiveSession, mapping):
+        self.bridge, self.session, self.mapping = bridge, session, mapping
+        self.applied = self.ignored = 0
+        self.error: BaseException | None = None
+        self._running = False
+        self._thread = threading.Thread(target=self._run, name="realtime-split-midi", daemon=True)
+
+    def start(self) -> None:
+        self._running = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while self._running:
+                for status, data1, data2 in self.bridge.read_midi():
+                    if self.mapping.apply(self.session, status, data1, data2):
+                        self.applied += 1
+                    else:
+                        self.ignored += 1
+                time.sleep(self.POLL)
+        except BaseException as exc:  # reported by stop(), like the other threads'
+            self.error = exc
 
 
 class _Saver:
