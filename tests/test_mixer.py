@@ -300,3 +300,20 @@ def test_keys_choose_a_stem_and_step_its_gain_to_silence_and_back(own_stream_ses
     assert session.mix["vocals"].gain_db == -math.inf
     keys.feed("+")
     assert session.mix["vocals"].gain_db == FLOOR_DB
+
+
+def test_the_status_line_shows_the_mix_and_keeps_its_counters_on_a_narrow_terminal(own_stream_session):
+    from realtime_split.cli_status import StatusLine
+
+    session = own_stream_session
+    session.set_gain("vocals", -6)
+    session.mute("bass", False)
+    session.solo("bass")
+    status = StatusLine(session, enabled=True, selected=lambda: 0)
+    wide = status.line(12.5, width=250)
+    assert ("| >vocals  -inf dB [------] -6dB drums  -inf dB [------] M bass  -inf dB [------] S other  -inf dB "
+            "[------] M | 17 ms |") in wide  # no sound has played: every meter at -inf
+    for width in (100, 80, 70):
+        narrow = status.line(12.5, width=width)
+        assert len(narrow) < width and narrow.endswith("missed 0 xruns 0"), narrow
+    assert status.line(12.5, width=80) == "12.5s >voc -6dB dru M bas S oth M 17ms load 0% missed 0 xruns 0"
