@@ -226,6 +226,9 @@ def test_midi_needs_jack_ports_and_a_map_file_names_its_bad_line(scaled_model, t
     with pytest.raises(ParameterError, match=r"midi=True reads the JACK MIDI port midi_in") as e:
         LiveSession(scaled_model, midi=True)
     assert e.value.parameter == "midi"
+    with pytest.raises(ParameterError, match=r"midi='\[' is not a valid regular expression") as e:
+        LiveSession(scaled_model, input="jack", midi="[")
+    assert e.value.parameter == "midi"
     with pytest.raises(ParameterError, match=r"pass midi=True too"):
         LiveSession(scaled_model, input="jack", midi_map="map.txt")
     stems = ("vocals", "drums", "bass", "other")
