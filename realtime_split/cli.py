@@ -221,10 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="change the mix over OSC (UDP; needs the control extra): /stem/NAME/gain DB, "
                            "/stem/NAME/mute 0|1, /stem/NAME/solo 0|1, and /mix, which replies with those for every "
                            "stem; listens on 127.0.0.1 unless HOST is given")
-    live.add_argument("--midi", action="store_true", default=None,
-                      help="JACK: a MIDI input port midi_in whose messages change the mix: CC 7 on channels 1-4 sets "
-                           "the gain of stems 1-4 (127 = 0 dB, GM's curve), notes 0 and 1 on a stem's channel toggle "
-                           "its mute and solo")
+    live.add_argument("--midi", nargs="?", const=True, default=None, metavar="PORTS",
+                      help="JACK: a MIDI input port midi_in whose messages change the mix, connected to the MIDI "
+                           "output ports PORTS matches (a regular expression, e.g. a2j) if given: CC 7 on channels "
+                           "1-4 sets the gain of stems 1-4 (127 = 0 dB, GM's curve), notes 0 and 1 on a stem's "
+                           "channel toggle its mute and solo")
     live.add_argument("--midi-map", metavar="FILE",
                       help="with --midi: bindings instead of the default, one a line: STEM gain|mute|solo cc|note "
                            "NUMBER [channel N], e.g. 'vocals gain cc 1'")
@@ -545,7 +546,7 @@ def live(args: argparse.Namespace) -> int:
         provider=args.provider, channels=args.channels, input_device=args.input_device,
         output_device=args.output_device, blocksize=args.blocksize, format=args.file_format, subtype=args.subtype,
         connect=args.connect or None, jack_name=args.jack_name, inference_budget=args.inference_budget,
-        midi=bool(args.midi), midi_map=args.midi_map)
+        midi=args.midi or False, midi_map=args.midi_map)
     session.start()
     osc = None
     try:

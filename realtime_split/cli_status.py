@@ -81,9 +81,14 @@ class StatusLine:
             return full
         compact_levels = " ".join(f"{tags[name][0]}{name[:3]} {max(db(p), -99):.0f}{tags[name][1]}"
                                   for name, p in levels.stems.items())
+        counters = counters.replace(' |', '')
         compact = (f"{elapsed:.1f}s in {max(db(levels.input), -99):.0f} {compact_levels} {total_ms:.0f}ms "
-                   f"{counters.replace(' |', '')}")
-        return compact[:width - 1]  # a line that wraps cannot be redrawn in place
+                   f"{counters}")
+        if len(compact) < width or mix is None:
+            return compact[:width - 1]  # a line that wraps cannot be redrawn in place
+        # Narrower still: the mix without the stems' levels, so the counters stay in view.
+        mix_only = " ".join(f"{tags[name][0]}{name[:3]}{tags[name][1]}" for name in levels.stems)
+        return f"{elapsed:.1f}s {mix_only} {total_ms:.0f}ms {counters}"[:width - 1]
 
     def update(self, elapsed: float) -> None:
         now = time.monotonic()

@@ -226,6 +226,9 @@ def test_midi_needs_jack_ports_and_a_map_file_names_its_bad_line(scaled_model, t
     with pytest.raises(ParameterError, match=r"midi=True reads the JACK MIDI port midi_in") as e:
         LiveSession(scaled_model, midi=True)
     assert e.value.parameter == "midi"
+    with pytest.raises(ParameterError, match=r"midi='\[' is not a valid regular expression") as e:
+        LiveSession(scaled_model, input="jack", midi="[")
+    assert e.value.parameter == "midi"
     with pytest.raises(ParameterError, match=r"pass midi=True too"):
         LiveSession(scaled_model, input="jack", midi_map="map.txt")
     stems = ("vocals", "drums", "bass", "other")
@@ -300,3 +303,81 @@ def test_keys_choose_a_stem_and_step_its_gain_to_silence_and_back(own_stream_ses
     assert session.mix["vocals"].gain_db == -math.inf
     keys.feed("+")
     assert session.mix["vocals"].gain_db == FLOOR_DB
+
+
+def test_the_status_line_shows_the_mix_and_keeps_its_counters_on_a_narrow_terminal(own_stream_session):
+    from realtime_split.cli_status import StatusLine
+
+    session = own_stream_session
+    session.set_gain("vocals", -6)
+    session.mute("bass", False)
+    session.solo("bass")
+    status = StatusLine(session, enabled=True, selected=lambda: 0)
+    wide = status.line(12.5, width=250)
+    assert ("| >vocals  -inf dB [------] -6dB drums  -inf dB [------] M bass  -inf dB [------] S other  -inf dB "
+            "[------] M | 17 ms |") in wide  # no sound has played: every meter at -inf
+    for width in (100, 80, 70):
+        narrow = status.line(12.5, width=width)
+        assert len(narrow) < width and narrow.endswith("missed 0 xruns 0"), narrow
+    assert status.line(12.5, width=80) == "12.5s >voc -6dB dru M bas S oth M 17ms load 0% missed 0 xruns 0"
+
+
+@pytest.fixture(scope="module")
+def fake_midi():
+    """Stand-ins for libjack's two MIDI calls: a "port buffer" is an int64 array [count, (size, address) ...]."""
+    from numba import carray, cfunc, types
+
+    @cfunc(types.uint32(types.voidptr))
+    def event_count(buffer):
+        return carray(buffer, 1, np.int64)[0]
+
+    @cfunc(types.int32(types.voidptr, types.voidptr, types.uint32))
+    def event_get(event, buffer, index):
+        head = carray(buffer, 1 + 2 * (index + 1), np.int64)
+        out = carray(event, 3, np.int64)
+        out[0] = 0
+        out[1] = head[1 + 2 * index]
+        out[2] = head[2 + 2 * index]
+        return 0
+
+    return event_count, event_get
+
+
+def test_the_jack_callback_copies_midi_in_for_the_midi_thread_and_allocates_nothing(scaled_model, fake_libjack,
+                                                                                      fake_midi, own_stream_session):
+    import ctypes
+
+    from numba.core.runtime import _nrt_python
+
+    from realtime_split.live.midi_map import MidiMap, cc_to_db
+
+    sep = StreamingSeparator(scaled_model, stems="all", sample_rate=RATE, mixer=True)
+    bridge = RealtimeBridge(sep, RATE, F, 2, live_input=True, stem_outputs=True, gains=sep.mix.factors())
+    ports = {"in": np.zeros((2, F), np.float32), "out": np.zeros((8, F), np.float32)}
+    messages = [np.array(m, np.uint8) for m in ([0xB0, 7, 64], [0x91, 0, 100], [0xF8], [0xF0] + [1] * 6)]
+    midi_port = np.zeros(1 + 2 * len(messages), np.int64)
+    midi_port[0] = len(messages)
+    midi_port[1::2] = [len(m) for m in messages]
+    midi_port[2::2] = [m.ctypes.data for m in messages]
+    process, user_data = bridge.jack_callback(
+        [b.ctypes.data for b in ports["in"]], [b.ctypes.data for b in ports["out"]], [],
+        fake_libjack[0].address, fake_libjack[1].address,
+        midi=(midi_port.ctypes.data, fake_midi[0].address, fake_midi[1].address))
+    call = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)(process)
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = _nrt_python.memsys_get_stats_alloc()
+        call(F, user_data)
+        allocated = _nrt_python.memsys_get_stats_alloc() - before
+    finally:
+        _nrt_python.memsys_disable_stats()
+    assert allocated == 0
+    # Channel messages of 1 to 3 bytes are kept as they came (a clock tick too); a longer system exclusive is not.
+    assert bridge.read_midi() == [(0xB0, 7, 64), (0x91, 0, 100), (0xF8, 0, 0)]
+    assert bridge.read_midi() == []
+
+    session = own_stream_session  # a real session's mix (stems="vocals": drums muted) takes them
+    mapping = MidiMap.default(session.mix.names)
+    assert [mapping.apply(session, *m) for m in [(0xB0, 7, 64), (0x91, 0, 100), (0xF8, 0, 0), (0x81, 0, 0)]] == [
+        True, True, False, False]  # a note-off changes nothing
+    assert session.mix["vocals"].gain_db == cc_to_db(64) and not session.mix["drums"].muted  # the note toggled it

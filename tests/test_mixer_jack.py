@@ -199,11 +199,12 @@ def test_midi_control_changes_on_midi_in_move_the_ports_levels(jack_server, scal
 def record_midi_session(jack_server, scaled_model) -> dict:
     from realtime_split import LiveSession
 
+    sender = MidiSender(jack_server)  # there first: the session connects its port to midi_in at start
     with Harness(jack_server, record_channels=2, record_seconds=8) as harness, \
-            LiveSession(scaled_model, input="jack", output="jack", stems="all", jack_name=CLIENT, midi=True) as session:
-        sender = MidiSender(jack_server)
+            LiveSession(scaled_model, input="jack", output="jack", stems="all", jack_name=CLIENT,
+                        midi=sender.port.name) as session:
         assert session.jack_ports["midi_in"] == [f"{CLIENT}:midi_in"]
-        sender.client.connect(sender.port, f"{CLIENT}:midi_in")
+        assert session.connections == [(sender.port.name, f"{CLIENT}:midi_in")]
         harness.connect(harness.wait_for_ports(f"{CLIENT}:in_", 2), [f"{CLIENT}:vocals_L", f"{CLIENT}:drums_L"])
         harness.play(np.full((RATE * 6, 2), LEVEL, np.float32))
         harness.start_recording()

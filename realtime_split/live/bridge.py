@@ -290,7 +290,7 @@ class RealtimeBridge:
         self.mix_targets[:] = start_gains
         self.mix_state = resident_zeros((self.outputs, 3), np.float64)
         self.mix_state[:, 0] = self.mix_state[:, 2] = start_gains
-        self.gains = resident_zeros((self.outputs, MAX_CALLBACK_FRAMES), np.float64)
+        self.gain_frames = resident_zeros((self.outputs, MAX_CALLBACK_FRAMES), np.float64)
         self.weights = resident_zeros(MAX_CALLBACK_FRAMES, np.float64)
         self.midi_ring = resident_zeros((MIDI_ROWS, 4), np.uint8)  # JACK's midi_in (jack_callback's midi=)
         self.midi_event = resident_zeros(3, np.int64)
@@ -319,7 +319,7 @@ class RealtimeBridge:
         self.table[[T_COUNTERS, T_FSTATE]] = self.counters.ctypes.data, self.fstate.ctypes.data
         self.table[[T_WEIGHTS, T_WEIGHT_FRAMES]] = self.weights.ctypes.data, len(self.weights)
         self.table[[T_MIX_TARGETS, T_MIX_STATE, T_GAINS]] = (self.mix_targets.ctypes.data,
-                                                             self.mix_state.ctypes.data, self.gains.ctypes.data)
+                                                             self.mix_state.ctypes.data, self.gain_frames.ctypes.data)
         self.table[[T_RAMP, T_MIXED, T_OUT_PAIRS]] = self.ramp, int(not stem_outputs), self.pairs
         self.table[[T_BUFFERS, T_LATENCY, T_FADE, T_CAPTURE]] = self.buffers, self.latency, self.fade, live_input
         self._warm_up()

@@ -111,7 +111,7 @@ def latency_range(port_pointer: int, mode: int, lib: ctypes.CDLL | None = None) 
 
 
 def port_names(jack, client, pattern: str = "", *, is_audio: bool = False, is_input: bool = False,
-               is_output: bool = False) -> list[str]:
+               is_output: bool = False, is_midi: bool = False) -> list[str]:
     """The names of the ports matching ``pattern`` (a JACK regular expression), from one ``jack_get_ports`` call.
 
     JACK-Client's ``Client.get_ports`` looks each listed name up again (``jack_port_by_name``) to build a
@@ -120,7 +120,8 @@ def port_names(jack, client, pattern: str = "", *, is_audio: bool = False, is_in
     ``client`` is a ``jack.Client``."""
     lib, ffi = jack._lib, jack._ffi
     flags = (lib.JackPortIsInput if is_input else 0) | (lib.JackPortIsOutput if is_output else 0)
-    names = lib.jack_get_ports(client._ptr, pattern.encode(), jack._AUDIO if is_audio else b"", flags)
+    kind = jack._AUDIO if is_audio else jack._MIDI if is_midi else b""
+    names = lib.jack_get_ports(client._ptr, pattern.encode(), kind, flags)
     if not names:
         return []
     try:
@@ -259,6 +260,26 @@ class JackClient:
                 ours = self._pair(target)
                 destinations = found if len(found) > 1 else found * len(ours)
                 made += [(src.name, dst) for src, dst in zip(ours, destinations)]
+        for source, destination in made:
+            try:
+                self.client.connect(source, destination)
+            except self.jack.JackError as exc:
+                if "already exists" not in str(exc):
+                    raise DeviceError(f"JACK could not connect {source} to {destination}: {exc}") from None
+        return made
+
+    def connect_midi(self, pattern: str) -> list[tuple[str, str]]:
+        """Connect the MIDI output ports of other clients that ``pattern`` (a regular expression) matches to
+        ``midi_in``, and return the connections made."""
+        mine = f"{self.name}:"
+        found = [name for name in port_names(self.jack, self.client, pattern, is_midi=True, is_output=True)
+                 if not name.startswith(mine)]
+        if not found:
+            listing = ", ".join(n for n in port_names(self.jack, self.client, "", is_midi=True, is_output=True)
+                                if not n.startswith(mine))[:400] or "none"
+            raise ParameterError(f"midi={pattern!r} matches no MIDI output port of another JACK client; MIDI output "
+                                 f"ports: {listing}", "midi")
+        made = [(name, self.midi_in.name) for name in found]
         for source, destination in made:
             try:
                 self.client.connect(source, destination)

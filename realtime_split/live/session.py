@@ -15,6 +15,7 @@ Nothing here prints; the command line shows ``stats()`` and ``levels()`` (cli_st
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -66,8 +67,10 @@ class LiveSession:
     separates plays, those not in ``stems`` muted: ``stems`` and ``gains`` are the initial ``mix``, which
     ``set_gain``, ``mute``, ``solo`` and ``set_mix`` change while it plays (from any thread; each change is
     heard from the next audio block on, ramped over 5 ms). ``midi=True`` (with JACK ports) adds the MIDI input
-    port ``midi_in``, whose control changes and notes change the mix (live/midi_map.py: CC 7 on channels 1-4
-    for the stems' gains, notes 0 and 1 for mute and solo, or the bindings of the file ``midi_map``).
+    port ``midi_in`` (``midi="PATTERN"``: connected to the MIDI output ports of other clients that the regular
+    expression matches, e.g. ``midi="a2j"``), whose control changes and notes change the mix
+    (live/midi_map.py: CC 7 on channels 1-4 for the stems' gains, notes 0 and 1 for mute and solo, or the
+    bindings of the file ``midi_map``).
     ``connect``: JACK port patterns to connect
     at start, ``"PATTERN"`` for sources into the input ports, ``"vocals=PATTERN"`` for a pair's
     destinations; ``jack_name``: the client's name. ``record`` also saves what is played on a sound
@@ -94,7 +97,7 @@ class LiveSession:
                  blocksize: int | None = None, format: str | None = None, subtype: str | None = None,
                  open_stream: bool = True, sample_rate: int | None = None, output: str | None = None,
                  connect: str | Iterable[str] | None = None, jack_name: str | None = None,
-                 inference_budget: float | None = None, midi: bool = False,
+                 inference_budget: float | None = None, midi: bool | str = False,
                  midi_map: str | os.PathLike | None = None):
         self._jack_input = input is not None and os.fspath(input) == JACK
         self._jack_output = output == JACK
@@ -106,12 +109,19 @@ class LiveSession:
             raise ParameterError(f"inference_budget={inference_budget!r}: give seconds between 0 and 1, e.g. "
                                  "inference_budget=0.008", "inference_budget")
         self._budget = INFERENCE_BUDGET if inference_budget is None else float(inference_budget)
-        if midi and not (self._jack_input or self._jack_output):
+        if (midi or isinstance(midi, str)) and not (self._jack_input or self._jack_output):
             raise ParameterError("midi=True reads the JACK MIDI port midi_in of the session's own client; it needs "
                                  "input='jack' or output='jack'", "midi")
         if midi_map is not None and not midi:
             raise ParameterError("midi_map= maps the messages of midi_in; pass midi=True too", "midi_map")
-        self._midi = bool(midi)
+        if isinstance(midi, str):
+            try:
+                re.compile(midi)  # a regular expression, before a server is asked
+            except re.error as exc:
+                raise ParameterError(f"midi={midi!r} is not a valid regular expression ({exc}); it names the MIDI "
+                                     "ports to connect to midi_in, e.g. midi='a2j'", "midi") from None
+        self._midi = bool(midi) or isinstance(midi, str)
+        self._midi_source = midi if isinstance(midi, str) and midi else None
         self._midi_map = midi_map
         self._midi_reader: _MidiReader | None = None
         self._jack_name = jack_name
@@ -283,6 +293,8 @@ class LiveSession:
             self._midi_reader.start()
         client.activate()
         self.connections = client.connect(self._connect)
+        if self._midi_source is not None:
+            self.connections += client.connect_midi(self._midi_source)
         self._started_at = self._last_progress = time.monotonic()
 
     def _make_bridge(self, sep: StreamingSeparator, blocksize: int | None, out_channels: int, *, live_input: bool,
