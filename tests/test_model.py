@@ -8,6 +8,7 @@ output sample depend on a whole window, so a stream that shared state with anoth
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,29 @@ def test_one_model_loaded_once_serves_streams_at_44_1_and_48_khz_mono_and_stereo
             got[key].append(stream.process(inputs[key][start:start + 1000]))
     for key in STREAMS:
         own = StreamingSeparator(conv_model, latency="low", sample_rate=key[0], channels=key[1])
-        np.testing.assert_array_equal(np.concatenate(got[key], axis=1), own.process(inputs[key]))
+        np.testing.assert_allclose(np.concatenate(got[key], axis=1), own.process(inputs[key]), atol=1e-6)
+
+
+def test_streams_of_one_model_run_on_separate_threads(conv_model):
+    model = Model.load(conv_model)
+    keys = [(44100, 2), (48000, 1), (44100, 2)]
+    inputs = [music(0.5, rate, channels, seed=i) for i, (rate, channels) in enumerate(keys)]
+    expected = [StreamingSeparator(conv_model, latency="low", sample_rate=rate, channels=channels).process(x)
+                for (rate, channels), x in zip(keys, inputs)]
+    results: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        stream = StreamingSeparator(model, latency="low", sample_rate=keys[i][0], channels=keys[i][1])
+        x = inputs[i]
+        results[i] = np.concatenate([stream.process(x[j:j + 128]) for j in range(0, len(x), 128)], axis=1)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(keys))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(len(keys)):
+        np.testing.assert_allclose(results[i], expected[i], atol=1e-6)  # (batched runs: rounding only)
 
 
 def test_a_name_or_path_still_loads_its_own_model(conv_model, sessions):
