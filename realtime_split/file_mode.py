@@ -2,12 +2,12 @@
 
 Each input streams through a StreamingSeparator in fixed-size blocks, so memory
 stays flat for any length, and every stem is written as it comes out. Outputs
-are time-aligned with the input (``StreamingSeparator.aligned``: the latency
-cut off the front, the flushed tail appended), exactly as long as the input and
-at its sample rate. Every check that can fail (inputs, format, model, stems, output folder,
-an output that is the same file as any input of the run, by device and inode,
-an output its container cannot hold at the input's length) runs before the
-first sample is written. The run owns its outputs (``OutputSet``: a second run
+are time-aligned with the input (``StreamingSeparator.aligned``: the latency cut
+off the front, the flushed tail appended), exactly as long as the input and at
+its sample rate. Every check that can fail (inputs, format, the separator for
+each input's rate, stems, output folder, an output that is the same file as any
+input of the run, by device and inode, an output its container cannot hold at
+the input's length) runs before the first sample is written. The run owns its outputs (``OutputSet``: a second run
 writing one of them is refused; each is written under a temporary name and
 renamed when its input is done). Writers are closed in ``finally`` (with SIGINT,
 SIGTERM and SIGHUP held back meanwhile, and while a block goes to every stem) so
