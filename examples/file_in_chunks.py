@@ -1,8 +1,8 @@
 """Feed a file to StreamingSeparator in chunks of random size and write one file per stem.
 
-The separator returns every chunk's stems ``latency_samples`` late. To get stems that line up
-with the input sample for sample (as a DAW or a file writer needs), drop the first
-``latency_samples`` output frames and append ``flush()``, which returns the frames still inside.
+The separator returns every chunk's stems ``latency_samples`` late (``process``). To get stems that
+line up with the input sample for sample (as a DAW or a file writer needs), ``aligned(chunks)`` drops
+the first ``latency_samples`` output frames and appends ``flush()``, the frames still inside.
 
     python examples/file_in_chunks.py song.wav stems/ --model model.onnx
 """
@@ -29,18 +29,14 @@ with sf.SoundFile(args.input) as f:
     writers = [sf.SoundFile(args.output / f"{stem}.wav", "w", f.samplerate, sep.channels, "FLOAT")
                for stem in sep.stems]
 
-    def separated():
-        """The stems of each random-sized chunk, then the frames still inside the separator."""
+    def chunks():
+        """The input in chunks of random size."""
         while len(chunk := f.read(int(rng.integers(1, 5000)), dtype="float32", always_2d=True)):
-            yield sep.process(chunk[:, :sep.channels])
-        yield sep.flush()
+            yield chunk[:, :sep.channels]
 
-    pending = sep.latency_samples  # output frames from before the input's first sample: dropped
-    for stems in separated():
-        drop = min(pending, stems.shape[1])
-        pending -= drop
+    for stems in sep.aligned(chunks()):  # lined up with the input: the delay dropped, the tail flushed
         for writer, stem in zip(writers, stems):
-            writer.write(stem[drop:])
+            writer.write(stem)
     for writer in writers:
         writer.close()
 print(f"{len(sep.stems)} stems in {args.output}/, aligned with {args.input} "

@@ -10,7 +10,8 @@
   take as ``gains=`` too); ``list_devices()``.
 - A catalogue: ``batch(inputs, output)`` separates many files on worker processes or a Ray cluster,
   resumably (a manifest in ``output``), and returns a ``BatchResult``.
-- Bundled models: ``bundled_models()``.
+- Models: ``Model.load(name | path)`` loads one once for any number of separators and streams (at any
+  sample rate and channel count); ``bundled_models()`` lists the bundled ones.
 - Errors: ``ParameterError`` (a ``ValueError``), ``AudioIOError`` and ``DeviceError`` (``OSError``\\ s),
   all ``UserError``\\ s.
 
@@ -26,6 +27,7 @@ from .file_mode import FileResult, Progress
 from .live.devices import AudioDevice, list_devices
 from .live.readings import Latency, Levels, LiveStats
 from .mix import Mix, StemMix
+from .model import Model
 from .registry import BundledModel, bundled_models
 from .separator import SeparatorStats, StreamingSeparator
 
@@ -38,7 +40,7 @@ __all__ = [
     "batch", "BatchResult", "BatchFile", "BatchProgress",
     "StreamingSeparator", "SeparatorStats", "Mix", "StemMix",
     "LiveSession", "LiveStats", "Levels", "Latency", "AudioDevice", "list_devices",
-    "BundledModel", "bundled_models",
+    "Model", "BundledModel", "bundled_models",
     "UserError", "ParameterError", "ModelFormatError", "AudioIOError", "DeviceError",
     "__version__",
 ]

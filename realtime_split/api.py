@@ -23,10 +23,11 @@ import numpy as np
 from . import limits
 from .audio_files import ChannelSelection
 from .errors import ParameterError
-from .file_mode import BLOCK_FRAMES, FileResult, ProgressCallback, separate_files
+from .file_mode import FileResult, ProgressCallback, separate_files
 from .mix import Mix
+from .model import Model
 from .model_format import OFFLINE, Geometry, ModelInfo
-from .separator import StreamingSeparator
+from .separator import BLOCK_FRAMES, StreamingSeparator
 
 Gains = Mapping[str, float] | str | Iterable[str] | Mix | None
 # Whole arrays and files are latency compensated, so they resample with soxr's transparent recipe (its ~40 ms of
@@ -48,26 +49,29 @@ class Separation:
 class Separator:
     """A model and its settings, for whole arrays (``separate``) and files (``separate_file(s)``).
 
-    The arguments are ``StreamingSeparator``'s: ``model`` a bundled name (``"fast"``, ``"quality"``) or
-    an .onnx file (None: the bundled model for the preset); ``stems`` ``"all"``, ``"vocals,drums"`` or
-    a list (``"accompaniment"`` is the mix minus the vocals); ``latency`` a preset (default
-    ``"offline"``); ``hop`` its hop in model samples; ``gains`` dB per stem (``{"vocals": -inf}``, or a ``Mix``);
+    The arguments are ``StreamingSeparator``'s: ``model`` a loaded ``Model``, a bundled name (``"fast"``,
+    ``"quality"``) or an .onnx file (None: the bundled model for the preset); ``stems`` ``"all"``,
+    ``"vocals,drums"`` or a list (``"accompaniment"`` is the mix minus the vocals); ``latency`` a preset
+    (default ``"offline"``); ``hop`` its hop in model samples; ``gains`` dB per stem (``{"vocals": -inf}``,
+    or a ``Mix``);
     ``provider`` ``"auto"``, ``"cpu"`` or ``"cuda"``; ``threads`` ONNX Runtime threads. The model is
-    loaded here, so a bad model, preset, stem or gain fails at once.
+    loaded here, once (``self.model``), so a bad model, preset, stem or gain fails at once; each sample
+    rate and channel count then gets its own stream of it, kept for the next input.
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, *, stems: str | Iterable[str] = "all",
+    def __init__(self, model: str | os.PathLike | Model | None = None, *, stems: str | Iterable[str] = "all",
                  latency: str | None = OFFLINE, hop: int | None = None, gains: Gains = None,
                  provider: str = "auto", threads: int | None = None):
+        limits.hop(hop)  # refused before the model loads, like StreamingSeparator does
+        self.model: Model = Model.load(model, provider, threads, latency=latency)
+
         def build(sample_rate: int | None, channels: int) -> StreamingSeparator:
-            return StreamingSeparator(model, stems=stems, provider=provider, latency=latency, hop=hop,
-                                      sample_rate=sample_rate, channels=channels, gains=gains, threads=threads,
-                                      resample_quality=WHOLE_AUDIO_RESAMPLING)
+            return StreamingSeparator(self.model, stems=stems, latency=latency, hop=hop, sample_rate=sample_rate,
+                                      channels=channels, gains=gains, resample_quality=WHOLE_AUDIO_RESAMPLING)
 
         self._build = build
-        first = build(None, 2)
-        self._engines: dict[tuple[int, int], StreamingSeparator] = {(first.sample_rate, first.channels): first}
-        self._spare: tuple[int, int] | None = (first.sample_rate, first.channels)  # built to check the settings
+        first = build(None, 2)  # checks the settings; serves stereo input at the model's rate
+        self._streams: dict[tuple[int, int], StreamingSeparator] = {(first.sample_rate, first.channels): first}
         self.model_path: Path = first.model_path
         self.info: ModelInfo = first.info
         self.preset: str = first.preset
@@ -82,18 +86,15 @@ class Separator:
         return (f"Separator(model={str(self.model_path)!r}, stems={self.stems}, preset={self.preset!r}, "
                 f"provider={self.provider!r})")
 
-    def _engine(self, sample_rate: int, channels: int) -> StreamingSeparator:
-        """The streaming engine for one rate and channel count, reset; one each, kept for the next input."""
+    def _stream(self, sample_rate: int, channels: int) -> StreamingSeparator:
+        """The stream for one rate and channel count, of the one model: built on first use, kept, reset."""
         key = (int(sample_rate), int(channels))
-        engine = self._engines.get(key)
-        if engine is None:
-            if self._spare is not None:  # the constructor's engine served no audio: free its session first
-                del self._engines[self._spare]
-            engine = self._engines[key] = self._build(*key)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = self._build(*key)
         else:
-            engine.reset()
-        self._spare = None
-        return engine
+            stream.reset()
+        return stream
 
     def separate(self, audio, sample_rate: int | None = None) -> Separation:
         """The stems of ``audio``: samples ``(n, channels)`` with 1 or 2 channels, or ``(n,)`` mono, at
@@ -110,23 +111,15 @@ class Separator:
             raise ParameterError(f"audio has {channels} channels; the separator takes 1 or 2, so pick them first "
                                  "(e.g. audio[:, :2])", "audio")
         rate = self.model_sample_rate if sample_rate is None else limits.sample_rate(sample_rate)
-        engine = self._engine(int(rate), channels)
-        n, skip = len(frames), engine.latency_samples
-        out = np.empty((len(engine.stems), n, channels), np.float32)
-        produced = 0  # output frames so far; the first ``skip`` of them come from before the input
-
-        def place(stems: np.ndarray) -> None:
-            nonlocal produced
-            lo, hi = max(produced, skip), min(produced + stems.shape[1], skip + n)
-            if hi > lo:
-                out[:, lo - skip:hi - skip] = stems[:, lo - produced:hi - produced]
-            produced += stems.shape[1]
-
-        for start in range(0, n, BLOCK_FRAMES):
-            place(engine.process(frames[start:start + BLOCK_FRAMES]))
-        place(engine.flush())
-        stems = {name: out[i] if samples.ndim == 2 else out[i, :, 0] for i, name in enumerate(engine.stems)}
-        return Separation(stems, engine.sample_rate, engine.latency_samples, engine.latency_seconds, engine.preset)
+        stream = self._stream(int(rate), channels)
+        n = len(frames)
+        out = np.empty((len(stream.stems), n, channels), np.float32)
+        done = 0
+        for part in stream.aligned(frames[start:start + BLOCK_FRAMES] for start in range(0, n, BLOCK_FRAMES)):
+            out[:, done:done + part.shape[1]] = part
+            done += part.shape[1]
+        stems = {name: out[i] if samples.ndim == 2 else out[i, :, 0] for i, name in enumerate(stream.stems)}
+        return Separation(stems, stream.sample_rate, stream.latency_samples, stream.latency_seconds, stream.preset)
 
     def separate_file(self, input: str | os.PathLike, output: str | os.PathLike, *,
                       channels: ChannelSelection = None, format: str | None = None, subtype: str | None = None,
@@ -157,8 +150,8 @@ class Separator:
         file; another run writing one of them meanwhile is refused (``AudioIOError`` naming its pid). Stopped
         (KeyboardInterrupt, SIGTERM/SIGHUP under the CLI), the partial stems, of one length, take their names;
         a failed write keeps only stems that decode, never over a file that was there before."""
-        return separate_files(self._engine, inputs, output, channels=channels, file_format=format, subtype=subtype,
-                              mix=mix, subfolders=subfolders, progress=progress)
+        return separate_files(self._stream, self.stems, inputs, output, channels=channels, file_format=format,
+                              subtype=subtype, mix=mix, subfolders=subfolders, progress=progress)
 
 
 def separate(audio, sample_rate: int | None = None, *, model: str | os.PathLike | None = None,

@@ -2,12 +2,12 @@
 
 Each input streams through a StreamingSeparator in fixed-size blocks, so memory
 stays flat for any length, and every stem is written as it comes out. Outputs
-are time-aligned with the input (the separator's latency is cut off the front
-and its flushed tail appended), exactly as long as the input and at its sample
-rate. Every check that can fail (inputs, format, model, stems, output folder,
-an output that is the same file as any input of the run, by device and inode,
-an output its container cannot hold at the input's length) runs before the
-first sample is written. The run owns its outputs (``OutputSet``: a second run
+are time-aligned with the input (``StreamingSeparator.aligned``: the latency cut
+off the front, the flushed tail appended), exactly as long as the input and at
+its sample rate. Every check that can fail (inputs, format, the separator for
+each input's rate, stems, output folder, an output that is the same file as any
+input of the run, by device and inode, an output its container cannot hold at
+the input's length) runs before the first sample is written. The run owns its outputs (``OutputSet``: a second run
 writing one of them is refused; each is written under a temporary name and
 renamed when its input is done). Writers are closed in ``finally`` (with SIGINT,
 SIGTERM and SIGHUP held back meanwhile, and while a block goes to every stem) so
@@ -59,10 +59,8 @@ from .audio_files import (
 )
 from .errors import AudioIOError, ParameterError, UserError, signals_deferred
 from .output_set import OutputSet
-from .separator import StreamingSeparator
+from .separator import BLOCK_FRAMES, StreamingSeparator
 
-# Large enough that the separator batches many hops per ONNX Runtime call, small enough to keep memory flat.
-BLOCK_FRAMES = 65536
 MIX = "mix"  # the key of FileResult.outputs when the stems were summed into one file
 
 
@@ -156,27 +154,29 @@ def is_directory_target(output: str | os.PathLike) -> bool:
         return not Path(text).suffix
 
 
-def separate_files(engine: EngineFactory, inputs: Iterable[str | os.PathLike], output: str | os.PathLike, *,
-                   channels: ChannelSelection = None, file_format: str | None = None, subtype: str | None = None,
-                   mix: bool = False, subfolders: bool | None = None,
+def separate_files(engine: EngineFactory, stems: Sequence[str], inputs: Iterable[str | os.PathLike],
+                   output: str | os.PathLike, *, channels: ChannelSelection = None, file_format: str | None = None,
+                   subtype: str | None = None, mix: bool = False, subfolders: bool | None = None,
                    progress: ProgressCallback | None = None) -> list[FileResult]:
-    """Separate every input into ``output``; see ``Separator.separate_files``. Every input is opened and every
-    output checked before the first is separated, so a bad second input costs no time and writes nothing."""
+    """Separate every input into ``output`` with the separators ``engine`` gives, whose stems are ``stems``; see
+    ``Separator.separate_files``. Every input is opened, every output checked and every input's separator built
+    before the first is separated, so a bad second input costs no time and writes nothing."""
     jobs: list[_Job] = []
     try:
         for path in inputs:
             jobs.append(_probe(Path(path), channels))
         if not jobs:
             raise ParameterError("inputs= names no file; pass at least one audio file", "inputs")
-        return _run(engine, jobs, os.fspath(output), file_format, subtype, mix, subfolders, progress)
+        return _run(engine, tuple(stems), jobs, os.fspath(output), file_format, subtype, mix, subfolders, progress)
     finally:
         for job in jobs:
             if job.reader is not None:
                 job.reader.close()
 
 
-def _run(engine: EngineFactory, jobs: list[_Job], output: str, file_format: str | None, subtype: str | None,
-         mix: bool, subfolders: bool | None, progress: ProgressCallback | None) -> list[FileResult]:
+def _run(engine: EngineFactory, stems: tuple[str, ...], jobs: list[_Job], output: str, file_format: str | None,
+         subtype: str | None, mix: bool, subfolders: bool | None,
+         progress: ProgressCallback | None) -> list[FileResult]:
     target = Path(output)
     to_dir = is_directory_target(output)
     if mix and to_dir:
@@ -185,7 +185,8 @@ def _run(engine: EngineFactory, jobs: list[_Job], output: str, file_format: str 
     ext = default_extension(file_format) if to_dir else None
     fmt, subtype = output_format(Path(f"stem.{ext}") if to_dir else target, file_format, subtype)
 
-    stems = engine(jobs[0].samplerate, jobs[0].channels).stems  # loads the first model: a bad one fails here
+    for job in jobs:  # a rate the separator cannot take fails here, before anything is written
+        engine(job.samplerate, job.channels)
     if to_dir:
         per_input = len(jobs) > 1 if subfolders is None else subfolders
         for job, name in zip(jobs, _output_names([job.input for job in jobs])):
@@ -297,15 +298,20 @@ def _separate(job: _Job, sep: StreamingSeparator, fmt: str, subtype: str, owned:
                                        target=owned.temporary(path)))
         report()
         block_in = np.empty((BLOCK_FRAMES, job.channels), np.float32)
-        block_out = np.empty((len(sep.stems), BLOCK_FRAMES, job.channels), np.float32)
-        skip = sep.latency_samples  # the first output samples are the separator's delay, not audio
-        while len(block := reader.read(block_in)):
-            stems = sep.process(block, out=block_out if len(block) == BLOCK_FRAMES else None)
-            skip = _write(writers, _mixed(stems) if job.mix else stems, skip)
-            frames += len(block)
-            report()
-        tail = sep.flush()
-        _write(writers, _mixed(tail) if job.mix else tail, skip)
+        read = 0  # frames of the block being separated; counted once its stems are written
+
+        def blocks():
+            nonlocal read
+            while len(block := reader.read(block_in)):
+                read = len(block)
+                yield block
+            read = 0  # what follows is the separator's tail
+
+        for stems in sep.aligned(blocks()):  # latency compensated: the stems line up with the input
+            _write(writers, _mixed(stems) if job.mix else stems)
+            if read:
+                frames += read
+                report()
         with signals_deferred():  # a second Ctrl-C or SIGTERM must not cut finalizing the headers short
             reader.close()
             _close_all(writers)
@@ -437,15 +443,13 @@ def _names(paths: Sequence[Path]) -> str:
     return f"{', '.join(p.name for p in paths[:-1])} and {paths[-1].name} in {folder}/"
 
 
-def _write(writers: list[AudioWriter], stems: np.ndarray, skip: int) -> int:
-    """Write ``stems`` (n_stems, n, channels) after dropping ``skip`` leading frames; return what is left to skip.
-    A stop signal waits until every stem has the block, so the stems of a stopped run have one length."""
-    dropped = min(skip, stems.shape[1])
-    if dropped < stems.shape[1]:
+def _write(writers: list[AudioWriter], stems: np.ndarray) -> None:
+    """Write ``stems`` (n_stems, n, channels), one to each writer. A stop signal waits until every stem has the
+    block, so the stems of a stopped run have one length."""
+    if stems.shape[1]:
         with signals_deferred():
             for writer, stem in zip(writers, stems):
-                writer.write(stem[dropped:])
-    return skip - dropped
+                writer.write(stem)
 
 
 def _mixed(stems: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Opening an ONNX model with ONNX Runtime: provider choice, low-latency threading, contract checks.
 
 Every way a model file can be unusable becomes a ``UserError`` that names the
-file and the fix, because users pass their own ``--model``.
+file and the fix, because users pass their own ``--model``. This module opens the file it is
+given; which file a name means is ``registry``'s business, and ``model.Model`` joins the two.
 """
 
 from __future__ import annotations
@@ -14,20 +15,19 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from . import registry
 from .errors import ModelFormatError, ParameterError
 from .model_format import INPUT_NAME, MASK_INPUT, MASK_OUTPUT, OUTPUT_NAME, Geometry, ModelInfo, parse_metadata
 
-# The fast model, what ``load_model(None)`` opens; kept for scripts that open the file directly (benchmarks/).
-DEFAULT_MODEL = registry.MODELS_DIR / f"{registry.FAST}{registry.SUFFIX}"
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 PROVIDERS = ("auto", "cpu", "cuda")
 MAX_THREADS = 4
 
 
-@dataclass
+@dataclass(eq=False)
 class LoadedModel:
+    """An open, checked model file (``model.Model`` adds where it came from and the runner factory)."""
+
     session: ort.InferenceSession
     info: ModelInfo
     provider: str  # the provider that really runs the model, e.g. "CPUExecutionProvider"
@@ -170,14 +170,9 @@ def _check_output_shapes(session: ort.InferenceSession, info: ModelInfo, source:
                                    "as the input); the graph does not match its metadata, see docs/model-format.md")
 
 
-def load_model(path: str | os.PathLike | None = None, provider: str = "auto",
-               threads: int | None = None) -> LoadedModel:
-    """Open ``path`` and check it against the model contract.
-
-    ``path`` None opens the bundled model for the balanced preset (``registry.default_model``: the fast one),
-    the model an application gets when it names none.
-    """
-    path = Path(registry.default_model(None) if path is None else path)
+def load_model(path: str | os.PathLike, provider: str = "auto", threads: int | None = None) -> LoadedModel:
+    """Open the model file ``path`` and check it against the model contract (``Model.load`` also takes names)."""
+    path = Path(path)
     if not path.is_file():
         raise ParameterError(f"model={str(path)!r}: file not found; pass an exported .onnx file", "model")
     providers = _providers(provider)

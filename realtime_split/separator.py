@@ -16,20 +16,24 @@ thread at a time (``process`` is not reentrant).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import limits, overlap_add as ola, registry
-from .errors import ParameterError, UserError
-from .inference import BatchRunner, load_model, make_runner
+from . import limits, overlap_add as ola
+from .errors import ParameterError
+from .inference import BatchRunner
 from .mix import Mix
+from .model import Model
 from .model_format import Geometry, ModelInfo
 from .resampling import DEFAULT_QUALITY, LOW_DELAY, QUALITIES, FirResampler, SoxrResampler, make_resampler
 from .rings import ring
 from .stems import available_stems, linear_gains, parse_gains, parse_stems, stem_sources
+
+# Whole arrays and files are fed in blocks this long: many hops per ONNX Runtime call, memory flat for any length.
+BLOCK_FRAMES = 65536
 
 
 @dataclass
@@ -114,32 +118,14 @@ class _ModelRateStream:
                         self.sources, self.gains, out, 0, False)
 
 
-def _geometry(info: ModelInfo, preset: str, hop: int | None, path: Path, label: str) -> Geometry:
-    """The model's geometry for ``preset``; a preset it lacks names its presets and, for the presets only
-    the fast model streams at (low, balanced), points to it."""
-    if preset in info.presets:
-        return info.geometry(preset, hop)
-    presets = ', '.join(name for name, _ in registry.by_latency(info))
-    if preset in registry.bundled_names():
-        raise ParameterError(f"latency={preset!r} names a model, not a latency preset; pass model={preset!r} for "
-                             f"that model, and latency= one of {presets}", "latency")
-    hint = ""
-    if not registry.is_bundled(path, registry.FAST):
-        try:
-            if preset in registry.read_info(registry.resolve_model(registry.FAST)).presets:
-                hint = f", or pass model={registry.FAST!r}, which has it"
-        except UserError:  # no fast model in this build: nothing to point to
-            pass
-    raise ParameterError(f"model {label!r} has no latency preset {preset!r}; choose one of {presets}{hint}",
-                         "latency")
-
-
 class StreamingSeparator:
     """Separate a stream pushed block by block into stems delayed by a fixed ``latency_samples``.
 
-    ``model``: a bundled model's name (``"fast"``, ``"quality"``; see ``registry``) or an exported .onnx
-    file; None picks the bundled model for the latency preset (``registry.default_model``: the quality
-    model for ``quality`` and ``offline`` when it is bundled, else the fast one). ``stems``: ``"all"``,
+    ``model``: a loaded ``Model`` (streams at several rates or channel counts share it: building one then
+    costs no loading), a bundled model's name (``"fast"``, ``"quality"``; see ``registry``) or an exported
+    .onnx file, loaded here (``Model.load``, kept as ``self.model``); None picks the bundled model for the
+    latency preset (``registry.default_model``: the quality model for ``quality`` and ``offline`` when it
+    is bundled, else the fast one). ``stems``: ``"all"``,
     ``"vocals,drums"`` or a list; ``"accompaniment"`` is the mix minus the vocals. ``provider``:
     ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``; the one in use is ``self.provider``.
     ``latency``: preset name (low, balanced, quality, offline; None = the model's default preset,
@@ -151,7 +137,8 @@ class StreamingSeparator:
     apply no gains: ``self.mix`` then holds the gains with the stems not selected muted, for a host that mixes
     the stems itself and may bring the others in (a live session). ``max_batch``: how many
     windows one ONNX Runtime call may run when a block spans several hops. ``threads``: ONNX Runtime
-    intra-op threads (None = the physical cores; 1 is steadier next to an audio thread under load).
+    intra-op threads (None = the physical cores; 1 is steadier next to an audio thread under load). With a
+    ``Model``, ``provider`` and ``threads`` are its own: leave them out (another value is refused).
     ``resample_quality``: when resampling, "LD" (low delay, the default: short filters that add about 1.1 ms at
     48 kHz) or a soxr recipe ("HQ" is transparent and adds about 40 ms; whole files and arrays use it).
     With "LD", a rate among the model's ``native_rates`` is not resampled at all: the network runs at it
@@ -160,7 +147,7 @@ class StreamingSeparator:
 
     def __init__(
         self,
-        model: str | os.PathLike | None = None,
+        model: str | os.PathLike | Model | None = None,
         stems: str | Iterable[str] = "all",
         provider: str = "auto",
         latency: str | None = None,
@@ -183,17 +170,12 @@ class StreamingSeparator:
             threads = limits.whole(threads, "threads", 1, 1)
         hop = limits.hop(hop)
         rate = None if sample_rate is None else limits.sample_rate(sample_rate)
-        self.model_path: Path = registry.default_model(latency) if model is None else registry.resolve_model(model)
-        loaded = load_model(self.model_path, provider, threads)
-        self.info: ModelInfo = loaded.info
-        self.provider: str = loaded.provider
-        if latency is not None and (not isinstance(latency, str) or not latency.strip()):
-            raise ParameterError(f"latency={latency!r} names no preset; pass one of "
-                                 f"{', '.join(name for name, _ in registry.by_latency(self.info))}, or leave it out "
-                                 f"for the model's default ({self.info.default_preset})", "latency")
-        self.preset: str = latency or self.info.default_preset
-        label = self.model_path.stem if model is None else os.fspath(model)
-        self.geometry: Geometry = _geometry(self.info, self.preset, hop, self.model_path, label)
+        self.model: Model = Model.load(model, provider, threads, latency=latency)  # a Model is used as it is
+        self.model_path: Path = self.model.path
+        self.info: ModelInfo = self.model.info
+        self.provider: str = self.model.provider
+        self.preset: str = self.model.preset(latency)
+        self.geometry: Geometry = self.model.geometry(self.preset, hop)
         self.stems: tuple[str, ...] = parse_stems(stems, self.info.stems)
         self.gains_db: dict[str, float] = parse_gains(gains, self.stems, available_stems(self.info.stems))
         self.mix: Mix = Mix.of(self.stems, self.gains_db)
@@ -218,7 +200,7 @@ class StreamingSeparator:
         self.latency_samples: int = self._resampler.latency_samples if self._resampler else delay
         self.latency_seconds: float = self.latency_samples / self.sample_rate
 
-        runner = make_runner(loaded, self.geometry, int(max_batch))
+        runner = self.model.runner(self.geometry, int(max_batch))
         self._stream = _ModelRateStream(
             runner, self.geometry, delay, int(max_batch), stem_sources(self.stems, self.info.stems),
             linear_gains(self.stems, self.gains_db), len(self.info.stems))
@@ -323,6 +305,30 @@ class StreamingSeparator:
         else:
             self._resampler.ahead(self._stream, skip, out)
         return out
+
+    def aligned(self, blocks: Iterable) -> Iterator[np.ndarray]:
+        """The stems of a whole stream, lined up with its input: ``blocks`` are pushed through ``process`` from
+        the start (the separator is reset first if it has seen audio), the first ``latency_samples`` output
+        frames (the delay, from before the input) are dropped and ``flush``'s tail is added, so the arrays
+        yielded, ``(len(stems), n, channels)`` each, joined along time, are exactly as long as the input and
+        sample ``i`` of a stem belongs to input sample ``i``. One array per block (empty while the delay is
+        still being dropped), then one for the tail. Each array is valid until the next is asked for: a
+        buffer is reused for blocks of the first block's length (``BLOCK_FRAMES`` blocks allocate nothing).
+        What ``separate`` and file mode run."""
+        if self._pushed:
+            self.reset()
+        skip = self.latency_samples  # output frames still to drop: the delay before the input's first sample
+        buffer: np.ndarray | None = None
+        for block in blocks:
+            frames = self._frames(block)
+            if buffer is None:
+                buffer = np.empty((len(self.stems), len(frames), self.channels), np.float32)
+            stems = self.process(frames, out=buffer if len(frames) == buffer.shape[1] else None)
+            dropped = min(skip, stems.shape[1])
+            skip -= dropped
+            yield stems[:, dropped:]
+        tail = self.flush()
+        yield tail[:, min(skip, tail.shape[1]):]
 
     def flush(self) -> np.ndarray:
         """The last ``latency_samples`` frames still inside (fed with silence).

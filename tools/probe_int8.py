@@ -26,8 +26,11 @@ from onnx import numpy_helper
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from realtime_split.inference import DEFAULT_MODEL, session_options  # noqa: E402
+from realtime_split import registry  # noqa: E402
+from realtime_split.inference import session_options  # noqa: E402
 from realtime_split.model_format import INPUT_NAME  # noqa: E402
+
+DEFAULT_MODEL = registry.resolve_model(registry.FAST)  # the shipped fast model
 
 VARIANTS = {"Conv and ConvTranspose": ["Conv", "ConvTranspose"], "Conv only": ["Conv"]}
 

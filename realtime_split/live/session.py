@@ -38,6 +38,7 @@ from ..audio_files import (
 )
 from ..errors import AudioIOError, DeviceError, ParameterError, UserError, signals_deferred
 from ..mix import Mix, check_db
+from ..model import Model
 from ..output_set import OutputSet
 from ..resampling import playback_resampler
 from ..separator import StreamingSeparator
@@ -75,7 +76,8 @@ class LiveSession:
     at start, ``"PATTERN"`` for sources into the input ports, ``"vocals=PATTERN"`` for a pair's
     destinations; ``jack_name``: the client's name. ``record`` also saves what is played on a sound
     device to a file (``format``, ``subtype``). ``model``, ``latency`` (a preset; None: the model's default,
-    balanced on the fast model), ``hop`` and ``provider`` are ``StreamingSeparator``'s; ``channels`` picks
+    balanced on the fast model), ``hop`` and ``provider`` are ``StreamingSeparator``'s (a name or file loads
+    with one ONNX Runtime thread, steadiest beside audio; a ``Model`` keeps its own); ``channels`` picks
     two channels (1-based, ``"3,4"``) of a file with more; ``blocksize``: frames per audio callback (None:
     the hop; with JACK, the server's period). ``inference_budget``: seconds the separation may take for
     one callback's input before that block plays dry, rounded up to whole blocks (None: 8 ms); each
@@ -89,7 +91,7 @@ class LiveSession:
     Errors are ``ParameterError`` (a ``ValueError``), ``AudioIOError`` or ``DeviceError`` (``OSError``).
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, *, input: str | os.PathLike | None = None,
+    def __init__(self, model: str | os.PathLike | Model | None = None, *, input: str | os.PathLike | None = None,
                  record: str | os.PathLike | None = None, stems: str | Iterable[str] = "vocals",
                  gains: Mapping[str, float] | str | Iterable[str] | Mix | None = None, latency: str | None = None,
                  hop: int | None = None, provider: str = "auto", channels: ChannelSelection = None,
@@ -152,11 +154,19 @@ class LiveSession:
                 raise ParameterError(f"the recording {self._record} is the input file {self._input}; writing it "
                                      "would destroy that input, so pass another record=", "record")
 
-        def build(rate: int | None, channels: int) -> StreamingSeparator:
-            return StreamingSeparator(model, stems=stems, provider=provider, latency=latency, hop=hop,
-                                      sample_rate=rate, channels=channels, gains=gains, threads=LIVE_THREADS,
-                                      resample_quality=LIVE_RESAMPLING, mixer=True)
+        self._model: Model | None = None
 
+        def load() -> Model:  # once, by start(); an application's own Model keeps its threads
+            if self._model is None:
+                threads = None if isinstance(model, Model) else LIVE_THREADS
+                self._model = Model.load(model, provider, threads, latency=latency)
+            return self._model
+
+        def build(rate: int | None, channels: int) -> StreamingSeparator:
+            return StreamingSeparator(load(), stems=stems, latency=latency, hop=hop, sample_rate=rate,
+                                      channels=channels, gains=gains, resample_quality=LIVE_RESAMPLING, mixer=True)
+
+        self._load = load
         self._build = build
         self._channels = channels
         self._devices = (input_device, output_device)
@@ -327,9 +337,8 @@ class LiveSession:
         if self._reader is not None:
             return self._build(devices.choose_samplerate(sd, self._reader.samplerate, None, in_ch, out_dev, out_ch),
                                in_ch)
-        sep = self._build(None, in_ch)
-        rate = devices.choose_samplerate(sd, sep.model_sample_rate, in_dev, in_ch, out_dev, out_ch)
-        return sep if rate == sep.sample_rate else self._build(rate, in_ch)
+        rate = devices.choose_samplerate(sd, self._load().info.sample_rate, in_dev, in_ch, out_dev, out_ch)
+        return self._build(rate, in_ch)
 
     # ----------------------------------------------------------------- while it plays
     def _ready(self) -> tuple[RealtimeBridge, Latency]:
