@@ -260,13 +260,7 @@ class JackClient:
                 ours = self._pair(target)
                 destinations = found if len(found) > 1 else found * len(ours)
                 made += [(src.name, dst) for src, dst in zip(ours, destinations)]
-        for source, destination in made:
-            try:
-                self.client.connect(source, destination)
-            except self.jack.JackError as exc:
-                if "already exists" not in str(exc):
-                    raise DeviceError(f"JACK could not connect {source} to {destination}: {exc}") from None
-        return made
+        return self._connect_all(made)
 
     def connect_midi(self, pattern: str) -> list[tuple[str, str]]:
         """Connect the MIDI output ports of other clients that ``pattern`` (a regular expression) matches to
@@ -280,6 +274,10 @@ class JackClient:
             raise ParameterError(f"midi={pattern!r} matches no MIDI output port of another JACK client; MIDI output "
                                  f"ports: {listing}", "midi")
         made = [(name, self.midi_in.name) for name in found]
+        return self._connect_all(made)
+
+    def _connect_all(self, made: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Make the connections ``made`` lists (one already there is fine) and return them."""
         for source, destination in made:
             try:
                 self.client.connect(source, destination)
