@@ -222,10 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "/stem/NAME/mute 0|1, /stem/NAME/solo 0|1, and /mix, which replies with those for every "
                            "stem; listens on 127.0.0.1 unless HOST is given")
     live.add_argument("--midi", nargs="?", const=True, default=None, metavar="PORTS",
-                      help="JACK: a MIDI input port midi_in whose messages change the mix, connected to the MIDI "
-                           "output ports PORTS matches (a regular expression, e.g. a2j) if given: CC 7 on channels "
-                           "1-4 sets the gain of stems 1-4 (127 = 0 dB, GM's curve), notes 0 and 1 on a stem's "
-                           "channel toggle its mute and solo")
+                      help="MIDI messages change the mix: CC 7 on channels 1-4 sets the gain of stems 1-4 (127 = 0 "
+                           "dB, GM's curve), notes 0 and 1 on a stem's channel toggle its mute and solo. On JACK "
+                           "ports: the input port midi_in, connected to the MIDI output ports PORTS matches (a "
+                           "regular expression, e.g. a2j) if given; otherwise the ALSA/CoreMIDI input port whose "
+                           "name contains PORTS, default the first (needs the control extra)")
     live.add_argument("--midi-map", metavar="FILE",
                       help="with --midi: bindings instead of the default, one a line: STEM gain|mute|solo cc|note "
                            "NUMBER [channel N], e.g. 'vocals gain cc 1'")
@@ -563,8 +564,7 @@ def live(args: argparse.Namespace) -> int:
         if args.midi:
             bindings = f"the bindings of {args.midi_map}" if args.midi_map else \
                 "CC 7 on channels 1-4: the gains of stems 1-4; notes 0 / 1 on a stem's channel: its mute / solo"
-            print(f"realtime-split: MIDI on {session.jack_ports['midi_in'][0]}: {bindings}", file=sys.stderr,
-                  flush=True)
+            print(f"realtime-split: MIDI on {session.midi_port}: {bindings}", file=sys.stderr, flush=True)
         if args.osc is not None:
             osc = _start_osc(session, args.osc)
         status = StatusLine(session, enabled=False if args.no_progress else None)
