@@ -95,3 +95,32 @@ def test_a_controller_on_a_virtual_alsa_port_drives_the_mix(scaled_model):
             assert session.mix["vocals"].gain_db == pytest.approx(cc_to_db(64))
     finally:
         controller.close()
+
+
+def test_midi_learn_binds_the_next_control_change_to_the_stems_gain_and_writes_the_map(scaled_model, tmp_path):
+    from realtime_split.live.midi_map import MidiLearn
+
+    path = tmp_path / "learned.map"
+    with own_stream_session(scaled_model) as session:
+        stems = session.mix.names
+        with pytest.raises(ParameterError, match=r"midi_learn='kazoo=x.map': stem 'kazoo' is not one of vocals"):
+            MidiLearn(MidiMap.default(stems), "kazoo=x.map", stems)
+        with pytest.raises(ParameterError, match=r"midi_learn='bass': give STEM=FILE"):
+            MidiLearn(MidiMap.default(stems), "bass", stems)
+        midi = MidiInput()
+        learn = MidiLearn(MidiMap.default(stems), f"bass={path}", stems)
+        midi.attach(session, learn)
+        midi.handle(mido.Message("note_on", channel=2, note=0, velocity=100))  # a note teaches nothing: bass mutes
+        assert learn.learned is None and not path.exists() and session.mix["bass"].muted
+        midi.handle(mido.Message("control_change", channel=4, control=21, value=100))  # the knob moved: learned
+        midi.handle(mido.Message("control_change", channel=4, control=22, value=0))  # only the first is learned
+        midi.handle(mido.Message("control_change", channel=2, control=7, value=0))  # bass's old control is gone
+        assert session.mix["bass"].gain_db == pytest.approx(cc_to_db(100))
+        assert learn.learned is not None and learn.learned.line() == "bass gain cc 21 channel 5"
+    assert "bass gain cc 21 channel 5\n" in path.read_text()
+    again = MidiMap.read(path, stems)  # what --midi-map reads next time
+    assert set(again.bindings) == set(learn.mapping.bindings)
+    assert [b.line() for b in again.bindings if b.stem == "bass"] == [
+        "bass mute note 0 channel 3", "bass solo note 1 channel 3", "bass gain cc 21 channel 5"]
+    with pytest.raises(ParameterError, match=r"midi_learn= learns from the messages of a MIDI port; pass midi=True"):
+        LiveSession(scaled_model, midi_learn=f"bass={path}")

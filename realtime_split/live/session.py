@@ -73,7 +73,8 @@ class LiveSession:
     mido and python-rtmidi (the ``control`` extra; ``midi="NAME"``: the first whose name contains NAME,
     e.g. ``midi="nanoKONTROL"``). Its control changes and notes change the mix (live/midi_map.py: CC 7 on
     channels 1-4 for the stems' gains, notes 0 and 1 for mute and solo, or the bindings of the file
-    ``midi_map``); ``midi_port`` names the port.
+    ``midi_map``); ``midi_port`` names the port. ``midi_learn="STEM=FILE"``: the first control change that
+    arrives becomes STEM's gain, and the map with it is written to FILE (for ``midi_map`` next time).
     ``connect``: JACK port patterns to connect
     at start, ``"PATTERN"`` for sources into the input ports, ``"vocals=PATTERN"`` for a pair's
     destinations; ``jack_name``: the client's name. ``record`` also saves what is played on a sound
@@ -102,7 +103,7 @@ class LiveSession:
                  open_stream: bool = True, sample_rate: int | None = None, output: str | None = None,
                  connect: str | Iterable[str] | None = None, jack_name: str | None = None,
                  inference_budget: float | None = None, midi: bool | str = False,
-                 midi_map: str | os.PathLike | None = None):
+                 midi_map: str | os.PathLike | None = None, midi_learn: str | None = None):
         self._jack_input = input is not None and os.fspath(input) == JACK
         self._jack_output = output == JACK
         self._connect = [connect] if isinstance(connect, str) else list(connect or [])
@@ -115,6 +116,11 @@ class LiveSession:
         self._budget = INFERENCE_BUDGET if inference_budget is None else float(inference_budget)
         if midi_map is not None and not midi:
             raise ParameterError("midi_map= maps the messages of a MIDI port; pass midi=True too", "midi_map")
+        if midi_learn is not None and not midi:
+            raise ParameterError("midi_learn= learns from the messages of a MIDI port; pass midi=True too",
+                                 "midi_learn")
+        self._midi_learn = midi_learn
+        self._learn: Any = None  # the MidiLearn, once started with midi_learn=
         if isinstance(midi, str) and (self._jack_input or self._jack_output):
             try:
                 re.compile(midi)  # a regular expression, before a server is asked
@@ -313,11 +319,22 @@ class LiveSession:
         self._started_at = self._last_progress = time.monotonic()
 
     def _midi_mapping(self, sep: StreamingSeparator):
-        """The MIDI map of ``midi_map=`` or the default one, for the stems ``sep`` separates (live/midi_map.py)."""
-        from .midi_map import MidiMap
+        """The MIDI map of ``midi_map=`` or the default one, for the stems ``sep`` separates (live/midi_map.py),
+        learning a control for ``midi_learn=``'s stem if given."""
+        from .midi_map import MidiLearn, MidiMap
 
         stems = sep.mix.names
-        return MidiMap.default(stems) if self._midi_map is None else MidiMap.read(self._midi_map, stems)
+        mapping = MidiMap.default(stems) if self._midi_map is None else MidiMap.read(self._midi_map, stems)
+        if self._midi_learn is None:
+            return mapping
+        self._learn = MidiLearn(mapping, self._midi_learn, stems)
+        return self._learn
+
+    @property
+    def midi_learned(self) -> str | None:
+        """With ``midi_learn=``: the binding learned (as the map file's line), once a control change arrived."""
+        learned = self._learn.learned if self._learn is not None else None
+        return learned.line() if learned is not None else None
 
     def _make_bridge(self, sep: StreamingSeparator, blocksize: int | None, out_channels: int, *, live_input: bool,
                      record: bool = False, stem_outputs: bool = False) -> RealtimeBridge:
