@@ -40,7 +40,7 @@ LIVE_OUTPUT = SPEAKERS  # --output speakers; JACK (--input jack, --output jack):
 DEFAULT_OUTPUT_DIR = "separated/"
 # The live options a file run has no use for: refused there rather than dropped without a word.
 LIVE_ONLY = ("duration", "blocksize", "inference_budget", "jack_name", "connect", "input_device", "output_device",
-             "osc", "midi", "midi_map")
+             "osc", "midi", "midi_map", "midi_learn")
 
 # The library's parameters (as its messages write them, ``name=value``) and the flags that set them.
 FLAGS = {
@@ -50,7 +50,7 @@ FLAGS = {
     "output_device": "--output-device", "blocksize": "--blocksize", "connect": "--connect",
     "jack_name": "--jack-name", "inference_budget": "--inference-budget", "osc": "--osc",
     "workers": "--workers", "threads_per_worker": "--threads-per-worker", "cluster": "--cluster",
-    "midi": "--midi", "midi_map": "--midi-map",
+    "midi": "--midi", "midi_map": "--midi-map", "midi_learn": "--midi-learn",
 }
 # Library spellings that are not a ``name=value``.
 PHRASES = {"list_devices()": "--list-devices", "midi=True": "--midi", "mix=True": "--gain STEM=DB (e.g. vocals=-inf)"}
@@ -222,13 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
                            "/stem/NAME/mute 0|1, /stem/NAME/solo 0|1, and /mix, which replies with those for every "
                            "stem; listens on 127.0.0.1 unless HOST is given")
     live.add_argument("--midi", nargs="?", const=True, default=None, metavar="PORTS",
-                      help="JACK: a MIDI input port midi_in whose messages change the mix, connected to the MIDI "
-                           "output ports PORTS matches (a regular expression, e.g. a2j) if given: CC 7 on channels "
-                           "1-4 sets the gain of stems 1-4 (127 = 0 dB, GM's curve), notes 0 and 1 on a stem's "
-                           "channel toggle its mute and solo")
+                      help="MIDI messages change the mix: CC 7 on channels 1-4 sets the gain of stems 1-4 (127 = 0 "
+                           "dB, GM's curve), notes 0 and 1 on a stem's channel toggle its mute and solo. On JACK "
+                           "ports: the input port midi_in, connected to the MIDI output ports PORTS matches (a "
+                           "regular expression, e.g. a2j) if given; otherwise the ALSA/CoreMIDI input port whose "
+                           "name contains PORTS, default the first (needs the control extra)")
     live.add_argument("--midi-map", metavar="FILE",
                       help="with --midi: bindings instead of the default, one a line: STEM gain|mute|solo cc|note "
                            "NUMBER [channel N], e.g. 'vocals gain cc 1'")
+    live.add_argument("--midi-learn", metavar="STEM=FILE",
+                      help="with --midi: the first control change received becomes STEM's gain (in place of its "
+                           "binding in the map), and the map is written to FILE for --midi-map next time")
     p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -546,7 +550,7 @@ def live(args: argparse.Namespace) -> int:
         provider=args.provider, channels=args.channels, input_device=args.input_device,
         output_device=args.output_device, blocksize=args.blocksize, format=args.file_format, subtype=args.subtype,
         connect=args.connect or None, jack_name=args.jack_name, inference_budget=args.inference_budget,
-        midi=args.midi or False, midi_map=args.midi_map)
+        midi=args.midi or False, midi_map=args.midi_map, midi_learn=args.midi_learn)
     session.start()
     osc = None
     try:
@@ -563,8 +567,11 @@ def live(args: argparse.Namespace) -> int:
         if args.midi:
             bindings = f"the bindings of {args.midi_map}" if args.midi_map else \
                 "CC 7 on channels 1-4: the gains of stems 1-4; notes 0 / 1 on a stem's channel: its mute / solo"
-            print(f"realtime-split: MIDI on {session.jack_ports['midi_in'][0]}: {bindings}", file=sys.stderr,
-                  flush=True)
+            print(f"realtime-split: MIDI on {session.midi_port}: {bindings}", file=sys.stderr, flush=True)
+            if args.midi_learn:
+                stem, _, path = args.midi_learn.partition("=")
+                print(f"realtime-split: MIDI learn: move a control for {stem}'s gain; the map goes to {path}",
+                      file=sys.stderr, flush=True)
         if args.osc is not None:
             osc = _start_osc(session, args.osc)
         status = StatusLine(session, enabled=False if args.no_progress else None)
@@ -588,6 +595,11 @@ def live(args: argparse.Namespace) -> int:
             session.stop()  # finalizes the recording; raises what went wrong in its threads or with the device
         finally:
             print(summary(session.stats()), file=sys.stderr, flush=True)
+            if args.midi_learn:
+                learned = session.midi_learned
+                print(f"realtime-split: MIDI learn: {learned!r}, written to {args.midi_learn.partition('=')[2]}"
+                      if learned else "realtime-split: MIDI learn: no control change arrived; nothing written",
+                      file=sys.stderr, flush=True)
             if osc is not None:
                 print(f"realtime-split: OSC: {osc.handled} messages handled, {osc.ignored} malformed ignored",
                       file=sys.stderr, flush=True)

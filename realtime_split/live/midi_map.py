@@ -11,6 +11,9 @@ its order, 1-4 for the four stems) listens on MIDI channel ``n``:
 A map file has one line per binding, ``STEM gain|mute|solo cc|note NUMBER [channel N]`` (channel 1-16,
 default 1; ``#`` starts a comment), e.g. ``vocals gain cc 1`` and ``vocals mute note 36 channel 10``; it
 replaces the default map. ``MidiMap.apply`` turns one raw 3-byte message into a call on the session.
+
+``MidiLearn`` (``--midi-learn STEM=FILE``) binds the first control change that arrives to STEM's gain and writes
+the whole map in that format to FILE, for ``--midi-map FILE`` next time.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ class Binding:
     kind: int  # CC or NOTE_ON
     number: int  # controller or note number
     channel: int  # 0-15
+
+
+    def line(self) -> str:
+        """The binding as a map file's line."""
+        kind = "cc" if self.kind == CC else "note"
+        return f"{self.stem} {self.action} {kind} {self.number} channel {self.channel + 1}"
 
 
 class MidiMap:
@@ -78,6 +87,19 @@ class MidiMap:
                                  "'vocals gain cc 7 channel 1'", "midi_map")
         return cls(bindings)
 
+    def with_binding(self, binding: Binding) -> MidiMap:
+        """This map with ``binding`` instead of what bound its message or its stem's same action."""
+        key = (binding.kind, binding.channel, binding.number)
+        kept = [b for b in self.bindings if (b.kind, b.channel, b.number) != key
+                and (b.stem, b.action) != (binding.stem, binding.action)]
+        return MidiMap([*kept, binding])
+
+    def write(self, path: str | os.PathLike) -> None:
+        """The map as a file ``read`` takes back."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("# realtime-split MIDI map: STEM gain|mute|solo cc|note NUMBER channel N\n")
+            f.writelines(b.line() + "\n" for b in self.bindings)
+
     def apply(self, session, status: int, data1: int, data2: int) -> bool:
         """Change ``session``'s mix for one channel message; whether it was bound."""
         kind, channel = status & 0xF0, status & 0x0F
@@ -115,3 +137,32 @@ def _binding(words: list[str], stems: Sequence[str], where: str) -> Binding:
         raise ParameterError(f"{where}: {' '.join(words)!r}: numbers are 0-127 and channels 1-16; {usage}",
                              "midi_map")
     return Binding(stem, action, CC if kind == "cc" else NOTE_ON, value, channel - 1)
+
+
+class MidiLearn:
+    """A map that learns: the first control change to arrive (any controller, any channel) becomes ``stem``'s
+    gain control, the map with it is written to ``path``, and every message (that one too) is applied through
+    it. It stands in for a ``MidiMap`` on the JACK path and the mido path alike; the file is written from the
+    thread that applies MIDI, never the audio thread."""
+
+    def __init__(self, mapping: MidiMap, learn: str, stems: Sequence[str]):
+        stem, sep, path = str(learn).partition("=")
+        if not sep or not path:
+            raise ParameterError(f"midi_learn={learn!r}: give STEM=FILE, e.g. midi_learn='vocals=my-controller.map'",
+                                 "midi_learn")
+        if stem not in stems:
+            raise ParameterError(f"midi_learn={learn!r}: stem {stem!r} is not one of {', '.join(stems)}",
+                                 "midi_learn")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.access(folder, os.W_OK):
+            raise ParameterError(f"midi_learn={learn!r}: cannot write in {folder}; name a file in a folder you can "
+                                 "write to", "midi_learn")
+        self.mapping, self.stem, self.path = mapping, stem, path
+        self.learned: Binding | None = None
+
+    def apply(self, session, status: int, data1: int, data2: int) -> bool:
+        if self.learned is None and status & 0xF0 == CC:
+            self.learned = Binding(self.stem, "gain", CC, data1, status & 0x0F)
+            self.mapping = self.mapping.with_binding(self.learned)
+            self.mapping.write(self.path)
+        return self.mapping.apply(session, status, data1, data2)

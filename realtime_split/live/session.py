@@ -67,11 +67,14 @@ class LiveSession:
     them (``dry_L``, ``dry_R``), each port's latency set to the session's delay. Every stem the model
     separates plays, those not in ``stems`` muted: ``stems`` and ``gains`` are the initial ``mix``, which
     ``set_gain``, ``mute``, ``solo`` and ``set_mix`` change while it plays (from any thread; each change is
-    heard from the next audio block on, ramped over 5 ms). ``midi=True`` (with JACK ports) adds the MIDI input
+    heard from the next audio block on, ramped over 5 ms). ``midi=True`` with JACK ports adds the MIDI input
     port ``midi_in`` (``midi="PATTERN"``: connected to the MIDI output ports of other clients that the regular
-    expression matches, e.g. ``midi="a2j"``), whose control changes and notes change the mix
-    (live/midi_map.py: CC 7 on channels 1-4 for the stems' gains, notes 0 and 1 for mute and solo, or the
-    bindings of the file ``midi_map``).
+    expression matches, e.g. ``midi="a2j"``); without JACK it opens the first ALSA/CoreMIDI input port through
+    mido and python-rtmidi (the ``control`` extra; ``midi="NAME"``: the first whose name contains NAME,
+    e.g. ``midi="nanoKONTROL"``). Its control changes and notes change the mix (live/midi_map.py: CC 7 on
+    channels 1-4 for the stems' gains, notes 0 and 1 for mute and solo, or the bindings of the file
+    ``midi_map``); ``midi_port`` names the port. ``midi_learn="STEM=FILE"``: the first control change that
+    arrives becomes STEM's gain, and the map with it is written to FILE (for ``midi_map`` next time).
     ``connect``: JACK port patterns to connect
     at start, ``"PATTERN"`` for sources into the input ports, ``"vocals=PATTERN"`` for a pair's
     destinations; ``jack_name``: the client's name. ``record`` also saves what is played on a sound
@@ -100,7 +103,7 @@ class LiveSession:
                  open_stream: bool = True, sample_rate: int | None = None, output: str | None = None,
                  connect: str | Iterable[str] | None = None, jack_name: str | None = None,
                  inference_budget: float | None = None, midi: bool | str = False,
-                 midi_map: str | os.PathLike | None = None):
+                 midi_map: str | os.PathLike | None = None, midi_learn: str | None = None):
         self._jack_input = input is not None and os.fspath(input) == JACK
         self._jack_output = output == JACK
         self._connect = [connect] if isinstance(connect, str) else list(connect or [])
@@ -111,12 +114,14 @@ class LiveSession:
             raise ParameterError(f"inference_budget={inference_budget!r}: give seconds between 0 and 1, e.g. "
                                  "inference_budget=0.008", "inference_budget")
         self._budget = INFERENCE_BUDGET if inference_budget is None else float(inference_budget)
-        if (midi or isinstance(midi, str)) and not (self._jack_input or self._jack_output):
-            raise ParameterError("midi=True reads the JACK MIDI port midi_in of the session's own client; it needs "
-                                 "input='jack' or output='jack'", "midi")
         if midi_map is not None and not midi:
-            raise ParameterError("midi_map= maps the messages of midi_in; pass midi=True too", "midi_map")
-        if isinstance(midi, str):
+            raise ParameterError("midi_map= maps the messages of a MIDI port; pass midi=True too", "midi_map")
+        if midi_learn is not None and not midi:
+            raise ParameterError("midi_learn= learns from the messages of a MIDI port; pass midi=True too",
+                                 "midi_learn")
+        self._midi_learn = midi_learn
+        self._learn: Any = None  # the MidiLearn, once started with midi_learn=
+        if isinstance(midi, str) and (self._jack_input or self._jack_output):
             try:
                 re.compile(midi)  # a regular expression, before a server is asked
             except re.error as exc:
@@ -125,7 +130,8 @@ class LiveSession:
         self._midi = bool(midi) or isinstance(midi, str)
         self._midi_source = midi if isinstance(midi, str) and midi else None
         self._midi_map = midi_map
-        self._midi_reader: _MidiReader | None = None
+        self._midi_reader: _MidiReader | None = None  # on JACK
+        self._midi_input: Any = None  # otherwise: a live.midi_input.MidiInput
         self._jack_name = jack_name
         if self._jack_input:
             input = None
@@ -196,6 +202,7 @@ class LiveSession:
         self.hop: int = 0
         self.jack_ports: dict[str, list[str]] = {}  # with JACK, once started: "in" and each output pair's port names
         self.connections: list[tuple[str, str]] = []  # the JACK connections connect= made
+        self.midi_port: str | None = None  # with midi=, once started: the MIDI port whose messages change the mix
 
     # ----------------------------------------------------------------- starting
     def start(self) -> LiveSession:
@@ -214,6 +221,11 @@ class LiveSession:
         if self._jack_input or self._jack_output:
             self._start_jack()
             return
+        if self._midi:  # before the model loads: a missing library or port is the first thing said
+            from .midi_input import MidiInput
+
+            self._midi_input = MidiInput(self._midi_source).open()
+            self.midi_port = self._midi_input.name
         in_dev = out_dev = None
         device_latency = 0.0
         host_frames = 0
@@ -253,6 +265,8 @@ class LiveSession:
             self._saver = _Saver(*_open_writer(record, rate, out_ch, fmt), bridge)
         self._latency = latency
         self._start_bridge()
+        if self._midi_input is not None:
+            self._midi_input.attach(self, self._midi_mapping(sep))
         if self._saver is not None:
             self._saver.start()
         if self._stream is not None:
@@ -292,12 +306,9 @@ class LiveSession:
         self.input_device_name = f"JACK ports {client.name}:in_L/R" if live_input else None
         self.output_device_name = f"JACK ports {client.name}:" + ", ".join(f"{name}_L/R" for name in client.pairs)
         if self._midi:
-            from .midi_map import MidiMap
-
-            stems = sep.mix.names
-            mapping = MidiMap.default(stems) if self._midi_map is None else MidiMap.read(self._midi_map, stems)
-            self._midi_reader = _MidiReader(bridge, self, mapping)
+            self._midi_reader = _MidiReader(bridge, self, self._midi_mapping(sep))
             self.jack_ports["midi_in"] = [client.midi_in.name]
+            self.midi_port = client.midi_in.name
         self._start_bridge()
         if self._midi_reader is not None:
             self._midi_reader.start()
@@ -306,6 +317,24 @@ class LiveSession:
         if self._midi_source is not None:
             self.connections += client.connect_midi(self._midi_source)
         self._started_at = self._last_progress = time.monotonic()
+
+    def _midi_mapping(self, sep: StreamingSeparator):
+        """The MIDI map of ``midi_map=`` or the default one, for the stems ``sep`` separates (live/midi_map.py),
+        learning a control for ``midi_learn=``'s stem if given."""
+        from .midi_map import MidiLearn, MidiMap
+
+        stems = sep.mix.names
+        mapping = MidiMap.default(stems) if self._midi_map is None else MidiMap.read(self._midi_map, stems)
+        if self._midi_learn is None:
+            return mapping
+        self._learn = MidiLearn(mapping, self._midi_learn, stems)
+        return self._learn
+
+    @property
+    def midi_learned(self) -> str | None:
+        """With ``midi_learn=``: the binding learned (as the map file's line), once a control change arrived."""
+        learned = self._learn.learned if self._learn is not None else None
+        return learned.line() if learned is not None else None
 
     def _make_bridge(self, sep: StreamingSeparator, blocksize: int | None, out_channels: int, *, live_input: bool,
                      record: bool = False, stem_outputs: bool = False) -> RealtimeBridge:
@@ -481,7 +510,8 @@ class LiveSession:
         bridge = self._ready()[0]
         for error in (bridge.error, self._feeder.error if self._feeder else None,
                       self._saver.error if self._saver else None,
-                      self._midi_reader.error if self._midi_reader else None):
+                      self._midi_reader.error if self._midi_reader else None,
+                      self._midi_input.error if self._midi_input else None):
             if error is not None:
                 return error
         if self._vanished and self._jack is not None:
@@ -511,6 +541,8 @@ class LiveSession:
         finally:
             if self._midi_reader is not None:
                 self._midi_reader.stop()
+            if self._midi_input is not None:
+                self._midi_input.close()
             if self._bridge is not None:
                 self._bridge.stop()
             if self._feeder is not None:
