@@ -271,21 +271,27 @@ def announce_model(args: argparse.Namespace, sep) -> None:
         print(f"realtime-split: model {sep.model_path.stem}{name}, preset {sep.preset}{hop}", file=sys.stderr)
 
 
-def check_options(args: argparse.Namespace) -> None:
-    """Refuse option values that parse but make no sense, before anything is loaded."""
+def check_separation_options(args: argparse.Namespace) -> None:
+    """Refuse the separation options' values (--hop, --latency, --stem) that parse but make no sense, before
+    anything is loaded: the file and live command lines and ``realtime-split batch`` share them."""
     from . import limits
 
-    limits.hop(args.hop)  # the library's bound and message, before anything is loaded
-    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
-        raise UserError(f"--duration {args.duration}: give a positive number of seconds, e.g. --duration 30, or "
-                        "leave it out to run until the input ends or Ctrl-C")
-    if args.blocksize is not None:
-        check_blocksize(args.blocksize)
+    limits.hop(args.hop)  # the library's bound and message
     if args.latency is not None and not args.latency.strip():
         raise UserError(f"--latency {args.latency!r} names no preset; pass low, balanced, quality or offline, or leave "
                         "it out (files: offline, live audio: balanced)")
     if args.stem is not None and not args.stem.replace(",", "").strip():
         raise UserError(f"--stem {args.stem!r} names no stem; pass e.g. --stem vocals,drums, or --stem all")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option values that parse but make no sense, before anything is loaded."""
+    check_separation_options(args)
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise UserError(f"--duration {args.duration}: give a positive number of seconds, e.g. --duration 30, or "
+                        "leave it out to run until the input ends or Ctrl-C")
+    if args.blocksize is not None:
+        check_blocksize(args.blocksize)
     if args.input and args.input.count(STDIO) > 1:
         raise UserError("--input - (standard input) can be given only once")
     if args.osc is not None:

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .cli import STDIO, _Parser, check_options
+from .cli import STDIO, _Parser, check_separation_options
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -73,9 +73,7 @@ def main(argv: list[str]) -> int:
     from .catalogue.job import batch
 
     args = build_parser().parse_args(argv)
-    for name in ("blocksize", "duration", "input"):
-        setattr(args, name, None)
-    check_options(args)
+    check_separation_options(args)
     if STDIO in args.inputs:
         raise UserError("batch reads files, not standard input; use realtime-split --input - for a pipe")
     latency = args.latency or "offline" if args.hop is None else args.latency
