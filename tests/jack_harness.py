@@ -137,7 +137,9 @@ class JackServer:
         try:
             for attempt in range(2):
                 self.process = subprocess.Popen(
-                    [path, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
+                    # -t: a client may take 2 s (not jackd2's 500 ms) to answer the server's requests (connect,
+                    # graph changes), so a loaded two-core machine does not turn a connection into an error
+                    [path, "-n", self.name, "-t", "2000", "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ},
                     preexec_fn=dies_with_parent(signal.SIGTERM),
                 )
@@ -411,11 +413,27 @@ class Harness:
         for c, name in enumerate(program_inputs or []):
             for other in self.client.get_all_connections(name):
                 self.client.disconnect(other, name)
-            self.client.connect(self.outports[c % self.channels], name)
+            self._connect(self.outports[c % self.channels].name, name)
         for c, name in enumerate(program_outputs or []):
             for other in self.client.get_all_connections(name):
                 self.client.disconnect(name, other)
-            self.client.connect(name, self.inports[c % self.record_channels])
+            self._connect(name, self.inports[c % self.record_channels].name)
+
+    def _connect(self, source: str, destination: str, attempts: int = 3) -> None:
+        """Connect two ports, asking again when a busy server refused (-1) while both ports still exist."""
+        import jack
+
+        from realtime_split.live.jack_client import port_names
+
+        for attempt in range(attempts):
+            try:
+                self.client.connect(source, destination)
+                return
+            except jack.JackError:
+                names = set(port_names(jack, self.client, ""))
+                if attempt == attempts - 1 or not {source, destination} <= names:
+                    raise
+                time.sleep(0.2)
 
     def connect_portaudio(self, in_channels: int = 2, out_channels: int = 2, process=None, timeout: float = 60.0):
         """Wait for a PortAudio stream (input and/or output) and wire it to the harness."""
