@@ -293,7 +293,7 @@ def test_init_from_starts_a_run_from_an_earlier_runs_weights(data, tmp_path, con
         return train_cli(command(data, out, *extra) + config)
 
     first = tmp_path / "first"
-    assert run(first, "--epochs", "2", "--steps-per-epoch", "15").returncode == 0
+    assert run(first, "--epochs", "1", "--steps-per-epoch", "4").returncode == 0
     best = min(float(r["val_loss"]) for r in history(first))
     # A learning rate of ~0 keeps the weights: validation must match where the first run ended.
     tuned = tmp_path / "tuned"
