@@ -30,7 +30,7 @@ INPUT_NAME = "mix"
 OUTPUT_NAME = "stems"
 MASK_INPUT = "magnitude"  # spectral models: [batch, 2, frames, bins] STFT magnitudes ...
 MASK_OUTPUT = "masks"  # ... -> [batch, n_stems, 2, frames, bins] masks
-PRESET_NAMES = ("low", "balanced", "quality")
+PRESET_NAMES = ("low", "balanced", "near", "quality")  # near: <= 100 ms (issue 29)
 OFFLINE = "offline"
 KNOWN_STEMS = ("vocals", "drums", "bass", "other", "accompaniment")
 

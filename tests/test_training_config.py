@@ -153,6 +153,19 @@ def test_quality_config_streams_within_250_ms_and_trains_on_its_listening_window
     assert config.loss_region() == (offline.keep_start, listening.keep_start + listening.keep_length)
 
 
+def test_near_config_streams_within_100_ms_and_trains_only_where_its_presets_keep():
+    # Issue 29: a preset at <= 100 ms at 44.1 kHz, and the loss on the windows it streams, every kept
+    # sample with the preset's lookahead of future.
+    config = load_config(CONFIG_DIR / "near.toml")
+    info = config.model_info()
+    near, offline = info.presets["near"], info.presets["offline"]
+    assert info.default_preset == "near" and near.window == offline.window == config.window
+    assert near.latency <= RATE * 0.100 and near.lookahead >= info.frontend.n_fft // 2
+    start, stop = config.loss_region()
+    assert (start, stop) == (offline.keep_start, near.keep_start + near.keep_length) and stop == config.window - 2048
+    assert offline.keep_start + offline.keep_length == stop  # both presets keep regions ending at the same place
+
+
 @pytest.mark.parametrize("override, message", [
     ("model.bins=12", r"model\.bins must be a multiple of 2 \*\* depth = 8"),
     ("model.bins=64", r"model\.n_fft/stft_hop/bins: bins must be in 1\.\.33"),
