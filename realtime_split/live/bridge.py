@@ -396,9 +396,12 @@ class RealtimeBridge:
     # ----------------------------------------------------------------- the mixer
     def set_mix(self, factors) -> None:
         """New target amplitudes per stem (a control thread; callers take turns, ``LiveSession`` under its
-        lock): the callback ramps to them from its next block on. Each target is one aligned 8-byte store,
-        which the callback never sees half-written; the version after them tells it they changed."""
-        self.mix_targets[:] = np.asarray(factors, np.float64)
+        lock): the callback ramps to them from its next block on. The version is odd while the targets are
+        written and even once they are whole; the callback reads them only in a block that finds it moved and
+        even, and notes that block as where the change is heard (never one block before it says)."""
+        factors = np.asarray(factors, np.float64)
+        self.counters[MIX_VERSION] += 1
+        self.mix_targets[:] = factors
         self.counters[MIX_VERSION] += 1
 
     def mix_taken(self) -> tuple[bool, int, int]:

@@ -170,13 +170,16 @@ def call_midi_event_get(typingctx, function, event, buffer, index):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def take_mix(counters, start, frame_time):
-    """A new mix from the control threads (its version moved): note where it starts to be heard."""
+    """Whether to take a new mix from the control threads: its version moved and is even (odd while a control
+    thread writes the targets), so the targets are read in the block whose start is noted as where it is heard."""
     version = counters[MIX_VERSION]
-    if version != counters[MIX_SEEN]:
+    if version != counters[MIX_SEEN] and version % 2 == 0:
         acquire_fence()
         counters[MIX_AT] = start
         counters[MIX_TIME] = frame_time
         counters[MIX_SEEN] = version
+        return True
+    return False
 
 
 PA_STREAM_CALLBACK = types.intc(types.voidptr, types.voidptr, types.ulong, types.voidptr, types.ulong, types.voidptr)
@@ -205,12 +208,13 @@ def stream_callback(input_, output, frame_count, time_info, status_flags, user_d
     start = counters[FRAMES]
     if t[T_CAPTURE] != 0:
         write_ring(in_ring, start, carray(input_, (frames, t[T_IN_CHANNELS]), np.float32), counters, fstate)
-    take_mix(counters, start, 0)
+    take = take_mix(counters, start, 0)
     done = np.int64(0)
     while done < frames:  # in pieces of the weights' size (PortAudio gives the fixed block size: one piece)
         n = min(frames - done, t[T_WEIGHT_FRAMES])
         decide(start + done, n, counters, fstate, t[T_BUFFERS], t[T_FADE], weights)
-        ramp_gains(targets, mix_state, n, t[T_RAMP], gains)
+        ramp_gains(targets, mix_state, n, t[T_RAMP], gains, take)
+        take = False  # taken into mix_state by the first piece
         for c in range(out_ch):
             render_channel(outdata[done:done + n, c], weights, gains, True, start + done, in_ring, out_ring, 0, c,
                            counters[END], t[T_BUFFERS], t[T_LATENCY])
@@ -283,10 +287,11 @@ def jack_process(nframes, user_data):
                 written += 1
         release_fence()
         counters[MIDI_WRITTEN] = written
+    take = False
     if counters[MIX_VERSION] != counters[MIX_SEEN]:
-        take_mix(counters, start, call_u32(t[T_FRAME_TIME], t[T_CLIENT]) if t[T_FRAME_TIME] != 0 else 0)
+        take = take_mix(counters, start, call_u32(t[T_FRAME_TIME], t[T_CLIENT]) if t[T_FRAME_TIME] != 0 else 0)
     decide(start, frames, counters, fstate, t[T_BUFFERS], t[T_FADE], weights)
-    ramp_gains(targets, mix_state, frames, t[T_RAMP], gains)
+    ramp_gains(targets, mix_state, frames, t[T_RAMP], gains, take)
     end = counters[END]
     mixed = t[T_MIXED] != 0
     for o in range(pairs):

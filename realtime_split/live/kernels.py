@@ -130,14 +130,15 @@ def decide(start, frames, counters, fstate, buffers, fade, weights):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def ramp_gains(targets, state, frames, ramp, gains):
+def ramp_gains(targets, state, frames, ramp, gains, take):
     """Each stem's amplitude for the next ``frames`` frames into ``gains[s, :frames]``: a straight line from
     where it is to its target over ``ramp`` frames, started afresh whenever the target changes (so no change,
     however large, steps by more than its size over ``ramp`` per frame). ``targets`` is the mix the control
-    threads write; ``state`` (stems x 3: current, step, the target it ramps to) is this callback's own."""
+    threads write, read only when ``take`` (its version moved, so the position the change is heard from is the
+    one noted); ``state`` (stems x 3: current, step, the target it ramps to) is this callback's own."""
     n = targets.shape[0]
     for s in range(n):
-        target = targets[s]
+        target = targets[s] if take else state[3 * s + 2]
         current = state[3 * s]
         if target != state[3 * s + 2]:
             state[3 * s + 2] = target
