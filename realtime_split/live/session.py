@@ -643,18 +643,16 @@ def _close_stream(stream) -> None:
     stream.close()
 
 
-class _Feeder:
-    """Reads the input file on its own thread and feeds the bridge ahead of playback, resampled to
-    the stream rate if the device refused the file's rate."""
+class _SessionThread:
+    """One of the session's helper threads (file reader, MIDI reader, recording writer): started and stopped with
+    the session; what goes wrong in ``_run`` is kept in ``error``, which the session reports when it stops."""
 
-    def __init__(self, reader, bridge: RealtimeBridge, rate: int):
-        self.reader, self.bridge, self.rate = reader, bridge, rate
+    NAME = "realtime-split"
+
+    def __init__(self) -> None:
         self.error: BaseException | None = None
         self._running = False
-        self._thread = threading.Thread(target=self._run, name="realtime-split-reader", daemon=True)
-        self._resampler = None
-        if reader.samplerate != rate:
-            self._resampler = playback_resampler(reader.samplerate, rate, reader.channels)
+        self._thread = threading.Thread(target=self._guarded, name=self.NAME, daemon=True)
 
     def start(self) -> None:
         self._running = True
@@ -665,21 +663,41 @@ class _Feeder:
         if self._thread.is_alive():
             self._thread.join()
 
-    def _run(self) -> None:
+    def _guarded(self) -> None:
         try:
-            buf = np.zeros((4096, self.reader.channels), np.float32)
-            while self._running:
-                block = self.reader.read(buf)
-                last = len(block) == 0
-                if self._resampler is not None:
-                    block = self._resampler.resample_chunk(block, last=last)
-                for start in range(0, len(block), 1024):
-                    self._put(block[start:start + 1024])
-                if last:
-                    break
-            self.bridge.input_done = True
+            self._run()
         except BaseException as exc:
             self.error = exc
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class _Feeder(_SessionThread):
+    """Reads the input file on its own thread and feeds the bridge ahead of playback, resampled to
+    the stream rate if the device refused the file's rate."""
+
+    NAME = "realtime-split-reader"
+
+    def __init__(self, reader, bridge: RealtimeBridge, rate: int):
+        super().__init__()
+        self.reader, self.bridge, self.rate = reader, bridge, rate
+        self._resampler = None
+        if reader.samplerate != rate:
+            self._resampler = playback_resampler(reader.samplerate, rate, reader.channels)
+
+    def _run(self) -> None:
+        buf = np.zeros((4096, self.reader.channels), np.float32)
+        while self._running:
+            block = self.reader.read(buf)
+            last = len(block) == 0
+            if self._resampler is not None:
+                block = self._resampler.resample_chunk(block, last=last)
+            for start in range(0, len(block), 1024):
+                self._put(block[start:start + 1024])
+            if last:
+                break
+        self.bridge.input_done = True
 
     def _put(self, block: np.ndarray) -> None:
         while self._running and self.bridge.input_space() < len(block):
@@ -688,71 +706,49 @@ class _Feeder:
             self.bridge.write_input(np.ascontiguousarray(block, np.float32))
 
 
-class _MidiReader:
+class _MidiReader(_SessionThread):
     """Applies what arrives on ``midi_in`` to the mix: the JACK callback copies the raw messages into the bridge's
     MIDI ring, this thread reads it every millisecond and calls the session's ``set_gain``, ``mute``, ``solo``
     through the map. (Parsing here keeps the callback a copy; the millisecond is part of the delay the
     benchmark measures.)"""
 
     POLL = 0.001
+    NAME = "realtime-split-midi"
 
     def __init__(self, bridge: RealtimeBridge, session: LiveSession, mapping):
+        super().__init__()
         self.bridge, self.session, self.mapping = bridge, session, mapping
         self.applied = self.ignored = 0
-        self.error: BaseException | None = None
-        self._running = False
-        self._thread = threading.Thread(target=self._run, name="realtime-split-midi", daemon=True)
-
-    def start(self) -> None:
-        self._running = True
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._running = False
-        if self._thread.is_alive():
-            self._thread.join()
 
     def _run(self) -> None:
-        try:
-            while self._running:
-                for status, data1, data2 in self.bridge.read_midi():
-                    if self.mapping.apply(self.session, status, data1, data2):
-                        self.applied += 1
-                    else:
-                        self.ignored += 1
-                time.sleep(self.POLL)
-        except BaseException as exc:  # reported by stop(), like the other threads'
-            self.error = exc
+        while self._running:
+            for status, data1, data2 in self.bridge.read_midi():
+                if self.mapping.apply(self.session, status, data1, data2):
+                    self.applied += 1
+                else:
+                    self.ignored += 1
+            time.sleep(self.POLL)
 
 
-class _Saver:
+class _Saver(_SessionThread):
     """Writes what the callback played to the recording from its own thread, never the callback."""
 
+    NAME = "realtime-split-writer"
+
     def __init__(self, writer: AudioWriter, owned: OutputSet, bridge: RealtimeBridge):
+        super().__init__()
         self.writer, self.owned, self.bridge = writer, owned, bridge
         self.frames = 0
-        self.error: BaseException | None = None
-        self._running = False
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="realtime-split-writer", daemon=True)
-
-    def start(self) -> None:
-        self._running = True
-        self._thread.start()
 
     def _run(self) -> None:
-        try:
-            while self._running:
-                self.frames += self.bridge.drain_recording(self.writer.write)
-                time.sleep(0.1)
-        except BaseException as exc:
-            self.error = exc
+        while self._running:
+            self.frames += self.bridge.drain_recording(self.writer.write)
+            time.sleep(0.1)
 
     def stop(self) -> None:
         """Save the rest and finalize the file (its header), whatever happened before."""
-        self._running = False
-        if self._thread.is_alive():
-            self._thread.join()
+        super().stop()
         if self._closed:
             return
         self._closed = True
