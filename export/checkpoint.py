@@ -45,8 +45,7 @@ def data_summary(config) -> str:
 def load_keras(checkpoint: Path):
     import keras
 
-    import training.spectral_model  # noqa: F401  registers RatioMasks ...
-    import training.streaming_model  # noqa: F401  ... and LastFrames, the custom layers of training/
+    import training.spectral_model  # noqa: F401  registers RatioMasks, the custom layer of training/
 
     try:
         return keras.saving.load_model(str(checkpoint), compile=False)

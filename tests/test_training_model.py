@@ -170,39 +170,3 @@ def test_spectral_model_loads_spleeter_weights_into_every_stem():
     kernels = {s: model.estimator.get_layer(f"{s}_enc0_conv").kernel.numpy() for s in FOUR}
     assert not np.allclose(kernels["vocals"], kernels["drums"])  # vocals <- the vocal U-Net
     assert np.array_equal(kernels["drums"], kernels["bass"])  # the others <- the accompaniment U-Net
-
-
-def test_skip_dropout_drops_whole_skips_in_training_and_nothing_at_inference():
-    from training.streaming_model import SkipDrop
-
-    skip = tf.ones((64, 3, 4, 2))
-    layer = SkipDrop(0.5, seed=1)
-    np.testing.assert_array_equal(layer(skip, training=False).numpy(), skip.numpy())
-    kept = layer(skip, training=True).numpy().reshape(64, -1)
-    per_example = kept.mean(axis=1)
-    assert set(np.unique(per_example)) == {0.0, 1.0}  # an example keeps its whole skip or none of it
-    assert 10 < per_example.sum() < 54  # about half of them are dropped
-
-
-def test_stream_model_with_skip_dropout_round_trips_through_keras_saving(tmp_path):
-    import keras
-
-    config = load_config(CONFIG_DIR / "tiny-stream.toml", ["model.skip_dropout=0.3"])
-    model = build_model(config)
-    assert any(layer.name.endswith("_skip_drop") for layer in model.estimator.layers)
-    model.estimator.save(tmp_path / "est.keras")
-    loaded = keras.models.load_model(tmp_path / "est.keras")
-    mag = np.random.default_rng(0).random((1, 5, 32, 2)).astype(np.float32)
-    states = [np.zeros((1, 2, 32, 2), np.float32), np.zeros((1, 4), np.float32)]
-    np.testing.assert_allclose(loaded([mag, *states])[0].numpy(), model.estimator([mag, *states])[0].numpy(),
-                               atol=1e-6)
-
-
-def test_skip_dropout_together_drops_every_level_of_a_crop_or_none():
-    config = load_config(CONFIG_DIR / "tiny-stream.toml",
-                         ["model.skip_dropout=0.5", "model.skip_dropout_together=true"])
-    drops = [layer for layer in build_model(config).estimator.layers if layer.name.endswith("_skip_drop")]
-    assert len(drops) == 2  # depth 3: two skips
-    kept = [layer(tf.ones((64, 2, 4, 2)), training=True).numpy().reshape(64, -1).mean(axis=1) for layer in drops]
-    np.testing.assert_array_equal(kept[0], kept[1])
-    assert 10 < kept[0].sum() < 54

@@ -286,8 +286,8 @@ def test_a_validation_source_can_name_its_split(tmp_path):
     assert [t.name for t in open_dataset("folder", tmp_path / "songs", "valid")] == held_out
 
 
-@pytest.mark.parametrize("config", [[], ["--config", str(CONFIG_DIR / "tiny-stream.toml")]],
-                         ids=["waveform", "streaming"])  # a streaming run's best.keras holds only its estimator
+@pytest.mark.parametrize("config", [[], ["--config", str(CONFIG_DIR / "tiny-stft.toml")]],
+                         ids=["waveform", "spectral"])  # a spectral run's best.keras holds only its estimator
 def test_init_from_starts_a_run_from_an_earlier_runs_weights(data, tmp_path, config):
     def run(out: Path, *extra: str) -> subprocess.CompletedProcess:
         return train_cli(command(data, out, *extra) + config)

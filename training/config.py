@@ -23,7 +23,6 @@ from realtime_split.model_format import (
     PRESET_NAMES,
     Geometry,
     ModelInfo,
-    StateTensor,
     StftGeometry,
 )
 
@@ -34,7 +33,7 @@ else:  # Python 3.10: the same parser from PyPI (declared in the train extra)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 MASKS = ("sigmoid", "softmax")
-FRONTENDS = ("none", "learned", "stft", "stream")
+FRONTENDS = ("none", "learned", "stft")
 LOSSES = ("mae", "nmae", "mse", "sdr", "si-sdr", "mrstft")
 STRATEGIES = ("default", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "cosine")
@@ -68,33 +67,14 @@ class ModelConfig:
     n_fft: int = 4096             # "stft": the quality model's STFT (training/spectral_model.py) ...
     stft_hop: int = 1024
     bins: int = 1024              # ... of which the U-Nets see the lowest bins (Spleeter: 1024, to 11 kHz)
-    # "stream": the live model (training/streaming_model.py), a stateful U-Net on low-delay STFT frames
-    time_kernel: int = 3          # frames the first conv spans (the K - 1 past ones are carried state)
-    units: int = 256              # the bottleneck GRU's state size
-    gate_skips: bool = True       # skips multiplied by gates computed from the deep path
-    skip_dropout: float = 0.0     # training: each skip of an example zeroed with this probability, so the
-                                  # deep (recurrent) path must be able to make the masks alone
-    skip_dropout_together: bool = False  # one draw per crop for all levels: all skips dropped or none
-    warmup_frames: int = 86       # frames at the start of a training crop without loss (state warm-up)
 
     def stft_geometry(self) -> StftGeometry | None:
-        """The STFT the runtime computes for an ``stft``/``stream`` model (its metadata ``frontend``), else None."""
-        if self.frontend == "stream":
-            return StftGeometry(self.n_fft, self.stft_hop, self.bins, window="lowdelay", synthesis=2 * self.stft_hop)
+        """The STFT the runtime computes for an ``stft`` model (its metadata ``frontend``), else None."""
         return StftGeometry(self.n_fft, self.stft_hop, self.bins) if self.frontend == "stft" else None
-
-    def state(self) -> tuple[StateTensor, ...]:
-        """A ``stream`` model's carried tensors (model contract ``state``; names from streaming_model.py)."""
-        if self.frontend != "stream":
-            return ()
-        return (StateTensor("frames_state", "next_frames_state", (self.time_kernel - 1, self.bins, 2)),
-                StateTensor("gru_state", "next_gru_state", (self.units,)))
 
     @property
     def length_multiple(self) -> int:
         """The U-Net's total stride: input lengths must be multiples of it."""
-        if self.frontend == "stream":  # strides only over frequency: any whole number of frames
-            return self.stft_hop
         frontend_hop = {"learned": self.frontend_kernel // 2, "stft": self.stft_hop}.get(self.frontend, 1)
         return frontend_hop * self.stride ** self.depth
 
@@ -194,18 +174,12 @@ class Config:
 
     def model_info(self) -> ModelInfo:
         """The contract export writes: rate, stems, length multiple and the presets (with their windows)."""
-        s, m = self.streaming, self.model
-        if m.frontend == "stream":  # each preset's own window: its hop's new frames and the STFT's past
-            frontend = m.stft_geometry()
-            assert frontend is not None  # a stream model's frontend is its low-delay STFT
-            presets = {name: frontend.stateful_geometry(p.hop).validate(
-                m.length_multiple, where=f"streaming.presets.{name}") for name, p in s.presets.items()}
-        else:
-            presets = {
-                name: Geometry(p.window or s.window, p.hop, p.crossfade, p.lookahead).validate(
-                    self.model.length_multiple, where=f"streaming.presets.{name}")
-                for name, p in s.presets.items()
-            }
+        s = self.streaming
+        presets = {
+            name: Geometry(p.window or s.window, p.hop, p.crossfade, p.lookahead).validate(
+                self.model.length_multiple, where=f"streaming.presets.{name}")
+            for name, p in s.presets.items()
+        }
         return ModelInfo(
             sample_rate=s.sample_rate,
             stems=tuple(self.model.stems),
@@ -216,12 +190,9 @@ class Config:
             description=s.description,
             extra={"architecture": json.dumps(dataclasses.asdict(self.model), sort_keys=True)},
             frontend=self.model.stft_geometry(),
-            state=self.model.state(),
         )
 
     def loss_region(self) -> tuple[int, int]:
-        if self.model.frontend == "stream":  # after the state's warm-up, before the unfinished last hop
-            return self.model.warmup_frames * self.model.stft_hop, self.window - self.model.stft_hop
         return self.model_info().loss_region()
 
     def validate(self) -> Config:
@@ -238,17 +209,8 @@ class Config:
         for key in ("depth", "filters", "max_filters", "kernel_size", "stride", "frontend_filters"):
             _check(getattr(m, key) >= 1, f"model.{key} must be at least 1")
         _check(m.stride >= 2, "model.stride must be at least 2")
-        if m.frontend == "stream":
-            _check(m.stride == 2, "model.stride must be 2 for a stream model (frequency halves per level)")
-            _check(m.bins % 2 ** m.depth == 0, f"model.bins must be a multiple of 2 ** depth = {2 ** m.depth}")
-            _check(m.time_kernel >= 2 and m.units >= 1, "model.time_kernel must be >= 2 and model.units >= 1")
-            _check(s.window > (m.warmup_frames + 1) * m.stft_hop,
-                   "streaming.window (the training crop) must be longer than model.warmup_frames + 1 frames")
-            _check(all(p.hop % m.stft_hop == 0 for p in s.presets.values()),
-                   f"streaming.presets: a stream model's hops are whole frames (multiples of {m.stft_hop})")
-        if m.frontend in ("stft", "stream"):
-            _check(m.frontend == "stream" or m.stride == 2,
-                   "model.stride must be 2 for an stft model (Spleeter's layout)")
+        if m.frontend == "stft":
+            _check(m.stride == 2, "model.stride must be 2 for an stft model (Spleeter's layout)")
             try:
                 m.stft_geometry().validate("model")
             except ModelFormatError as exc:
@@ -262,10 +224,9 @@ class Config:
         _check(not bad, f"streaming.presets: unknown preset {bad[:1]}; use {', '.join(PRESET_NAMES + (OFFLINE,))}")
         _check(s.default_preset in s.presets, f"streaming.default_preset {s.default_preset!r} is not a preset")
         for name, p in s.presets.items():
-            _check(p.window == 0 or (m.frontend != "stream" and 0 < p.window <= s.window),
+            _check(p.window == 0 or 0 < p.window <= s.window,
                    f"streaming.presets.{name}.window {p.window}: give 0 (the training window) or a shorter window "
-                   f"up to streaming.window {s.window}" + (" (a stream model sets its own)" if m.frontend == "stream"
-                                                          else ""))
+                   f"up to streaming.window {s.window}")
         try:
             self.model_info()  # validates every preset geometry
         except ModelFormatError as exc:
