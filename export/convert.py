@@ -54,7 +54,7 @@ def keras_reference(model, info: ModelInfo | None = None):
     import tensorflow as tf
 
     if info is not None and info.frontend is not None:
-        from training.spectral_model import wrap_estimator
+        from training.models.quality import wrap_estimator
 
         model = wrap_estimator(model, info.frontend, info.length_multiple)
     separate = contract_function(model)
@@ -107,7 +107,7 @@ def keras_to_onnx(model, info: ModelInfo, output: Path, extra: dict[str, str] | 
     import tf2onnx
 
     spectral = info.frontend is not None
-    if spectral:
+    if info.frontend is not None:
         signature = [tf.TensorSpec([None, 2, None, info.frontend.bins], tf.float32, name=MASK_INPUT)]
     else:
         signature = [tf.TensorSpec([None, 2, None], tf.float32, name=INPUT_NAME)]
