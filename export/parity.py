@@ -101,12 +101,13 @@ def onnx_runner(path: Path) -> Separate:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     info = parse_metadata(dict(session.get_modelmeta().custom_metadata_map), source=str(path))
-    if info.frontend is None:
+    frontend = info.frontend
+    if frontend is None:
         return lambda mix: session.run(None, {INPUT_NAME: mix})[0]
 
     def separate(mix: np.ndarray) -> np.ndarray:
         length = mix.shape[-1]
-        return SpectralRunner(session, info.frontend, len(info.stems), length, len(mix), 0, length).separate(mix)
+        return SpectralRunner(session, frontend, len(info.stems), length, len(mix), 0, length).separate(mix)
 
     return separate
 
