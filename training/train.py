@@ -241,7 +241,6 @@ def set_up(config: Config, out: Path, resume: bool, sampler, layout) -> Run:
     import keras
     import tensorflow as tf
 
-    from .losses import make_loss
     from .models import batch_norm_layers, build
 
     t = config.train
@@ -291,7 +290,18 @@ def set_up(config: Config, out: Path, resume: bool, sampler, layout) -> Run:
             raise UserError(f"--resume: {manager.latest_checkpoint} does not fit the model of {out / 'config.toml'} "
                             f"({str(exc).splitlines()[0][:200]}); do not change model.* when resuming") from None
         print(f"resuming {out} at epoch {int(state['epoch']) + 1}, step {int(state['step'])}", flush=True)
+    return Run(config, out, strategy, model, optimizer, state, manager, ckpt_dir, worker,
+               *_compile_steps(config, strategy, model, optimizer, sampler, layout))
 
+
+def _compile_steps(config: Config, strategy, model, optimizer, sampler, layout) -> tuple[Callable, Callable, Callable]:
+    """(train_step, eval_step, dataset) of a run: the distributed training step, the validation step and the
+    epoch's batches split over the replicas as one device's batch."""
+    import tensorflow as tf
+
+    from .losses import make_loss
+
+    t, replicas = config.train, strategy.num_replicas_in_sync
     region = config.loss_region()
     loss_fn = make_loss(t.loss, layout.matrix, region, t.stem_weights)
     valid_loss_fn = make_loss(t.loss, layout.matrix, region)  # unweighted, so runs compare
@@ -333,8 +343,7 @@ def set_up(config: Config, out: Path, resume: bool, sampler, layout) -> Run:
 
         return strategy.distribute_datasets_from_function(make)
 
-    return Run(config, out, strategy, model, optimizer, state, manager, ckpt_dir, worker, train_step, eval_step,
-               dataset)
+    return train_step, eval_step, dataset
 
 
 def train_epoch(run: Run, stop_request: StopRequest, progress: bool) -> float | None:
