@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from realtime_split.errors import UserError
 from realtime_split.model_format import ModelInfo
@@ -97,7 +98,7 @@ def _sdr_changes(paths: dict[str, Path], info: ModelInfo, track_refs: list) -> d
             evaluator.add_track(name, rate, stems)
         scores = evaluator.scores[info.default_preset]
         medians[label] = {s: scores.median(s, "sdr") for s in evaluator.stems()}
-    result = {"preset": info.default_preset, "tracks": len(tracks), "median_sdr": medians, "change": {}}
+    result: dict[str, Any] = {"preset": info.default_preset, "tracks": len(tracks), "median_sdr": medians, "change": {}}
     for label in paths:
         if label != "float32":
             change = {s: medians[label][s] - medians["float32"][s] for s in medians["float32"]}

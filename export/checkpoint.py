@@ -45,8 +45,7 @@ def data_summary(config) -> str:
 def load_keras(checkpoint: Path):
     import keras
 
-    import training.spectral_model  # noqa: F401  registers RatioMasks ...
-    import training.streaming_model  # noqa: F401  ... and LastFrames, the custom layers of training/
+    import training.models.quality  # noqa: F401  registers RatioMasks, the custom layer of training/
 
     try:
         return keras.saving.load_model(str(checkpoint), compile=False)
@@ -57,7 +56,7 @@ def load_keras(checkpoint: Path):
 
 def load_run(checkpoint: Path, config: Path) -> tuple[object, ModelInfo, str, int]:
     """``(keras model, ModelInfo, training data summary, trainable parameters)`` for one run."""
-    from training.model import count_params
+    from training.models import count_params
 
     cfg = load_config(config)
     model = load_keras(checkpoint)

@@ -20,23 +20,14 @@ from realtime_split.model_format import INPUT_NAME, MASK_INPUT, MASK_OUTPUT, OUT
 DEFAULT_OPSET = 17
 
 
-def contract_function(model, spectral: bool = False, stateful: bool = False):
+def contract_function(model, spectral: bool = False):
     """A tf.function in the contract layout wrapping ``model`` in inference mode.
 
     ``spectral``: ``model`` is a mask estimator, ``(b, F, bins, 2) -> (b, F, bins, 2, S)`` in Keras,
-    ``magnitude [b, 2, F, bins] -> masks [b, S, 2, F, bins]`` in the contract. ``stateful``: it also
-    takes its state tensors after the magnitudes and returns their next values after the masks
-    (training/streaming_model.py), unchanged in layout.
+    ``magnitude [b, 2, F, bins] -> masks [b, S, 2, F, bins]`` in the contract. (Training on main builds no
+    stateful model; the streaming U-Net's export lives on branch experiments/streaming-unet.)
     """
     import tensorflow as tf
-
-    if stateful:
-        @tf.function
-        def step(magnitude, *state):
-            masks, *next_state = model([tf.transpose(magnitude, [0, 2, 3, 1]), *state], training=False)
-            return (tf.transpose(masks, [0, 4, 3, 1, 2]), *next_state)
-
-        return step
 
     if spectral:
         @tf.function
@@ -62,15 +53,8 @@ def keras_reference(model, info: ModelInfo | None = None):
     """
     import tensorflow as tf
 
-    if info is not None and info.state:
-        from training.streaming_model import StreamingStftSeparator
-
-        stream = StreamingStftSeparator(model, info.frontend)
-        separate = contract_function(stream)
-        hop = info.frontend.hop  # the crop's last hop misses the next frame's share: not compared
-        return lambda mix: separate(tf.constant(mix)).numpy()[..., :mix.shape[-1] - hop]
     if info is not None and info.frontend is not None:
-        from training.spectral_model import wrap_estimator
+        from training.models.quality import wrap_estimator
 
         model = wrap_estimator(model, info.frontend, info.length_multiple)
     separate = contract_function(model)
@@ -88,23 +72,6 @@ def _name_io(proto: onnx.ModelProto, spectral: bool = False) -> None:
     for value, axes in ((graph.input[0], (0, 2)), (graph.output[0], (0, 3))):  # the same axes in both layouts
         dims = value.type.tensor_type.shape.dim
         dims[axes[0]].dim_param, dims[axes[1]].dim_param = "batch", "frames" if spectral else "time"
-
-
-def _name_stateful_io(proto: onnx.ModelProto, info: ModelInfo) -> None:
-    """Outputs in order masks, then each state's next value; dynamic axes named batch and frames."""
-    graph = proto.graph
-    names = [MASK_OUTPUT] + [t.output for t in info.state]
-    renames = {out.name: new for out, new in zip(graph.output, names)}
-    for node in graph.node:
-        node.output[:] = [renames.get(o, o) for o in node.output]
-        node.input[:] = [renames.get(i, i) for i in node.input]
-    for out, new in zip(graph.output, names):
-        out.name = new
-    for value in list(graph.input) + list(graph.output):
-        dims = value.type.tensor_type.shape.dim
-        dims[0].dim_param = "batch"
-    graph.input[0].type.tensor_type.shape.dim[2].dim_param = "frames"
-    graph.output[0].type.tensor_type.shape.dim[3].dim_param = "frames"
 
 
 def set_metadata(proto: onnx.ModelProto, info: ModelInfo) -> None:
@@ -140,17 +107,13 @@ def keras_to_onnx(model, info: ModelInfo, output: Path, extra: dict[str, str] | 
     import tf2onnx
 
     spectral = info.frontend is not None
-    if spectral:
+    if info.frontend is not None:
         signature = [tf.TensorSpec([None, 2, None, info.frontend.bins], tf.float32, name=MASK_INPUT)]
-        signature += [tf.TensorSpec([None, *t.shape], tf.float32, name=t.input) for t in info.state]
     else:
         signature = [tf.TensorSpec([None, 2, None], tf.float32, name=INPUT_NAME)]
-    proto, _ = tf2onnx.convert.from_function(contract_function(model, spectral, bool(info.state)),
-                                             input_signature=signature, opset=opset)
-    if info.state:
-        _name_stateful_io(proto, info)
-    else:
-        _name_io(proto, spectral)
+    proto, _ = tf2onnx.convert.from_function(contract_function(model, spectral), input_signature=signature,
+                                             opset=opset)
+    _name_io(proto, spectral)
     if extra:
         info = dataclasses.replace(info, extra={**info.extra, **{k: str(v) for k, v in extra.items()}})
     set_metadata(proto, info)

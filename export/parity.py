@@ -101,33 +101,13 @@ def onnx_runner(path: Path) -> Separate:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     info = parse_metadata(dict(session.get_modelmeta().custom_metadata_map), source=str(path))
-    if info.state:
-        return _streamed(path, info)
-    if info.frontend is None:
+    frontend = info.frontend
+    if frontend is None:
         return lambda mix: session.run(None, {INPUT_NAME: mix})[0]
 
     def separate(mix: np.ndarray) -> np.ndarray:
         length = mix.shape[-1]
-        return SpectralRunner(session, info.frontend, len(info.stems), length, len(mix), 0, length).separate(mix)
-
-    return separate
-
-
-def _streamed(path: Path, info: ModelInfo) -> Separate:
-    """A stateful model streamed by the runtime one frame per run (its ``low`` preset, or its shortest hop),
-    its output re-aligned with the input and cut before the last hop, like ``convert.keras_reference``."""
-    from realtime_split import StreamingSeparator
-
-    preset = min(info.presets, key=lambda name: info.presets[name].hop)
-
-    def separate(mix: np.ndarray) -> np.ndarray:
-        sep = StreamingSeparator(str(path), latency=preset, provider="cpu")
-        out = []
-        for one in mix:
-            sep.reset()
-            stems = np.concatenate([sep.process(one.T), sep.flush()], axis=1)  # (S, t + latency, 2)
-            out.append(stems[:, sep.latency_samples:sep.latency_samples + one.shape[-1]].transpose(0, 2, 1))
-        return np.stack(out)[..., :mix.shape[-1] - info.frontend.hop]
+        return SpectralRunner(session, frontend, len(info.stems), length, len(mix), 0, length).separate(mix)
 
     return separate
 

@@ -33,7 +33,8 @@ def stamp(model: Path, config: Path) -> dict[str, dict]:
         theirs = (wanted.sample_rate, wanted.stems, wanted.length_multiple, wanted.frontend)
         architecture = json.loads(info.extra.get("architecture", "{}"))
         config_architecture = json.loads(wanted.extra["architecture"])
-        if mine != theirs or any(config_architecture.get(k) != v for k, v in architecture.items()):
+        # Keys both name must agree; an older export's flat table also names keys its builder never read.
+        if mine != theirs or any(architecture[k] != v for k, v in config_architecture.items() if k in architecture):
             raise ModelFormatError(f"{config} describes another model than {model} (rate, stems, stride or "
                                    "architecture differ); pass the config the model was trained with")
         extra = {k: v for k, v in info.extra.items() if k != SCORES}

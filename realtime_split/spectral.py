@@ -5,7 +5,7 @@ A spectral model's ONNX graph maps STFT magnitudes to one mask per stem
 ops, and numpy's FFT is fast. ``SpectralRunner`` wraps such a session behind
 the same interface as ``inference.BatchRunner`` (waveform windows in, stem
 waveforms out), so the streaming engine does not know which kind it runs.
-Training (``training/spectral_model.py``) uses the same ``StftGeometry`` framing
+Training (``training/models/quality.py``) uses the same ``StftGeometry`` framing
 with TensorFlow ops, so the model is trained on exactly these frames. Hann
 analysis and synthesis windows; the inverse divides by the summed squared
 windows, so masks of one give back the input exactly.

@@ -36,13 +36,13 @@ import sys
 from pathlib import Path
 import numpy as np
 from training.config import load_config, to_toml
-from training.model import build_model
+from training.models import build
 
 run = Path(sys.argv[1])
 run.mkdir(parents=True)
 config = load_config("training/configs/tiny.toml", ["data.sources=['musdb:/data/musdb18-preview']",
-                                                    "model.filters=16", "model.max_filters=64"])
-model = build_model(config)
+                                                    "model.fast.filters=16", "model.fast.max_filters=64"])
+model = build(config)
 model.save(run / "best.keras")
 (run / "config.toml").write_text(to_toml(config))
 rng = np.random.default_rng(7)

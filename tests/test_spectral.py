@@ -88,12 +88,12 @@ import sys
 from pathlib import Path
 import numpy as np
 from training.config import load_config, to_toml
-from training.model import build_model
+from training.models import build
 
 run = Path(sys.argv[1])
 run.mkdir(parents=True)
 config = load_config("training/configs/tiny-stft.toml", ["data.sources=['musdb:/data/musdb18-preview']"])
-model = build_model(config)
+model = build(config)
 model.estimator.get_layer("vocals_mask").bias.assign(np.full(2, 0.5, np.float32))  # not all stems alike
 model.estimator.save(run / "best.keras")
 (run / "config.toml").write_text(to_toml(config))
@@ -141,7 +141,7 @@ def test_streaming_the_exported_model_equals_keras_on_each_window(exported_spect
     code = f"""
 import numpy as np, keras
 from training.config import load_config
-from training.spectral_model import wrap_estimator
+from training.models.quality import wrap_estimator
 cfg = load_config("{run}/config.toml")
 model = wrap_estimator(keras.saving.load_model("{run}/best.keras", compile=False), cfg.model.stft_geometry(), 512)
 mix = np.load("{run}/mix.npy"); starts = np.load("{run}/starts.npy")

@@ -21,7 +21,8 @@ def test_default_toml_is_the_builtin_default():
 
 
 # The fast model's training run as docs/model-card.md gives it: default.toml, its data and five overrides,
-# plus the live presets' shorter windows (set on the export afterwards: export/stamp_presets.py).
+# plus the live presets' shorter windows (set on the export afterwards: export/stamp_presets.py). fast.toml
+# holds only these differences and extends default.toml.
 FAST_RECIPE = ["--config", str(CONFIG_DIR / "default.toml"),
                "--data", "musdb:../shared/data/musdb18-preview", "--data", "folder:../shared/data/mir-1k",
                "--validation", "musdb:../shared/data/musdb18-preview#valid",
@@ -93,14 +94,15 @@ def test_saved_toml_reads_back_equal(tmp_path):
 
 def test_overrides_convert_types_and_accept_bare_words():
     config = load_config(CONFIG_DIR / "tiny.toml", ["train.epochs=7", "train.loss=mse", "train.learning_rate=1",
-                                                    "model.stride=4", "model.depth=2", "streaming.window=256"])
+                                                    "model.fast.stride=4", "model.fast.depth=2",
+                                                    "streaming.window=256"])
     assert config.train.epochs == 7 and config.train.loss == "mse"
     assert config.train.learning_rate == 1.0 and isinstance(config.train.learning_rate, float)
     assert config.model.length_multiple == 16
 
 
 def test_learned_frontend_multiplies_the_length_multiple():
-    config = load_config(CONFIG_DIR / "tiny.toml", ["model.frontend=learned", "model.frontend_kernel=8"])
+    config = load_config(CONFIG_DIR / "tiny.toml", ["model.fast.frontend=learned", "model.fast.frontend_kernel=8"])
     assert config.model.length_multiple == 4 * 8
 
 
@@ -109,7 +111,7 @@ def test_learned_frontend_multiplies_the_length_multiple():
     ("train.epochs='many'", r"train: epochs: expected int"),
     ("streaming.window=250", r"window 250 is not a multiple of the U-Net's total stride 8"),
     ("streaming.presets.low.hop=300", r"streaming\.presets\.low: hop \+ crossfade \+ lookahead .* exceeds the window"),
-    ("model.mask=relu", r"model\.mask must be one of sigmoid, softmax"),
+    ("model.fast.mask=relu", r"model\.fast\.mask must be one of sigmoid, softmax"),
     ("model.stems=['vocals', 'piano']", r"unknown stem \['piano'\]"),
     ("train.loss=l3", r"train\.loss must be one of"),
     ("streaming.default_preset='fast'", r"default_preset 'fast' is not a preset"),
@@ -167,10 +169,102 @@ def test_near_config_streams_within_100_ms_and_trains_only_where_its_presets_kee
 
 
 @pytest.mark.parametrize("override, message", [
-    ("model.bins=12", r"model\.bins must be a multiple of 2 \*\* depth = 8"),
-    ("model.bins=64", r"model\.n_fft/stft_hop/bins: bins must be in 1\.\.33"),
+    ("model.quality.bins=12", r"model\.quality\.bins must be a multiple of 2 \*\* depth = 8"),
+    ("model.quality.bins=64", r"model\.quality\.n_fft/stft_hop/bins: bins must be in 1\.\.33"),
     ("streaming.window=600", r"window 600 is not a multiple of the U-Net's total stride 128"),
 ])
 def test_bad_spectral_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(CONFIG_DIR / "tiny-stft.toml", [override])
+
+
+@pytest.mark.parametrize("config, override, message", [
+    ("tiny.toml", "model.depth=7", r"model: unknown key 'depth' \(it belongs in \[model\.fast\] or "
+                                   r"\[model\.quality\]\)"),
+    ("tiny-stft.toml", "model.quality.mask=softmax", r"model\.quality: 'mask' is not read by the quality model "
+                                                     r"\(a \[model\.fast\] key\)"),
+    ("tiny.toml", "model.quality.depth=3", r"give one model kind's section, not \[model\.fast\] and "
+                                           r"\[model\.quality\]"),
+    ("tiny.toml", "model.fast.n_ff=3", r"model\.fast: unknown key 'n_ff'"),
+    ("tiny.toml", "init_from.kind=spleeter", r"init_from\.kind = \"spleeter\" needs a \[model\.quality\] model"),
+    ("tiny.toml", "init_from.kind=checkpoint", r"init_from\.path names the best\.keras of a kind = \"checkpoint\""),
+    ("tiny.toml", "init_from.kind=warm", r"init_from\.kind must be one of none, spleeter, checkpoint"),
+])
+def test_a_key_in_the_wrong_section_is_named_with_its_section(config, override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIG_DIR / config, [override])
+
+
+def test_each_shipped_config_has_one_model_kind_and_a_typed_start():
+    quality, near, fast = (load_config(CONFIG_DIR / f"{name}.toml") for name in ("quality", "near", "fast"))
+    assert (quality.model.kind, quality.model.fast, quality.init_from.kind) == ("quality", None, "spleeter")
+    assert (near.model.kind, near.model.quality.filters, near.model.quality.depth) == ("quality", 8, 5)
+    assert (fast.model.kind, fast.model.quality, fast.init_from.kind) == ("fast", None, "none")
+    assert "[model.fast]" in to_toml(fast) and "[model.quality]" not in to_toml(fast)
+
+
+def test_a_config_extends_another_table_by_table(tmp_path):
+    (tmp_path / "base.toml").write_text('[train]\nepochs = 3\nbatch_size = 8\n[augment]\nmono = 0.2\n')
+    (tmp_path / "child.toml").write_text('extends = "base.toml"\n[train]\nbatch_size = 2\n')
+    child = load_config(tmp_path / "child.toml")
+    assert (child.train.epochs, child.train.batch_size, child.augment.mono) == (3, 2, 0.2)
+    (tmp_path / "loop.toml").write_text('extends = "loop.toml"\n')
+    with pytest.raises(ConfigError, match=r"loop\.toml: extends 'loop\.toml' includes itself"):
+        load_config(tmp_path / "loop.toml")
+
+
+# A quality run's config.toml as training wrote it before issue 30: one flat [model] table for every
+# architecture (keys the spectral builder never read included) and train.init_from as a string.
+OLD_QUALITY_RUN = """
+[model]
+stems = ["vocals", "drums", "bass", "other"]
+depth = 6
+filters = 16
+max_filters = 512
+kernel_size = 5
+stride = 2
+dropout = 0.5
+dropout_stages = 3
+mask = "softmax"
+frontend = "stft"
+frontend_filters = 256
+n_fft = 4096
+stft_hop = 1024
+bins = 1024
+time_kernel = 3
+units = 256
+
+[train]
+init_from = "spleeter"
+freeze_batch_norm = true
+"""
+
+
+def test_an_older_runs_config_reads_with_the_same_meaning(tmp_path, capsys):
+    old = tmp_path / "config.toml"
+    old.write_text(OLD_QUALITY_RUN)
+    config = load_config(old, ["streaming.window=65536"])
+    assert config.model == load_config(CONFIG_DIR / "quality.toml").model
+    assert config.init_from.kind == "spleeter" and config.train.freeze_batch_norm
+    assert "read in the layout before issue 30 as [model.quality]" in capsys.readouterr().err
+    old.write_text('[model]\nfrontend = "none"\ndepth = 3\nn_fft = 64\n[train]\ninit_from = "runs/a/best.keras"\n')
+    fast = load_config(old)
+    assert (fast.model.fast.frontend, fast.model.fast.depth) == ("none", 3)
+    assert (fast.init_from.kind, fast.init_from.path) == ("checkpoint", "runs/a/best.keras")
+    old.write_text('[model]\nfrontend = "stream"\nunits = 8\n')
+    with pytest.raises(ConfigError, match="branch experiments/streaming-unet"):
+        load_config(old)
+
+
+@pytest.mark.parametrize("name", ["fast", "quality"])
+def test_config_architecture_agrees_with_the_bundled_models_metadata(name):
+    """Every design key the bundled file and its config both name has one value; the file's other keys are
+    ones this kind's builder never read (the flat table of older exports)."""
+    shipped = json.loads(read_info(Path(realtime_split.__file__).parent / "models" / f"{name}.onnx")
+                         .extra["architecture"])
+    config = json.loads(load_config(CONFIG_DIR / f"{name}.toml").model_info().extra["architecture"])
+    assert {k: shipped[k] for k in config if k in shipped} == {k: config[k] for k in config if k in shipped}
+    assert set(config) <= set(shipped)
+    unread = set(shipped) - set(config)
+    assert unread == (set() if name == "fast" else
+                      {"mask", "mask_overshoot", "head_filters", "head_kernel", "frontend_filters", "frontend_kernel"})

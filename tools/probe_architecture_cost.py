@@ -3,7 +3,7 @@
 Builds each variant from training/configs/default.toml plus ``--set``-style overrides, converts it
 with tf2onnx and times ONNX Runtime on one window (p50/p99 of 40 runs) and on a batch of 16.
 
-    THREADS=1 python3 tools/probe_architecture_cost.py "name|model.key=value;model.key=value|8192|512" ...
+    THREADS=1 python3 tools/probe_architecture_cost.py "name|model.fast.key=value;model.fast.key=value|8192|512" ...
 """
 
 import os
@@ -21,11 +21,11 @@ import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
 
 from training.config import CONFIG_DIR, load_config  # noqa: E402
-from training.model import build_model, count_params  # noqa: E402
+from training.models import build, count_params  # noqa: E402
 
 
 def probe(name: str, overrides: list[str], window: int, hop: int) -> None:
-    model = build_model(load_config(CONFIG_DIR / "default.toml", overrides + [f"streaming.window={window}"]))
+    model = build(load_config(CONFIG_DIR / "default.toml", overrides + [f"streaming.window={window}"]))
     spec = (tf.TensorSpec((None, None, 2), tf.float32, name="x"),)
     proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x, training=False), input_signature=spec),
                                              input_signature=spec, opset=17)

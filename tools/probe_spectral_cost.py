@@ -6,7 +6,8 @@ does: one ``StreamingSeparator.process`` call per hop of the config's default pr
 one thread (live mode's setting), p50 / p99 of N hops after a warm-up. The figure includes the
 runtime's numpy STFT and inverse, so it is what live mode pays per hop.
 
-    python3 tools/probe_spectral_cost.py training/configs/near.toml "f8|model.filters=8;model.max_filters=256" ...
+    python3 tools/probe_spectral_cost.py training/configs/near.toml \
+        "f8|model.quality.filters=8;model.quality.max_filters=256" ...
     python3 tools/probe_spectral_cost.py --model realtime_split/models/quality.onnx --preset quality
 
 Writes the candidate files to ``$PROBE_DIR`` (default: a temporary folder).
@@ -28,11 +29,10 @@ HOPS = int(os.environ.get("HOPS", "60"))
 def export_candidate(config_path: str, name: str, overrides: list[str], folder: Path) -> Path:
     from export.convert import keras_to_onnx
     from training.config import load_config
-    from training.model import count_params
-    from training.spectral_model import build_mask_estimator
+    from training.models import build, count_params
 
     config = load_config(config_path, overrides)
-    estimator = build_mask_estimator(config)
+    estimator = build(config).estimator
     out = folder / f"{name}.onnx"
     keras_to_onnx(estimator, config.model_info(), out)
     print(f"{name}: {count_params(estimator):,} parameters ({';'.join(overrides) or 'config as is'})", flush=True)

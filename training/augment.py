@@ -6,6 +6,7 @@ sum afterwards, so the mixture always equals the sum of the augmented stems.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -48,7 +49,7 @@ def speed_ratio(rng: np.random.Generator, cfg: AugmentConfig) -> Fraction | None
 
 def source_length(window: int, speed: Fraction | None) -> int:
     """Samples to read so that ``change_speed`` yields ``window`` samples."""
-    return window if speed is None else int(np.ceil(window * speed)) + 2 * SPEED_MARGIN + 1
+    return window if speed is None else math.ceil(window * speed) + 2 * SPEED_MARGIN + 1
 
 
 def change_speed(stems: np.ndarray, speed: Fraction, window: int) -> np.ndarray:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import sys
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,6 @@ from realtime_split.model_format import (
     PRESET_NAMES,
     Geometry,
     ModelInfo,
-    StateTensor,
     StftGeometry,
 )
 
@@ -34,7 +34,8 @@ else:  # Python 3.10: the same parser from PyPI (declared in the train extra)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 MASKS = ("sigmoid", "softmax")
-FRONTENDS = ("none", "learned", "stft", "stream")
+FRONTENDS = ("none", "learned")  # the fast kind's; the quality kind's is its STFT
+INIT_KINDS = ("none", "spleeter", "checkpoint")
 LOSSES = ("mae", "nmae", "mse", "sdr", "si-sdr", "mrstft")
 STRATEGIES = ("default", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "cosine")
@@ -45,15 +46,14 @@ class ConfigError(UserError):
 
 
 @dataclass
-class ModelConfig:
-    """The U-Net on the raw waveform (see training/model.py)."""
+class FastModelConfig:
+    """``[model.fast]``: the fast model's design, a U-Net on the waveform (training/models/fast.py)."""
 
-    stems: tuple[str, ...] = ("vocals", "drums", "bass", "other")
     depth: int = 6                # strided encoder levels
     filters: int = 16             # filters of the first level, doubled per level...
     max_filters: int = 512        # ...up to this cap
     kernel_size: int = 15
-    stride: int = 2               # per level; the total stride is (frontend hop *) stride ** depth
+    stride: int = 2               # per level; the total stride is frontend hop * stride ** depth
     dropout: float = 0.5
     dropout_stages: int = 3       # dropout after the first N upsampling stages
     mask: str = "sigmoid"         # "sigmoid": one mask per stem; "softmax": masks sum to 1, stems sum to the mix
@@ -65,38 +65,71 @@ class ModelConfig:
     frontend: str = "learned"     # "learned": Conv-TasNet-like filterbank; "none": the plain waveform U-Net
     frontend_filters: int = 256   # learned filterbank size N
     frontend_kernel: int = 64     # learned filter length L (hop L/2)
-    n_fft: int = 4096             # "stft": the quality model's STFT (training/spectral_model.py) ...
+
+    @property
+    def length_multiple(self) -> int:
+        return (self.frontend_kernel // 2 if self.frontend == "learned" else 1) * self.stride ** self.depth
+
+
+@dataclass
+class QualityModelConfig:
+    """``[model.quality]``: the quality model's design, Spleeter-layout U-Nets on STFT magnitudes
+    (training/models/quality.py); near.toml's student is a smaller one."""
+
+    n_fft: int = 4096             # the runtime computes this STFT (metadata ``frontend``)...
     stft_hop: int = 1024
-    bins: int = 1024              # ... of which the U-Nets see the lowest bins (Spleeter: 1024, to 11 kHz)
-    # "stream": the live model (training/streaming_model.py), a stateful U-Net on low-delay STFT frames
-    time_kernel: int = 3          # frames the first conv spans (the K - 1 past ones are carried state)
-    units: int = 256              # the bottleneck GRU's state size
-    gate_skips: bool = True       # skips multiplied by gates computed from the deep path
-    skip_dropout: float = 0.0     # training: each skip of an example zeroed with this probability, so the
-                                  # deep (recurrent) path must be able to make the masks alone
-    skip_dropout_together: bool = False  # one draw per crop for all levels: all skips dropped or none
-    warmup_frames: int = 86       # frames at the start of a training crop without loss (state warm-up)
+    bins: int = 1024              # ...of which the U-Nets see the lowest bins (Spleeter: 1024, to 11 kHz)
+    depth: int = 6                # stride-2 Conv2D levels over time and frequency
+    filters: int = 16
+    max_filters: int = 512
+    kernel_size: int = 5
+    dropout: float = 0.5
+    dropout_stages: int = 3
+
+    @property
+    def length_multiple(self) -> int:
+        return self.stft_hop * 2 ** self.depth
+
+
+MODEL_KINDS: dict[str, type] = {"fast": FastModelConfig, "quality": QualityModelConfig}
+
+
+@dataclass
+class ModelConfig:
+    """The stems and exactly one model kind's section: ``[model.fast]`` (the default) or ``[model.quality]``."""
+
+    stems: tuple[str, ...] = ("vocals", "drums", "bass", "other")
+    fast: FastModelConfig | None = field(default_factory=FastModelConfig)
+    quality: QualityModelConfig | None = None
+
+    @property
+    def kind(self) -> str:
+        return "quality" if self.quality is not None else "fast"
+
+    @property
+    def design(self) -> FastModelConfig | QualityModelConfig:
+        """The kind's section."""
+        design = self.quality if self.quality is not None else self.fast
+        assert design is not None  # _build_model sets exactly one
+        return design
 
     def stft_geometry(self) -> StftGeometry | None:
-        """The STFT the runtime computes for an ``stft``/``stream`` model (its metadata ``frontend``), else None."""
-        if self.frontend == "stream":
-            return StftGeometry(self.n_fft, self.stft_hop, self.bins, window="lowdelay", synthesis=2 * self.stft_hop)
-        return StftGeometry(self.n_fft, self.stft_hop, self.bins) if self.frontend == "stft" else None
-
-    def state(self) -> tuple[StateTensor, ...]:
-        """A ``stream`` model's carried tensors (model contract ``state``; names from streaming_model.py)."""
-        if self.frontend != "stream":
-            return ()
-        return (StateTensor("frames_state", "next_frames_state", (self.time_kernel - 1, self.bins, 2)),
-                StateTensor("gru_state", "next_gru_state", (self.units,)))
+        """The STFT the runtime computes for a quality-kind model (its metadata ``frontend``), else None."""
+        q = self.quality
+        return StftGeometry(q.n_fft, q.stft_hop, q.bins) if q is not None else None
 
     @property
     def length_multiple(self) -> int:
         """The U-Net's total stride: input lengths must be multiples of it."""
-        if self.frontend == "stream":  # strides only over frequency: any whole number of frames
-            return self.stft_hop
-        frontend_hop = {"learned": self.frontend_kernel // 2, "stft": self.stft_hop}.get(self.frontend, 1)
-        return frontend_hop * self.stride ** self.depth
+        return self.design.length_multiple
+
+    def architecture(self) -> dict:
+        """The design in the flat vocabulary of the ``architecture`` metadata the bundled models carry
+        (``frontend`` "learned"/"none" for the fast kind, "stft" with stride 2 for the quality kind)."""
+        flat = {"stems": list(self.stems), **dataclasses.asdict(self.design)}
+        if self.quality is not None:
+            flat.update(frontend="stft", stride=2)
+        return flat
 
 
 @dataclass
@@ -176,8 +209,15 @@ class TrainConfig:
                                    # (validation stays unweighted, so runs compare); a sum target such as
                                    # accompaniment gets its parts' mean
     freeze_batch_norm: bool = False  # keep batch norm statistics and scales as initialized (fine-tuning)
-    init_from: str = ""            # a .keras model whose weights start the run (fine-tuning a model
-                                   # with the same layers; "" = random initialization)
+
+
+@dataclass
+class InitFromConfig:
+    """``[init_from]``: where a new run's weights start (a resumed run starts from its checkpoint)."""
+
+    kind: str = "none"  # "none": random; "spleeter": Spleeter's 2-stem U-Nets (quality kind);
+                        # "checkpoint": the best.keras at ``path`` (fine-tuning a model with the same layers)
+    path: str = ""
 
 
 @dataclass
@@ -187,6 +227,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    init_from: InitFromConfig = field(default_factory=InitFromConfig)
 
     @property
     def window(self) -> int:
@@ -194,18 +235,12 @@ class Config:
 
     def model_info(self) -> ModelInfo:
         """The contract export writes: rate, stems, length multiple and the presets (with their windows)."""
-        s, m = self.streaming, self.model
-        if m.frontend == "stream":  # each preset's own window: its hop's new frames and the STFT's past
-            frontend = m.stft_geometry()
-            assert frontend is not None  # a stream model's frontend is its low-delay STFT
-            presets = {name: frontend.stateful_geometry(p.hop).validate(
-                m.length_multiple, where=f"streaming.presets.{name}") for name, p in s.presets.items()}
-        else:
-            presets = {
-                name: Geometry(p.window or s.window, p.hop, p.crossfade, p.lookahead).validate(
-                    self.model.length_multiple, where=f"streaming.presets.{name}")
-                for name, p in s.presets.items()
-            }
+        s = self.streaming
+        presets = {
+            name: Geometry(p.window or s.window, p.hop, p.crossfade, p.lookahead).validate(
+                self.model.length_multiple, where=f"streaming.presets.{name}")
+            for name, p in s.presets.items()
+        }
         return ModelInfo(
             sample_rate=s.sample_rate,
             stems=tuple(self.model.stems),
@@ -214,47 +249,22 @@ class Config:
             default_preset=s.default_preset,
             name=s.name,
             description=s.description,
-            extra={"architecture": json.dumps(dataclasses.asdict(self.model), sort_keys=True)},
+            extra={"architecture": json.dumps(self.model.architecture(), sort_keys=True)},
             frontend=self.model.stft_geometry(),
-            state=self.model.state(),
         )
 
     def loss_region(self) -> tuple[int, int]:
-        if self.model.frontend == "stream":  # after the state's warm-up, before the unfinished last hop
-            return self.model.warmup_frames * self.model.stft_hop, self.window - self.model.stft_hop
         return self.model_info().loss_region()
 
     def validate(self) -> Config:
-        m, s, t, a = self.model, self.streaming, self.train, self.augment
+        m, s, t, a, init = self.model, self.streaming, self.train, self.augment, self.init_from
         _check(len(m.stems) >= 1 and len(set(m.stems)) == len(m.stems), "model.stems must list distinct stems")
         unknown = [x for x in m.stems if x not in KNOWN_STEMS]
         _check(not unknown, f"model.stems: unknown stem {unknown[:1]}; choose from {', '.join(KNOWN_STEMS)}")
-        _check(m.mask in MASKS, f"model.mask must be one of {', '.join(MASKS)}")
-        _check(m.head_filters >= 0 and m.head_kernel >= 1, "model.head_filters must be >= 0, model.head_kernel >= 1")
-        _check(m.mask_overshoot >= 0, "model.mask_overshoot must be >= 0")
-        _check(m.frontend in FRONTENDS, f"model.frontend must be one of {', '.join(FRONTENDS)}")
-        _check(m.frontend != "learned" or (m.frontend_kernel >= 2 and m.frontend_kernel % 2 == 0),
-               "model.frontend_kernel must be an even number >= 2 (its hop is half of it)")
-        for key in ("depth", "filters", "max_filters", "kernel_size", "stride", "frontend_filters"):
-            _check(getattr(m, key) >= 1, f"model.{key} must be at least 1")
-        _check(m.stride >= 2, "model.stride must be at least 2")
-        if m.frontend == "stream":
-            _check(m.stride == 2, "model.stride must be 2 for a stream model (frequency halves per level)")
-            _check(m.bins % 2 ** m.depth == 0, f"model.bins must be a multiple of 2 ** depth = {2 ** m.depth}")
-            _check(m.time_kernel >= 2 and m.units >= 1, "model.time_kernel must be >= 2 and model.units >= 1")
-            _check(s.window > (m.warmup_frames + 1) * m.stft_hop,
-                   "streaming.window (the training crop) must be longer than model.warmup_frames + 1 frames")
-            _check(all(p.hop % m.stft_hop == 0 for p in s.presets.values()),
-                   f"streaming.presets: a stream model's hops are whole frames (multiples of {m.stft_hop})")
-        if m.frontend in ("stft", "stream"):
-            _check(m.frontend == "stream" or m.stride == 2,
-                   "model.stride must be 2 for an stft model (Spleeter's layout)")
-            try:
-                m.stft_geometry().validate("model")
-            except ModelFormatError as exc:
-                raise ConfigError(f"config: {exc}".replace("model: frontend", "model.n_fft/stft_hop/bins:")) from None
-            _check(m.bins % 2 ** m.depth == 0, f"model.bins must be a multiple of 2 ** depth = {2 ** m.depth}")
-        _check(0 <= m.dropout < 1, "model.dropout must be in [0, 1)")
+        if m.fast is not None:
+            _validate_fast(m.fast)
+        if m.quality is not None:
+            _validate_quality(m.quality)
         _check(s.sample_rate > 0, "streaming.sample_rate must be positive")
         _check(s.window % m.length_multiple == 0,
                f"streaming.window {s.window} is not a multiple of the U-Net's total stride {m.length_multiple}")
@@ -262,10 +272,9 @@ class Config:
         _check(not bad, f"streaming.presets: unknown preset {bad[:1]}; use {', '.join(PRESET_NAMES + (OFFLINE,))}")
         _check(s.default_preset in s.presets, f"streaming.default_preset {s.default_preset!r} is not a preset")
         for name, p in s.presets.items():
-            _check(p.window == 0 or (m.frontend != "stream" and 0 < p.window <= s.window),
+            _check(p.window == 0 or 0 < p.window <= s.window,
                    f"streaming.presets.{name}.window {p.window}: give 0 (the training window) or a shorter window "
-                   f"up to streaming.window {s.window}" + (" (a stream model sets its own)" if m.frontend == "stream"
-                                                          else ""))
+                   f"up to streaming.window {s.window}")
         try:
             self.model_info()  # validates every preset geometry
         except ModelFormatError as exc:
@@ -286,7 +295,37 @@ class Config:
                "data.weights needs one weight per data.sources entry")
         _check(all(w > 0 for w in self.data.weights), "data.weights must be positive")
         _check(self.data.validation_windows >= 1, "data.validation_windows must be at least 1")
+        _check(init.kind in INIT_KINDS, f"init_from.kind must be one of {', '.join(INIT_KINDS)}")
+        _check((init.kind == "checkpoint") == bool(init.path),
+               "init_from.path names the best.keras of a kind = \"checkpoint\" start, and only of that")
+        _check(init.kind != "spleeter" or m.kind == "quality",
+               "init_from.kind = \"spleeter\" needs a [model.quality] model (Spleeter's U-Net layout)")
         return self
+
+
+def _validate_fast(f: FastModelConfig) -> None:
+    _check(f.mask in MASKS, f"model.fast.mask must be one of {', '.join(MASKS)}")
+    _check(f.head_filters >= 0 and f.head_kernel >= 1,
+           "model.fast.head_filters must be >= 0, model.fast.head_kernel >= 1")
+    _check(f.mask_overshoot >= 0, "model.fast.mask_overshoot must be >= 0")
+    _check(f.frontend in FRONTENDS, f"model.fast.frontend must be one of {', '.join(FRONTENDS)}")
+    _check(f.frontend != "learned" or (f.frontend_kernel >= 2 and f.frontend_kernel % 2 == 0),
+           "model.fast.frontend_kernel must be an even number >= 2 (its hop is half of it)")
+    for key in ("depth", "filters", "max_filters", "kernel_size", "stride", "frontend_filters"):
+        _check(getattr(f, key) >= 1, f"model.fast.{key} must be at least 1")
+    _check(f.stride >= 2, "model.fast.stride must be at least 2")
+    _check(0 <= f.dropout < 1, "model.fast.dropout must be in [0, 1)")
+
+
+def _validate_quality(q: QualityModelConfig) -> None:
+    for key in ("depth", "filters", "max_filters", "kernel_size"):
+        _check(getattr(q, key) >= 1, f"model.quality.{key} must be at least 1")
+    try:
+        StftGeometry(q.n_fft, q.stft_hop, q.bins).validate("model")
+    except ModelFormatError as exc:
+        raise ConfigError(f"config: {exc}".replace("model: frontend", "model.quality.n_fft/stft_hop/bins:")) from None
+    _check(q.bins % 2 ** q.depth == 0, f"model.quality.bins must be a multiple of 2 ** depth = {2 ** q.depth}")
+    _check(0 <= q.dropout < 1, "model.quality.dropout must be in [0, 1)")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -294,20 +333,91 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(f"config: {message}")
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Read a TOML config (None = the built-in defaults), apply ``section.key=value`` overrides, validate."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found (see training/configs/)") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    data: dict = _read(Path(path)) if path is not None else {}
     for item in overrides:
         _apply_override(data, item)
-    return _build(Config, data, str(path or "config")).validate()
+    where = str(path or "config")
+    return _build(Config, _migrate(data, where), where).validate()
+
+
+def _read(path: Path, including: tuple[Path, ...] = ()) -> dict:
+    """A TOML file's tables; ``extends = "OTHER.toml"`` (beside it) reads that file first and lays this one
+    over it, table by table, so a recipe holds only what differs from the design it builds on."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (see training/configs/)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: extends must name a TOML file, e.g. extends = \"default.toml\"")
+    base_path = path.parent / base
+    if base_path.resolve() in including or base_path.resolve() == path.resolve():
+        raise ConfigError(f"{path}: extends {base!r} includes itself")
+    return _merge(_read(base_path, (*including, path.resolve())), data)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both else value
+    return merged
+
+
+# The [model] keys before issue 30 (one flat table for every architecture, ``frontend`` choosing the builder).
+_STREAM_KEYS = ("time_kernel", "units", "gate_skips", "skip_dropout", "skip_dropout_together", "warmup_frames")
+_FLAT_MODEL_KEYS = {f.name for cls in MODEL_KINDS.values() for f in dataclasses.fields(cls)} | {*_STREAM_KEYS}
+
+
+def _migrate(data: dict, where: str) -> dict:
+    """A config in the layout before issue 30 (a flat ``[model]`` table, ``train.init_from = "..."``), e.g. an
+    older run's config.toml, read with the same meaning: the keys its builder read move to the kind's
+    section, the keys it ignored are dropped. A streaming U-Net config is refused (its code is elsewhere)."""
+    model, train = data.get("model"), data.get("train")
+    flat = (isinstance(model, dict) and not any(kind in model for kind in MODEL_KINDS)
+            and any(key in _FLAT_MODEL_KEYS for key in model))
+    old_init = isinstance(train, dict) and "init_from" in train
+    if not (flat or old_init):
+        return data
+    data = dict(data)
+    read_as = []
+    if flat:
+        assert isinstance(model, dict)
+        model = dict(model)
+        frontend = model.pop("frontend", "learned")
+        if frontend == "stream":
+            raise ConfigError(f"{where}: model.frontend = \"stream\" is the streaming U-Net, whose training code "
+                              "is on branch experiments/streaming-unet (docs/experiments.md)")
+        kind = "quality" if frontend == "stft" else "fast"
+        if kind == "quality" and model.pop("stride", 2) != 2:
+            raise ConfigError(f"{where}: model.stride must be 2 for an stft model (Spleeter's layout)")
+        if kind == "fast":
+            model["frontend"] = frontend
+        section = {key: model.pop(key) for key in list(model) if key in _keys(MODEL_KINDS[kind])}
+        for key in [key for key in model if key in _FLAT_MODEL_KEYS]:
+            del model[key]  # a key this kind's builder never read
+        model[kind] = section
+        data["model"] = model
+        read_as.append(f"[model.{kind}]")
+    if old_init:
+        assert isinstance(train, dict)
+        train = dict(train)
+        source = train.pop("init_from")
+        if "init_from" in data:
+            raise ConfigError(f"{where}: give [init_from] only (train.init_from is its old spelling)")
+        data["init_from"] = ({"kind": "none"} if source == "" else {"kind": "spleeter"} if source == "spleeter"
+                             else {"kind": "checkpoint", "path": source})
+        data["train"] = train
+        read_as.append(f"[init_from] kind = {data['init_from']['kind']!r}")
+    print(f"note: {where}: read in the layout before issue 30 as {' and '.join(read_as)} "
+          "(see training/configs/ for the current layout)", file=sys.stderr)
+    return data
 
 
 def _apply_override(data: dict, item: str) -> None:
@@ -343,8 +453,40 @@ def _build(cls, data: dict, where: str):
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _keys(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _build_model(data, where: str) -> ModelConfig:
+    """``[model]``: ``stems`` and one kind's section, whose keys are those that kind's builder reads."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table")
+    for key in data:
+        if key != "stems" and key not in MODEL_KINDS:
+            owners = [f"[model.{k}]" for k, cls in MODEL_KINDS.items() if key in _keys(cls)]
+            place = f"it belongs in {' or '.join(owners)}" if owners else f"known: stems, {', '.join(MODEL_KINDS)}"
+            raise ConfigError(f"{where}: unknown key {key!r} ({place})")
+    kinds = [kind for kind in MODEL_KINDS if kind in data]
+    if len(kinds) > 1:
+        raise ConfigError(f"{where}: give one model kind's section, not {' and '.join(f'[model.{k}]' for k in kinds)}")
+    kind = kinds[0] if kinds else "fast"
+    sections: dict = dict.fromkeys(MODEL_KINDS)
+    section = data.get(kind, {})
+    if isinstance(section, dict):
+        for key in section:
+            owners = [k for k, cls in MODEL_KINDS.items() if k != kind and key in _keys(cls)]
+            if owners and key not in _keys(MODEL_KINDS[kind]):
+                raise ConfigError(f"{where}.{kind}: {key!r} is not read by the {kind} model "
+                                  f"(a [model.{owners[0]}] key)")
+    sections[kind] = _build(MODEL_KINDS[kind], section, f"{where}.{kind}")
+    stems = _convert(tuple[str, ...], data["stems"], f"{where}: stems") if "stems" in data else ModelConfig.stems
+    return ModelConfig(stems=stems, **sections)
+
+
 def _convert(hint, value, where: str):
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is ModelConfig:
+        return _build_model(value, where)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if origin is dict:
@@ -369,12 +511,15 @@ def to_toml(config: Config) -> str:
     lines: list[str] = []
 
     def table(name: str, obj) -> None:
-        scalars = {k: v for k, v in _items(obj) if not isinstance(v, dict) and not dataclasses.is_dataclass(v)}
+        if obj is None:  # the model kinds not chosen
+            return
+        scalars = {k: v for k, v in _items(obj)
+                   if not isinstance(v, dict) and not dataclasses.is_dataclass(v) and v is not None}
         lines.append(f"[{name}]")
         lines.extend(f"{k} = {toml_value(v)}" for k, v in scalars.items())
         lines.append("")
         for k, v in _items(obj):
-            if isinstance(v, dict) or dataclasses.is_dataclass(v):
+            if isinstance(v, dict) or dataclasses.is_dataclass(v) or v is None:
                 table(f"{name}.{k}", v)
 
     for f in dataclasses.fields(config):

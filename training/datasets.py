@@ -257,6 +257,7 @@ def _load_stem_files(files: tuple[tuple[str, Path], ...]) -> tuple[int, dict[str
         rate = file_rate
         stems[stem] = audio
     _check_lengths(stems, first.parent, {stem: file.name for stem, file in files})
+    assert rate is not None  # every track has a first file
     return int(rate), stems
 
 

@@ -22,6 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import soxr
@@ -111,7 +112,7 @@ class Evaluator:
 
     def add_track(self, name: str, sample_rate: int, references: dict[str, np.ndarray]) -> None:
         """Score one track; ``references`` are its stems as ``TrackRef.load`` returns them (no coded mixture)."""
-        mix = np.sum(list(references.values()), axis=0, dtype=np.float32)
+        mix = cast(np.ndarray, np.sum(list(references.values()), axis=0, dtype=np.float32))
         if "accompaniment" not in references and all(p in references for p in ("drums", "bass", "other")):
             # The karaoke stem (mix - vocals) is scored too: its reference is the sum of the others.
             references = {**references, "accompaniment": mix - references["vocals"]} if "vocals" in references \

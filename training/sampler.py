@@ -13,7 +13,10 @@ so a run is reproducible and a resumed epoch sees the batches it would have seen
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -50,7 +53,7 @@ class TargetLayout:
             if signal is None and name == ACCOMPANIMENT and name in self.model_stems:
                 # A vocals/accompaniment model learns accompaniment from 4-stem data as the parts' sum.
                 if all(p in stems for p in ACCOMPANIMENT_PARTS):
-                    signal = sum(stems[p] for p in ACCOMPANIMENT_PARTS)
+                    signal = functools.reduce(operator.add, (stems[p] for p in ACCOMPANIMENT_PARTS))
             if signal is not None:
                 targets[:, g] = signal
                 presence[g] = 1.0
@@ -60,7 +63,7 @@ class TargetLayout:
 def mixture(stems: dict[str, np.ndarray]) -> np.ndarray:
     """The sum of the stems; an "accompaniment" stem already contains drums, bass and other."""
     parts = [a for name, a in stems.items() if not (ACCOMPANIMENT in stems and name in ACCOMPANIMENT_PARTS)]
-    return np.sum(parts, axis=0, dtype=np.float32)
+    return cast(np.ndarray, np.sum(parts, axis=0, dtype=np.float32))
 
 
 @dataclass
@@ -94,7 +97,8 @@ class WindowSampler:
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         examples = [self.example(rng) for _ in range(size)]
-        return tuple(np.stack(parts) for parts in zip(*examples))
+        mix, targets, presence = (np.stack(parts) for parts in zip(*examples))
+        return mix, targets, presence
 
     def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = rng.choice(len(self.sources), p=self.source_p)
@@ -149,7 +153,8 @@ def validation_windows(tracks: list[CachedTrack], layout: TargetLayout, window: 
     chosen = np.unique(np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int))
     examples = [layout.targets({s: _read(t, s, start, window) for s in t.stems})
                 for t, start in (candidates[i] for i in chosen)]
-    return tuple(np.stack(parts) for parts in zip(*examples))
+    mix, targets, presence = (np.stack(parts) for parts in zip(*examples))
+    return mix, targets, presence
 
 
 def _tracks_having(tracks: list[CachedTrack], p: np.ndarray) -> dict[str, tuple[list[int], np.ndarray]]:

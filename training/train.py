@@ -17,7 +17,10 @@ import platform
 import signal
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=STRATEGIES, help="= --set train.strategy=NAME (tf.distribute)")
     p.add_argument("--cache-dir", help="= --set data.cache_dir=PATH")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
-                   help="override any config value, e.g. --set model.depth=7 --set augment.remix=0.3")
+                   help="override any config value, e.g. --set model.fast.depth=7 --set augment.remix=0.3")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -150,14 +153,6 @@ def make_strategy(name: str):
     return tf.distribute.get_strategy()
 
 
-def _synchronize_batch_norm(keras, model) -> None:
-    """Batch norm statistics over the global batch, not each replica's slice: with the data split as one device's
-    batch (``dataset`` in ``train``), N replicas then train the network one device would, to rounding."""
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized = True  # read at every call (keras ops.moments); TensorFlow backend only
-
-
 def is_chief(strategy) -> bool:
     """Whether this process writes the run: the "chief" task of TF_CONFIG, else worker 0 (tf.distribute's rule)."""
     return bool(strategy.extended.should_checkpoint)
@@ -189,21 +184,70 @@ class StopRequest:
               file=sys.stderr)
 
 
+@dataclass
+class Run:
+    """A run set up to train: the model and optimizer under their distribution strategy, the bookkeeping
+    variables saved with them, and the compiled training and validation steps."""
+
+    config: Config
+    out: Path
+    strategy: Any
+    model: Any
+    optimizer: Any
+    state: dict[str, Any]            # epoch, step, loss_sum, best: host variables saved in every checkpoint
+    manager: Any                     # tf.train.CheckpointManager
+    checkpoints: Path
+    worker: str                      # "" on the chief, else e.g. "worker1" (its checkpoints are kept aside)
+    train_step: Callable             # (iterator, stop flag) -> (loss, stops)
+    eval_step: Callable              # (mix, targets, presence) -> per-example validation losses
+    dataset: Callable                # (epoch, first step) -> a distributed dataset of the epoch's batches
+
+    @property
+    def chief(self) -> bool:
+        return not self.worker
+
+
 def train(config: Config, out: Path, resume: bool = False, progress: bool = True) -> int:
     """Run (or continue) training into ``out``; returns the process exit code (130 when interrupted)."""
     sampler, valid, layout, n_train, n_valid = load_data(config, progress)  # data errors before TF starts
+    run = set_up(config, out, resume, sampler, layout)
+    from .models import count_params
+
+    start, stop = config.loss_region()
+    print(f"model: {count_params(run.model):,} parameters, window {config.window}, length multiple "
+          f"{config.model.length_multiple}, loss on window[{start}:{stop}] ({config.train.loss}); data: {n_train} "
+          f"training, {n_valid} validation tracks; {run.strategy.num_replicas_in_sync} replica(s)", flush=True)
+    history = _History(out / "history.csv", keep_before=int(run.state["epoch"]) + 1)
+    with StopRequest() as stop_request:
+        while int(run.state["epoch"]) < config.train.epochs:
+            began = time.monotonic()
+            train_loss = train_epoch(run, stop_request, progress)
+            if train_loss is None:
+                return 130
+            finish_epoch(run, train_loss, validate(run, valid), history, time.monotonic() - began)
+    best = float(run.state["best"])
+    if not run.chief:
+        print(f"done ({run.worker}; the chief's run directory holds best.keras, validation loss {best:.5f})",
+              flush=True)
+        return 0
+    print(f"done: {out / 'best.keras'} (validation loss {best:.5f}); export it with "
+          f"python -m export --checkpoint {out / 'best.keras'} --output model.onnx", flush=True)
+    return 0
+
+
+def set_up(config: Config, out: Path, resume: bool, sampler, layout) -> Run:
+    """Strategy, seeds, the model with its starting weights (``[init_from]``, or the last checkpoint when
+    resuming), the optimizer, the checkpoint manager and the compiled steps; writes ``out/config.toml``."""
     import keras
     import tensorflow as tf
 
-    from .losses import make_loss
-    from .model import build_model, count_params
+    from .models import batch_norm_layers, build
 
     t = config.train
     strategy = make_strategy(t.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF setup
     keras.utils.set_random_seed(t.seed)
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
-    chief = is_chief(strategy)
     out.mkdir(parents=True, exist_ok=True)
     # Every worker keeps the config (the same on all: tf.distribute needs one model and batch) to --resume from,
     # written whole so workers sharing the run directory never read half a file.
@@ -215,28 +259,26 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
     if t.batch_size % replicas:
         raise ConfigError(f"train.batch_size {t.batch_size} must be a multiple of the {replicas} replicas")
     with strategy.scope():
-        model = build_model(config)
+        model = build(config)
         if t.freeze_batch_norm:
-            for layer in model._flatten_layers():
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.trainable = False
+            for layer in batch_norm_layers(model):
+                layer.trainable = False
         optimizer = keras.optimizers.Adam(_learning_rate(keras, t))
         optimizer.build(model.trainable_variables)
-        if t.init_from == "spleeter" and not resume:
-            from .spectral_model import init_from_spleeter
-
-            init_from_spleeter(model.estimator, config.model.stems)
-        elif t.init_from and not resume:
-            _init_weights(model, Path(t.init_from))
+        if not resume:
+            _initialize(model, config)
     if replicas > 1:
-        _synchronize_batch_norm(keras, model)
+        # Batch norm statistics over the global batch, not each replica's slice: with the data split as one
+        # device's batch (``dataset`` below), N replicas then train the network one device would, to rounding.
+        for layer in batch_norm_layers(model):
+            layer.synchronized = True  # read at every call (keras ops.moments); TensorFlow backend only
     # Bookkeeping lives outside the strategy: plain host variables, saved with the model.
     state = {"epoch": tf.Variable(0, dtype=tf.int64), "step": tf.Variable(0, dtype=tf.int64),
              "loss_sum": tf.Variable(0.0, dtype=tf.float64), "best": tf.Variable(math.inf, dtype=tf.float64)}
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **state)
     # Every worker saves (tf.distribute's rule: saving may need all of them); the chief's checkpoints are the
     # run's, the others write theirs aside and resume from them (all hold the same values).
-    worker = "" if chief else f"{strategy.cluster_resolver.task_type}{strategy.cluster_resolver.task_id}"
+    worker = "" if is_chief(strategy) else f"{strategy.cluster_resolver.task_type}{strategy.cluster_resolver.task_id}"
     ckpt_dir = out / (f"checkpoints-{worker}" if worker else "checkpoints")
     manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=2)
     if resume:
@@ -248,13 +290,21 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
             raise UserError(f"--resume: {manager.latest_checkpoint} does not fit the model of {out / 'config.toml'} "
                             f"({str(exc).splitlines()[0][:200]}); do not change model.* when resuming") from None
         print(f"resuming {out} at epoch {int(state['epoch']) + 1}, step {int(state['step'])}", flush=True)
-    start, stop = config.loss_region()
-    print(f"model: {count_params(model):,} parameters, window {config.window}, length multiple "
-          f"{config.model.length_multiple}, loss on window[{start}:{stop}] ({t.loss}); data: {n_train} training, "
-          f"{n_valid} validation tracks; {replicas} replica(s)", flush=True)
+    return Run(config, out, strategy, model, optimizer, state, manager, ckpt_dir, worker,
+               *_compile_steps(config, strategy, model, optimizer, sampler, layout))
 
-    loss_fn = make_loss(t.loss, layout.matrix, (start, stop), t.stem_weights)
-    valid_loss_fn = make_loss(t.loss, layout.matrix, (start, stop))  # unweighted, so runs compare
+
+def _compile_steps(config: Config, strategy, model, optimizer, sampler, layout) -> tuple[Callable, Callable, Callable]:
+    """(train_step, eval_step, dataset) of a run: the distributed training step, the validation step and the
+    epoch's batches split over the replicas as one device's batch."""
+    import tensorflow as tf
+
+    from .losses import make_loss
+
+    t, replicas = config.train, strategy.num_replicas_in_sync
+    region = config.loss_region()
+    loss_fn = make_loss(t.loss, layout.matrix, region, t.stem_weights)
+    valid_loss_fn = make_loss(t.loss, layout.matrix, region)  # unweighted, so runs compare
     spec = (tf.TensorSpec((None, config.window, 2), tf.float32),
             tf.TensorSpec((None, config.window, len(layout.names), 2), tf.float32),
             tf.TensorSpec((None, len(layout.names)), tf.float32))
@@ -293,82 +343,102 @@ def train(config: Config, out: Path, resume: bool = False, progress: bool = True
 
         return strategy.distribute_datasets_from_function(make)
 
-    def validate() -> float:
-        losses = [eval_step(*(x[i:i + t.batch_size] for x in valid)).numpy()
-                  for i in range(0, len(valid[0]), t.batch_size)]
-        return float(np.mean(np.concatenate(losses)))
+    return train_step, eval_step, dataset
 
-    history = _History(out / "history.csv", keep_before=int(state["epoch"]) + 1)
+
+def train_epoch(run: Run, stop_request: StopRequest, progress: bool) -> float | None:
+    """The current epoch's remaining steps; its mean training loss, or None when a stop was requested (a
+    resumable checkpoint is then saved)."""
+    import tensorflow as tf
     from tqdm import tqdm
 
-    with StopRequest() as stop_request:
-        while int(state["epoch"]) < t.epochs:
-            epoch, first = int(state["epoch"]), int(state["step"])
-            began = time.monotonic()
-            iterator = iter(dataset(epoch, first))
-            bar = tqdm(total=t.steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{t.epochs}", unit="step",
-                       disable=not progress, leave=False, dynamic_ncols=True, mininterval=0.5)
-            for step in range(first, t.steps_per_epoch):
-                loss, stops = (float(x) for x in train_step(iterator, tf.constant(float(stop_request.requested))))
-                if not math.isfinite(loss):
-                    raise UserError(f"training diverged: loss is {loss} at epoch {epoch + 1} step {step + 1}; "
-                                    "lower train.learning_rate or check the data")
-                state["loss_sum"].assign_add(loss)
-                state["step"].assign(step + 1)
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(state['loss_sum']) / (step + 1):.4f}", refresh=False)
-                if stops > 0:
-                    bar.close()
-                    manager.save()
-                    where = "" if stop_request.requested else " (Ctrl-C on another worker)"
-                    print(f"interrupted at epoch {epoch + 1}, step {step + 1}{where}; checkpoint saved in {ckpt_dir}. "
-                          f"Continue with: {PROG} --out {out} --resume", flush=True)
-                    return 130
+    t, state = run.config.train, run.state
+    epoch, first = int(state["epoch"]), int(state["step"])
+    iterator = iter(run.dataset(epoch, first))
+    bar = tqdm(total=t.steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{t.epochs}", unit="step",
+               disable=not progress, leave=False, dynamic_ncols=True, mininterval=0.5)
+    for step in range(first, t.steps_per_epoch):
+        loss, stops = (float(x) for x in run.train_step(iterator, tf.constant(float(stop_request.requested))))
+        if not math.isfinite(loss):
+            raise UserError(f"training diverged: loss is {loss} at epoch {epoch + 1} step {step + 1}; "
+                            "lower train.learning_rate or check the data")
+        state["loss_sum"].assign_add(loss)
+        state["step"].assign(step + 1)
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(state['loss_sum']) / (step + 1):.4f}", refresh=False)
+        if stops > 0:
             bar.close()
-            train_loss = float(state["loss_sum"]) / t.steps_per_epoch
-            val_loss = validate()
-            improved = val_loss < float(state["best"])
-            if improved:
-                state["best"].assign(val_loss)
-                if chief:
-                    _save_model(model, out / "best.keras")
-            state["epoch"].assign(epoch + 1)
-            state["step"].assign(0)
-            state["loss_sum"].assign(0.0)
-            manager.save()
-            seconds = time.monotonic() - began
-            if chief:
-                history.append(epoch + 1, train_loss, val_loss,
-                               float(keras.ops.convert_to_numpy(optimizer.learning_rate)), seconds)
-                history.plot(out / "loss.png")
-            saved = " (best, saved best.keras)" if chief else " (best)"
-            print(f"epoch {epoch + 1}/{t.epochs}: train loss {train_loss:.5f}, validation loss {val_loss:.5f}"
-                  f"{saved if improved else ''}, {seconds:.1f} s", flush=True)
-    if not chief:
-        print(f"done ({worker}; the chief's run directory holds best.keras, validation loss "
-              f"{float(state['best']):.5f})", flush=True)
-        return 0
-    print(f"done: {out / 'best.keras'} (validation loss {float(state['best']):.5f}); export it with "
-          f"python -m export --checkpoint {out / 'best.keras'} --output model.onnx", flush=True)
-    return 0
+            run.manager.save()
+            where = "" if stop_request.requested else " (Ctrl-C on another worker)"
+            print(f"interrupted at epoch {epoch + 1}, step {step + 1}{where}; checkpoint saved in {run.checkpoints}. "
+                  f"Continue with: {PROG} --out {run.out} --resume", flush=True)
+            return None
+    bar.close()
+    return float(state["loss_sum"]) / t.steps_per_epoch
+
+
+def validate(run: Run, valid) -> float:
+    """The mean validation loss over the fixed validation windows (unweighted, in inference mode)."""
+    size = run.config.train.batch_size
+    losses = [run.eval_step(*(x[i:i + size] for x in valid)).numpy() for i in range(0, len(valid[0]), size)]
+    return float(np.mean(np.concatenate(losses)))
+
+
+def finish_epoch(run: Run, train_loss: float, val_loss: float, history: _History, seconds: float) -> None:
+    """Keep the best model, checkpoint the finished epoch, log it (history.csv, loss.png) and report it."""
+    import keras
+
+    state, t = run.state, run.config.train
+    epoch = int(state["epoch"])
+    improved = val_loss < float(state["best"])
+    if improved:
+        state["best"].assign(val_loss)
+        if run.chief:
+            _save_model(run.model, run.out / "best.keras")
+    state["epoch"].assign(epoch + 1)
+    state["step"].assign(0)
+    state["loss_sum"].assign(0.0)
+    run.manager.save()
+    if run.chief:
+        history.append(epoch + 1, train_loss, val_loss,
+                       float(keras.ops.convert_to_numpy(run.optimizer.learning_rate)), seconds)
+        history.plot(run.out / "loss.png")
+    saved = " (best, saved best.keras)" if run.chief else " (best)"
+    print(f"epoch {epoch + 1}/{t.epochs}: train loss {train_loss:.5f}, validation loss {val_loss:.5f}"
+          f"{saved if improved else ''}, {seconds:.1f} s", flush=True)
+
+
+def _initialize(model, config: Config) -> None:
+    """A new run's starting weights, as ``[init_from]`` says (random weights need nothing)."""
+    source = config.init_from
+    if source.kind == "spleeter":
+        from .models.quality import init_from_spleeter
+
+        init_from_spleeter(model.estimator, config.model.stems)
+    elif source.kind == "checkpoint":
+        _init_weights(model, Path(source.path))
 
 
 def _init_weights(model, path: Path) -> None:
-    """Start from another run's weights (``train.init_from``), e.g. to fine-tune with new data."""
+    """Start from another run's weights (``init_from.kind = "checkpoint"``), e.g. to fine-tune with new data."""
+    from .models import export_part
+
     if not path.is_file():
-        raise UserError(f"train.init_from: no such model {path}; give the best.keras of an earlier run")
-    try:  # best.keras holds a spectral model's estimator, the part _save_model writes
-        getattr(model, "estimator", model).load_weights(path)
+        raise UserError(f"init_from.path: no such model {path}; give the best.keras of an earlier run")
+    try:  # best.keras holds a quality model's estimator, the part _save_model writes
+        export_part(model).load_weights(path)
     except (ValueError, KeyError) as exc:
-        raise UserError(f"train.init_from: {path} does not fit this model ({str(exc).splitlines()[0][:200]}); "
+        raise UserError(f"init_from.path: {path} does not fit this model ({str(exc).splitlines()[0][:200]}); "
                         "its model.* settings must match the layers of this config") from None
     print(f"initialized from {path}", flush=True)
 
 
 def _save_model(model, path: Path) -> None:
     """Write-then-rename, so an interruption never leaves a broken best.keras."""
+    from .models import export_part
+
     tmp = path.with_name(".tmp-" + path.name)
-    getattr(model, "estimator", model).save(tmp)  # a spectral model's export part (training/spectral_model.py)
+    export_part(model).save(tmp)
     os.replace(tmp, path)
 
 

@@ -1,5 +1,7 @@
 """The quality model: one Spleeter-layout U-Net per stem on STFT magnitudes, masks that sum to one.
 
+The near-live student (training/configs/near.toml, issue 29) is this design at half the widths and five levels.
+
 Two Keras models share the same layers:
 
 * ``mask_estimator`` ``(batch, frames, bins, 2)`` magnitudes -> ``(batch, frames, bins, 2, n_stems)``
@@ -25,6 +27,8 @@ from its accompaniment U-Net.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -32,15 +36,26 @@ from keras import layers
 
 from realtime_split.model_format import StftGeometry
 
-from .config import Config, ModelConfig
-
 RATIO_EPS = 1e-10  # Spleeter's epsilon in the ratio of squared estimates
 
 
-def build_mask_estimator(config: Config) -> keras.Model:
-    m = config.model
-    magnitude = keras.Input(shape=(None, m.bins, 2), name="magnitude")
-    estimates = [_spleeter_unet(magnitude, m, stem) for stem in m.stems]
+def build(stems: Sequence[str], *, window: int, n_fft: int = 4096, stft_hop: int = 1024, bins: int = 1024,
+          depth: int = 6, filters: int = 16, max_filters: int = 512, kernel_size: int = 5, dropout: float = 0.5,
+          dropout_stages: int = 3) -> StftSeparator:
+    """The waveform training model around a new mask estimator; the defaults are the bundled quality model's
+    design (training/configs/quality.toml). ``window`` (samples) is only the length it is first built at."""
+    estimator = build_mask_estimator(stems, bins=bins, depth=depth, filters=filters, max_filters=max_filters,
+                                     kernel_size=kernel_size, dropout=dropout, dropout_stages=dropout_stages)
+    return wrap_estimator(estimator, StftGeometry(n_fft, stft_hop, bins), window)
+
+
+def build_mask_estimator(stems: Sequence[str], *, bins: int = 1024, depth: int = 6, filters: int = 16,
+                         max_filters: int = 512, kernel_size: int = 5, dropout: float = 0.5,
+                         dropout_stages: int = 3) -> keras.Model:
+    """The part export converts: ``(batch, frames, bins, 2)`` magnitudes -> ``(batch, frames, bins, 2, S)`` masks."""
+    magnitude = keras.Input(shape=(None, bins, 2), name="magnitude")
+    widths = [min(filters * 2 ** i, max_filters) for i in range(depth)]
+    estimates = [_spleeter_unet(magnitude, stem, widths, kernel_size, dropout, dropout_stages) for stem in stems]
     masks = RatioMasks(name="masks")(estimates)
     return keras.Model(magnitude, masks, name="mask_estimator")
 
@@ -55,15 +70,14 @@ class RatioMasks(layers.Layer):
         return (squares + RATIO_EPS / n) / (keras.ops.sum(squares, axis=-1, keepdims=True) + RATIO_EPS)
 
 
-def _spleeter_unet(mag, m: ModelConfig, stem: str):
+def _spleeter_unet(mag, stem: str, widths: list[int], k: int, dropout: float, dropout_stages: int):
     """One stem's U-Net; layer names ``<stem>_enc<i>`` / ``<stem>_dec<i>`` map to Spleeter's weights."""
-    widths = [min(m.filters * 2 ** i, m.max_filters) for i in range(m.depth)]
-    k = m.kernel_size
+    depth = len(widths)
     convs, x = [], mag
     for i, width in enumerate(widths):
         conv = layers.Conv2D(width, k, strides=2, padding="same", name=f"{stem}_enc{i}_conv")(x)
         convs.append(conv)
-        if i < m.depth - 1:  # the bottleneck is the last conv's output itself
+        if i < depth - 1:  # the bottleneck is the last conv's output itself
             x = layers.BatchNormalization(epsilon=1e-3, name=f"{stem}_enc{i}_bn")(conv)
             x = layers.LeakyReLU(0.2, name=f"{stem}_enc{i}_act")(x)
     x = convs[-1]
@@ -72,8 +86,8 @@ def _spleeter_unet(mag, m: ModelConfig, stem: str):
         x = layers.Conv2DTranspose(width, k, strides=2, padding="same", name=f"{stem}_dec{i}_conv")(x)
         x = layers.ReLU(name=f"{stem}_dec{i}_act")(x)
         x = layers.BatchNormalization(epsilon=1e-3, name=f"{stem}_dec{i}_bn")(x)
-        if i < m.dropout_stages and m.dropout > 0:
-            x = layers.Dropout(m.dropout, name=f"{stem}_dec{i}_dropout")(x)
+        if i < dropout_stages and dropout > 0:
+            x = layers.Dropout(dropout, name=f"{stem}_dec{i}_dropout")(x)
         if i < len(outs) - 1:
             x = layers.Concatenate(name=f"{stem}_dec{i}_skip")([convs[-2 - i], x])
     mask = layers.Conv2D(2, 4, dilation_rate=2, padding="same", activation="sigmoid", name=f"{stem}_mask")(x)
@@ -108,11 +122,6 @@ class StftSeparator(keras.Model):
         return tf.transpose(wave, [0, 3, 1, 2])  # (b, t, S, 2)
 
 
-def build_stft_model(config: Config) -> StftSeparator:
-    estimator = build_mask_estimator(config)
-    return wrap_estimator(estimator, config.model.stft_geometry(), config.window)
-
-
 def wrap_estimator(estimator: keras.Model, geometry: StftGeometry, window: int) -> StftSeparator:
     """The waveform model around a (trained or loaded) mask estimator."""
     model = StftSeparator(estimator, geometry, name="stft_separator")
@@ -125,7 +134,7 @@ def wrap_estimator(estimator: keras.Model, geometry: StftGeometry, window: int) 
 
 def init_from_spleeter(estimator: keras.Model, stems, weights_dir=None) -> None:
     """Copy Spleeter's 2-stem U-Nets into ``estimator``: vocals <- vocals, other stems <- accompaniment."""
-    from .teacher import load_weights
+    from ..teacher import load_weights
 
     vocal, accompaniment = load_weights(weights_dir)
     for stem in stems:
