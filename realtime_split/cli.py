@@ -321,6 +321,22 @@ def main(argv: list[str] | None = None) -> int:
             name = signal.Signals(exit_code_for(exc) - 128).name
             print("realtime-split: interrupted" + ("" if name == "SIGINT" else f" by {name}"), file=sys.stderr)
             return exit_code_for(exc)
+        except BrokenPipeError:
+            return reader_went_away()
+
+
+def reader_went_away() -> int:
+    """Text for standard output whose reader closed early (``--list-models | head -1``): stop quietly.
+
+    As a Unix tool killed by SIGPIPE does: no message, exit 128 + SIGPIPE. Standard output is pointed at
+    /dev/null first, so Python's flush at exit cannot raise the same error again (Python's documented
+    recipe, "Note on SIGPIPE" in the signal module). Audio written to standard output has its own message
+    (audio_files.py), since a separation cut short is worth saying.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + getattr(signal, "SIGPIPE", 13)  # 13 where the platform has no SIGPIPE (Windows)
 
 
 def _main(argv: list[str] | None) -> int:

@@ -228,3 +228,34 @@ def record_midi_session(jack_server, scaled_model) -> dict:
         sender.client.close()
         stats = session.stats()
     return {"recording": recording, "at": heard, "mix": mix, "stats": stats, "steady": steady}
+
+
+def test_midi_learn_on_jacks_midi_in_binds_the_first_control_and_writes_the_map(jack_server, scaled_model, tmp_path):
+    """``--midi-learn bass=FILE`` through JACK: the first control change on ``midi_in`` is bound to the bass gain
+    and written to FILE as a map line; the same control then moves the bass fader."""
+    from realtime_split import LiveSession
+    from realtime_split.live.midi_map import cc_to_db
+
+    path = tmp_path / "learned.map"
+    sender = MidiSender(jack_server)
+    try:
+        with LiveSession(scaled_model, input="jack", output="jack", stems="all", jack_name=CLIENT,
+                         midi=sender.port.name, midi_learn=f"bass={path}") as session:
+            assert session.midi_learned is None and not path.exists()
+            sender.send(bytes([0xB4, 21, 100]))  # CC 21 on channel 5: learned and applied
+            deadline = time.monotonic() + 10
+            while session.midi_learned is None:
+                assert time.monotonic() < deadline, "no control change was learned"
+                time.sleep(0.005)
+            assert session.midi_learned == "bass gain cc 21 channel 5"
+            while session.mix["bass"].gain_db != pytest.approx(cc_to_db(100)):
+                assert time.monotonic() < deadline, "the learned control change did not set the bass gain"
+                time.sleep(0.005)
+            sender.send(bytes([0xB4, 21, 64]))  # the learned knob now moves the bass fader
+            while session.mix["bass"].gain_db != pytest.approx(cc_to_db(64)):
+                assert time.monotonic() < deadline, "the learned control did not move the bass gain"
+                time.sleep(0.005)
+    finally:
+        sender.client.deactivate()
+        sender.client.close()
+    assert "bass gain cc 21 channel 5" in path.read_text().splitlines()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import onnx
 import pytest
 
 import onnx_models
-from cli_helpers import read, write_music
+from cli_helpers import command, read, subprocess_env, write_music
 from onnx_models import make_identity_model, make_scaled_identity_model
 from realtime_split import StreamingSeparator, UserError, registry
 from realtime_split.cli import main
@@ -314,3 +315,14 @@ def test_the_help_states_the_bundled_models_preset_latencies(capsys):
             if model.name == "fast" and preset in ("low", "balanced"):
                 expected += f" (live {live_ms(preset, 256)} / {live_ms(preset, 128)} ms at 256 / 128 frames)"
             assert expected in help_text, expected
+
+
+def test_list_models_into_a_pipe_closed_early_stops_quietly():
+    """``realtime-split --list-models | head -1``: when the reader has gone, no traceback, SIGPIPE's exit code."""
+    proc = subprocess.Popen([*command(), "--list-models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=subprocess_env())
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # gone before the command has started up, so its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == ""
