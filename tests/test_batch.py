@@ -391,3 +391,34 @@ def test_readme_batch_command_runs(tmp_path, scaled_model):
     assert _run_cli(str(music), "--output", str(tmp_path / "stems"), "--model", str(scaled_model)) == 0
     assert sorted(p.name for p in (tmp_path / "stems" / demo.stem).iterdir()) == [
         "bass.wav", "drums.wav", "other.wav", "vocals.wav"]
+
+
+def test_a_file_sent_after_a_worker_died_unnoticed_is_done_with_the_dead_workers_file(tmp_path, scaled_model):
+    """The job sends the next file as soon as one is done, which may fall between a worker's death and the
+    engine's next look at its results: the pool is already broken then. Both files are done, once each."""
+    from realtime_split.catalogue.engines import LocalEngine, Task
+    from realtime_split.catalogue.job import _settings
+
+    folder = tmp_path / "music"
+    _catalogue(folder, 1, long_seconds=30.0)
+    long, short = folder / "long.wav", folder / "song00.wav"
+    settings, *_ = _settings(scaled_model, None, None, None, None, "cpu", None, None, None, None)
+    engine = LocalEngine(settings, workers=1, threads=1, gpu=False)
+    try:
+        engine.submit(Task("long", str(long), str(tmp_path / "stems" / "long"), None, None, None))
+        killer = _Killer(tmp_path / "stems")
+        deadline = time.monotonic() + 60
+        while killer.killed is None:  # the worker is killed while it writes the long song's stems
+            assert time.monotonic() < deadline, "no worker was caught writing the long song"
+            time.sleep(0.01)
+        killer.stop()
+        while not engine._pool._broken:  # the standard library's flag: the pool has seen its worker die
+            assert time.monotonic() < deadline, "the pool never noticed its dead worker"
+            time.sleep(0.01)
+        engine.submit(Task("short", str(short), str(tmp_path / "stems" / "short"), None, None, None))
+        outcomes = {o.name: o for o in (engine.next_outcome(), engine.next_outcome())}
+    finally:
+        engine.close(stop=True)
+    assert {name: (o.status, o.attempts) for name, o in outcomes.items()} == {"long": ("done", 2),
+                                                                               "short": ("done", 1)}
+    assert engine.pending() == 0

@@ -220,8 +220,13 @@ class LocalEngine:
                                       initargs=(self.settings,))
 
     def submit(self, task: Task) -> None:
+        try:
+            future = self._pool.submit(_run_task, task)
+        except BrokenProcessPool:  # a worker died since the last wait: recover (that re-sends its file), then send
+            self._recover()
+            future = self._pool.submit(_run_task, task)
         self._attempts[task.name] = self._attempts.get(task.name, 0) + 1
-        self._running[self._pool.submit(_run_task, task)] = task
+        self._running[future] = task
 
     def pending(self) -> int:
         return len(self._running) + len(self._ready)
