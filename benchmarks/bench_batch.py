@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -38,6 +37,7 @@ import numpy as np
 import soundfile as sf
 
 from docs_section import publish
+from machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -149,18 +149,6 @@ def estimate(rows: list[dict]) -> str:
             "scale its per-GPU figure the same way (`--workers` = the GPUs).")
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    import onnxruntime
-
-    return f"{cpu}, {cpus()} CPUs, Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="quality",
@@ -209,7 +197,8 @@ def main() -> None:
     met = best["speed"] >= (1 - OVERHEAD_TARGET) * rows[0]["speed"]
     section = (
         f"{SECTION}\n\n"
-        f"Model: {args.model} on {args.provider}; {machine()}; load average {load:.1f} before the run; "
+        f"Model: {args.model} on {args.provider}; {describe(f'{cpus()} CPUs')}; "
+        f"load average {load:.1f} before the run; "
         f"{time.strftime('%Y-%m-%d')}.\n"
         f"{args.files} files of {args.seconds:g} s (the demo clip looped, 16-bit wav), all four stems written as "
         f"{SUBTYPE}. Each run is a fresh Python process, timed from its start to its end (imports, model loads, "

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -34,6 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from docs_section import publish
+from machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -183,19 +183,6 @@ def table(hops: dict, files: dict, launch: float, t: Targets, live_row: str) -> 
     return "\n".join(rows)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    import onnxruntime
-
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-            f"onnxruntime {onnxruntime.__version__}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help=f"ONNX model (default: the bundled model; '{TEST_MODEL}' = tiny test model)")
@@ -230,7 +217,7 @@ def main() -> None:
     command = "python3 benchmarks/bench_engine.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     section = (
         f"{targets.section}\n\n"
-        f"Model: `{first['name'] or model.name}` on {first['provider']}; {machine()}; "
+        f"Model: `{first['name'] or model.name}` on {first['provider']}; {describe(f'{os.cpu_count()} logical CPUs')}; "
         f"{time.strftime('%Y-%m-%d')}.\n"
         f"Inference per hop: one `process()` call per hop of 44.1 kHz stereo after 50 warm-up calls, "
         f"{args.threads or default_threads()} ONNX Runtime thread(s), the engine's default, and once with 1 thread "
