@@ -20,7 +20,6 @@ load average above a quarter of the CPUs) prints the table alone.
 from __future__ import annotations
 
 import argparse
-import collections
 import shlex
 import socket
 import sys
@@ -37,7 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from bench_live import busy_machine, machine, resolve_model  # noqa: E402
-from jack_harness import JackServer  # noqa: E402
+from jack_harness import JackServer, MidiSender  # noqa: E402
 
 SECTION = "## Live mixer"
 RATE = 44100
@@ -46,25 +45,6 @@ PRESETS = ("low", "balanced")
 PATHS = ("library", "midi", "osc")
 CLIENT = "rs-control"
 SPACING = 0.03  # seconds between changes (plus up to a period at random, so changes fall anywhere in a cycle)
-
-
-class MidiSender:
-    """A JACK client with a MIDI output port; a queued message goes out at offset 0 of the next cycle, whose frame
-    time is noted."""
-
-    def __init__(self, server: JackServer):
-        self.client = server.client("rs-bench-midi")
-        self.port = self.client.midi_outports.register("out")
-        self.queue: collections.deque = collections.deque()
-        self.sent_at: collections.deque = collections.deque()
-        self.client.set_process_callback(self._process)
-        self.client.activate()
-
-    def _process(self, frames: int) -> None:
-        self.port.clear_buffer()
-        while self.queue:
-            self.port.write_midi_event(0, self.queue.popleft())
-            self.sent_at.append(self.client.last_frame_time)
 
 
 def osc_message(address: str, value: float) -> bytes:
@@ -94,7 +74,7 @@ def run_preset(server: JackServer, model: Path | None, preset: str, changes: int
 
     delays: dict[str, list[float]] = {path: [] for path in PATHS}
     probe = server.client("rs-bench-probe")
-    sender = MidiSender(server)
+    sender = MidiSender(server, "rs-bench-midi")
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with LiveSession(model, input="jack", output="jack", stems="all", latency=preset, jack_name=CLIENT,
                      midi=True) as session, OscControl(session, "127.0.0.1:0") as osc:
@@ -113,7 +93,7 @@ def run_preset(server: JackServer, model: Path | None, preset: str, changes: int
                     asked = probe.frame_time
                     sock.sendto(osc_message("/stem/vocals/gain", db), ("127.0.0.1", osc.port))
                 else:
-                    sender.queue.append(bytes([0xB0, 7, 64 if db < 0 else 127]))
+                    sender.send(bytes([0xB0, 7, 64 if db < 0 else 127]))
                 taken = wait_taken(bridge, version)
                 if path == "midi":
                     asked = sender.sent_at.popleft()

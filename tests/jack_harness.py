@@ -12,6 +12,7 @@ timeline and the measured delay is exact to the sample.
 from __future__ import annotations
 
 import atexit
+import collections
 import functools
 import os
 import re
@@ -486,6 +487,29 @@ class Harness:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class MidiSender:
+    """A JACK client with one MIDI output port: ``send(message)`` puts it at offset 0 of the next cycle, whose
+    frame time is noted in ``sent_at``. A Python process callback: fine for a test's or a benchmark's sender,
+    never for the program under test."""
+
+    def __init__(self, server: JackServer, name: str = "rs-midi-sender"):
+        self.client = server.client(name)
+        self.port = self.client.midi_outports.register("out")
+        self.queue: collections.deque = collections.deque()
+        self.sent_at: collections.deque = collections.deque()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        self.port.clear_buffer()
+        while self.queue:
+            self.port.write_midi_event(0, self.queue.popleft())
+            self.sent_at.append(self.client.last_frame_time)
+
+    def send(self, message: bytes) -> None:
+        self.queue.append(message)
 
 
 def find(reference: np.ndarray, recording: np.ndarray) -> tuple[int, float]:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from jack_harness import PERIOD, RATE, Harness
+from jack_harness import PERIOD, RATE, Harness, MidiSender
 from realtime_split.live.bridge import RAMP_SECONDS
 
 pytestmark = [pytest.mark.slow, pytest.mark.jack]
@@ -151,28 +151,6 @@ def test_changing_the_mix_misses_no_deadline_and_the_mix_reads_back(mixed_sessio
     assert [(s.name, s.gain_db, s.muted, s.soloed) for s in mix.stems] == [
         ("vocals", -12.0, True, False), ("drums", 0.0, False, True), ("bass", 0.0, False, False),
         ("other", 0.0, True, False)]
-
-
-class MidiSender:
-    """A JACK client of the test's with one MIDI output port: ``send(bytes)`` puts the message on it in the next
-    cycle (a Python process callback: fine for a test's sender, never for the program under test)."""
-
-    def __init__(self, server):
-        import collections
-
-        self.client = server.client("rs-midi-sender")
-        self.port = self.client.midi_outports.register("out")
-        self.queue: collections.deque = collections.deque()
-        self.client.set_process_callback(self._process)
-        self.client.activate()
-
-    def _process(self, frames: int) -> None:
-        self.port.clear_buffer()
-        while self.queue:
-            self.port.write_midi_event(0, self.queue.popleft())
-
-    def send(self, message: bytes) -> None:
-        self.queue.append(message)
 
 
 def test_midi_control_changes_on_midi_in_move_the_ports_levels(jack_server, scaled_model):
